@@ -1,0 +1,135 @@
+"""The paper's CIFAR backbones as Functional models with a `feature_map` layer.
+
+Convolution and dense kernels use PyTorch's default initialisation and batch
+normalisation uses PyTorch's momentum (0.1, i.e. Keras `momentum=0.9`) and
+epsilon, so training dynamics match the reference code.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+FEATURE_LAYER = "feature_map"
+
+
+def _torch_default_init():
+    # PyTorch's kaiming_uniform_(a=sqrt(5)) == uniform(+-sqrt(1 / fan_in)).
+    return keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def _bn(name):
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+def _conv(filters, kernel, strides=1, padding="same", use_bias=False, name=None):
+    return layers.Conv2D(
+        filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
+        kernel_initializer=_torch_default_init(), name=name,
+    )
+
+
+def _preact_block(x, filters, stride, name, output_name=None):
+    activated = layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1")(x))
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = _conv(filters, 1, stride, "valid", name=f"{name}_shortcut")(activated)
+    else:
+        # DM-code quirk: the identity shortcut carries the activated input.
+        shortcut = activated
+    out = _conv(filters, 3, stride, name=f"{name}_conv1")(activated)
+    out = layers.ReLU(name=f"{name}_relu2")(_bn(f"{name}_bn2")(out))
+    out = _conv(filters, 3, 1, name=f"{name}_conv2")(out)
+    return layers.Add(name=output_name or f"{name}_add")([out, shortcut])
+
+
+def PreActResNet18(num_classes: int = 10, input_shape=(32, 32, 3), name="preact_resnet18"):
+    """PreAct ResNet-18 as in DivideMix (`DM-code PreResNet.py`), returning logits.
+
+    3x3 conv 64 -> BN -> ReLU -> 4 stages of 2 pre-activation blocks (64, 128,
+    256, 512 filters, strides 1, 2, 2, 2) -> global average pool -> dense.
+    The last block's output (`4x4x512` at 32x32) is the layer `feature_map`.
+
+    Args:
+        num_classes: output size.
+        input_shape: `(H, W, C)`.
+        name: model name.
+
+    Returns:
+        A Functional `keras.Model`.
+
+    Example:
+    >>> model = PreActResNet18(10)
+    >>> tuple(model.get_layer("feature_map").output.shape)
+    (None, 4, 4, 512)
+    """
+    inputs = keras.Input(input_shape, name="images")
+    x = _conv(64, 3, name="stem_conv")(inputs)
+    x = layers.ReLU(name="stem_relu")(_bn("stem_bn")(x))
+    stages = ((64, 1), (128, 2), (256, 2), (512, 2))
+    for s, (filters, stride) in enumerate(stages):
+        for b in range(2):
+            last = s == len(stages) - 1 and b == 1
+            x = _preact_block(
+                x, filters, stride if b == 0 else 1, f"stage{s + 1}_block{b + 1}",
+                output_name=FEATURE_LAYER if last else None,
+            )
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(
+        num_classes, kernel_initializer=_torch_default_init(), name="logits"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def CNN9(num_classes: int = 10, input_shape=(32, 32, 3), dropout: float = 0.25, name="cnn9"):
+    """Co-teaching's 9-layer CNN (`CT-code model.py`), returning logits.
+
+    Three 3x3 convs of 128 (same), max-pool, channel dropout; three of 256,
+    max-pool, channel dropout; 3x3 valid convs of 512, 256, 128; each conv
+    followed by BN and LeakyReLU(0.01); global average pool; dense. The
+    dropout is training-only (the reference's stays on at test time, a bug).
+    The last activation (`2x2x128` at 32x32) is the layer `feature_map`.
+
+    Args:
+        num_classes: output size.
+        input_shape: `(H, W, C)`; at least 20x20 for the valid convs.
+        dropout: channel dropout rate.
+        name: model name.
+
+    Returns:
+        A Functional `keras.Model`.
+
+    Example:
+    >>> tuple(CNN9(10).get_layer("feature_map").output.shape)
+    (None, 2, 2, 128)
+    """
+    inputs = keras.Input(input_shape, name="images")
+    x = inputs
+    plan = [(128, "same")] * 3 + ["pool"] + [(256, "same")] * 3 + ["pool"]
+    plan += [(512, "valid"), (256, "valid"), (128, "valid")]
+    conv_index = 0
+    for item in plan:
+        if item == "pool":
+            x = layers.MaxPooling2D(2, name=f"pool{conv_index}")(x)
+            x = layers.SpatialDropout2D(dropout, name=f"dropout{conv_index}")(x)
+            continue
+        filters, padding = item
+        conv_index += 1
+        x = _conv(filters, 3, padding=padding, use_bias=True, name=f"conv{conv_index}")(x)
+        x = _bn(f"bn{conv_index}")(x)
+        act_name = FEATURE_LAYER if conv_index == 9 else f"lrelu{conv_index}"
+        x = layers.LeakyReLU(negative_slope=0.01, name=act_name)(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Dense(
+        num_classes, kernel_initializer=_torch_default_init(), name="logits"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+BACKBONES = {"preact_resnet18": PreActResNet18, "cnn9": CNN9}
+
+
+def get(name: str, num_classes: int, input_shape):
+    """A backbone by name (`preact_resnet18`, `cnn9`)."""
+    if name not in BACKBONES:
+        raise ValueError(f"Unknown backbone {name!r}; choose from {sorted(BACKBONES)}.")
+    return BACKBONES[name](num_classes=num_classes, input_shape=input_shape)

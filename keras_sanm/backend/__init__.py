@@ -1,0 +1,34 @@
+"""The only backend-specific code in keras_sanm.
+
+A training method defines, once and with `keras.ops` only,
+
+* `compute_train_loss(data) -> (loss, logs)`: the scalar loss of one training
+  step and a dict of scalars to log, written as ordinary stateful Keras code
+  (sub-model calls, `keras.random` with the model's `SeedGenerator`);
+* `compute_test_logs(data) -> logs`: the evaluation of one batch;
+* `transform_gradients(gradients, values) -> gradients`: backend-free
+  gradient edits (coupled weight decay, gradient masks).
+
+`TrainStep` below turns these into Keras' `train_step`/`test_step` for the
+current backend: `jax.value_and_grad` over a `StatelessScope` and
+`optimizer.stateless_apply` on JAX, `tf.GradientTape` and `optimizer.apply`
+on TensorFlow, `loss.backward()` and `optimizer.apply` on PyTorch.
+"""
+
+import keras
+
+_BACKEND = keras.backend.backend()
+
+if _BACKEND == "jax":
+    from keras_sanm.backend.jax import TrainStep
+elif _BACKEND == "tensorflow":
+    from keras_sanm.backend.tensorflow import TrainStep
+elif _BACKEND == "torch":
+    from keras_sanm.backend.torch import TrainStep
+else:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        f"keras_sanm supports the jax, tensorflow and torch backends; "
+        f"KERAS_BACKEND is {_BACKEND!r}."
+    )
+
+__all__ = ["TrainStep"]

@@ -1,0 +1,26 @@
+"""PyTorch: gradients with `loss.backward()`, update with `optimizer.apply`."""
+
+import torch
+
+
+class TrainStep:
+    """Keras PyTorch `train_step`/`test_step` built from the method's loss."""
+
+    def train_step(self, data):
+        variables = self.trainable_variables
+        self.zero_grad()
+        loss, logs = self.compute_train_loss(data)
+        loss.backward()
+        grads = [
+            torch.zeros_like(v.value) if v.value.grad is None else v.value.grad
+            for v in variables
+        ]
+        with torch.no_grad():
+            grads = self.transform_gradients(grads, [v.value for v in variables])
+            self.optimizer.apply(grads, variables)
+        logs = {name: value.detach() for name, value in logs.items()}
+        return self.update_trackers(logs)
+
+    def test_step(self, data):
+        with torch.no_grad():
+            return self.update_trackers(self.compute_test_logs(data))

@@ -1,0 +1,126 @@
+"""`IndexedDataset`: training batches that know which samples they hold."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from keras_sanm.data.augment import weak_augment
+from keras_sanm.data.normalization import normalize_images
+from keras_sanm.validation import check_images, check_labels
+
+AUGMENTATIONS = {None: None, "none": None, "weak": weak_augment}
+
+
+class IndexedDataset(keras.utils.PyDataset):
+    """Shuffled, fixed-size training batches of `(images, labels, label_quality)`.
+
+    Holds the whole training set as arrays, so every batch knows its sample
+    indices; per-sample state computed between epochs (the clean probability
+    `label_quality`) travels with the batch. The last partial batch is dropped
+    so every step has the same shape.
+
+    Args:
+        images: `(N, H, W, C)` uint8 (scaled to `[0, 1]`) or float images.
+        labels: `(N,)` integer (possibly noisy) labels.
+        batch_size: samples per batch.
+        num_classes: number of classes (default: `max(labels) + 1`).
+        augment: `"weak"` (pad-4 crop + flip), `None`, or a callable
+            `(images, rng) -> images` applied to raw batches.
+        mean, std: per-channel standardisation after scaling, or `None`.
+        shuffle: reshuffle the order every epoch.
+        seed: seed of the shuffling and augmentation.
+        clean_labels: optional true labels (synthetic noise), for reporting.
+
+    Example:
+    >>> ds = IndexedDataset(np.zeros((8, 8, 8, 3), np.uint8), np.arange(8) % 2, 4)
+    >>> x, y, w = ds[0]
+    """
+
+    def __init__(
+        self,
+        images,
+        labels,
+        batch_size: int,
+        num_classes: int | None = None,
+        augment="weak",
+        mean=None,
+        std=None,
+        shuffle: bool = True,
+        seed: int | None = None,
+        clean_labels=None,
+    ):
+        super().__init__()
+        self.images = check_images(images)
+        self.labels = check_labels(labels, len(self.images), num_classes)
+        self.num_classes = (
+            int(num_classes) if num_classes is not None else int(self.labels.max()) + 1
+        )
+        if clean_labels is not None:
+            clean_labels = check_labels(clean_labels, len(self.images), self.num_classes)
+        self.clean_labels = clean_labels
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        if batch_size > len(self.images):
+            raise ValueError(
+                f"batch_size={batch_size} is larger than the {len(self.images)} "
+                "training samples; every step needs a full batch."
+            )
+        if callable(augment):
+            self.augment = augment
+        elif augment in AUGMENTATIONS:
+            self.augment = AUGMENTATIONS[augment]
+        else:
+            raise ValueError(f"augment must be 'weak', None or a callable; got {augment!r}.")
+        self.batch_size = int(batch_size)
+        self.mean, self.std = mean, std
+        self.shuffle = shuffle
+        self.rng = np.random.default_rng(seed)
+        self.label_quality = np.ones(len(self.images), dtype=np.float32)
+        self.order = self._new_order()
+
+    def _new_order(self):
+        n = len(self.images)
+        return self.rng.permutation(n) if self.shuffle else np.arange(n)
+
+    def __len__(self) -> int:
+        return len(self.images) // self.batch_size
+
+    def batch_indices(self, index: int) -> np.ndarray:
+        """Sample indices of batch `index` in the current epoch's order."""
+        return self.order[index * self.batch_size : (index + 1) * self.batch_size]
+
+    def __getitem__(self, index):
+        idx = self.batch_indices(index)
+        batch = self.images[idx]
+        if self.augment is not None:
+            batch = self.augment(batch, self.rng)
+        return (
+            normalize_images(batch, self.mean, self.std),
+            self.labels[idx].astype(np.int32),
+            self.label_quality[idx],
+        )
+
+    def on_epoch_end(self):
+        self.order = self._new_order()
+
+    def eval_view(self, batch_size: int | None = None) -> "_EvalView":
+        """All samples in index order, unaugmented, as `(images,)` batches."""
+        return _EvalView(self, batch_size or self.batch_size)
+
+
+class _EvalView(keras.utils.PyDataset):
+    """Unaugmented, unshuffled batches of an `IndexedDataset` (the last one partial)."""
+
+    def __init__(self, source: IndexedDataset, batch_size: int):
+        super().__init__()
+        self.source, self.batch_size = source, batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.source.images) / self.batch_size)
+
+    def __getitem__(self, index):
+        part = self.source.images[index * self.batch_size : (index + 1) * self.batch_size]
+        return (normalize_images(part, self.source.mean, self.source.std),)

@@ -1,0 +1,102 @@
+"""Finding a model's spatial feature map and exposing it next to the output."""
+
+from __future__ import annotations
+
+import keras
+
+
+def _rank4_spatial(tensor) -> bool:
+    shape = tuple(tensor.shape)
+    return len(shape) == 4 and None not in shape[1:3] and shape[1] * shape[2] > 1
+
+
+def _graph_inputs(model: keras.Model):
+    if not hasattr(model, "inputs") or not model.inputs:
+        raise ValueError(
+            "wrap() needs a built Functional or Sequential model (one with "
+            "`model.inputs`). Build a Sequential model with `keras.Input(shape)` "
+            "as its first layer, or call it once on data. A subclassed model "
+            "cannot be inspected: rebuild it with the Functional API."
+        )
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
+
+
+def find_feature_layer(model: keras.Model, feature_layer: str | None = None):
+    """The layer whose output is the spatial feature map used for masking.
+
+    Without `feature_layer`, the last layer (in the model's topological order)
+    whose output is a rank-4 tensor with more than one spatial position: the
+    last convolutional feature map before global pooling.
+
+    Args:
+        model: a built Functional or Sequential Keras model.
+        feature_layer: name of the layer to use instead.
+
+    Returns:
+        The `keras.layers.Layer`.
+
+    Raises:
+        ValueError: unknown layer name, a layer whose output is not a spatial
+            feature map, or a model without one.
+    """
+    _graph_inputs(model)
+    if feature_layer is not None:
+        names = [layer.name for layer in model.layers]
+        if feature_layer not in names:
+            raise ValueError(
+                f"feature_layer={feature_layer!r} is not a layer of model "
+                f"{model.name!r}. Its layers are: {names}."
+            )
+        layer = model.get_layer(feature_layer)
+        if not _rank4_spatial(layer.output):
+            raise ValueError(
+                f"Layer {feature_layer!r} outputs shape {tuple(layer.output.shape)}; "
+                "the feature layer must output (batch, height, width, channels) "
+                "with a known spatial size larger than 1x1."
+            )
+        return layer
+    candidates = [
+        layer
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+        and _rank4_spatial(layer.output)
+    ]
+    if not candidates:
+        raise ValueError(
+            f"Model {model.name!r} has no spatial feature map (no layer outputs a "
+            "(batch, height, width, channels) tensor larger than 1x1), so SANM "
+            "cannot place its masks. Use a convolutional model, pass "
+            "feature_layer='<name of a conv layer>', or wrap with sanm=False."
+        )
+    return candidates[-1]
+
+
+def build_feature_network(model: keras.Model, feature_layer: str | None = None):
+    """A Functional model returning `(feature_map, output)` with `model`'s weights.
+
+    Args:
+        model: a built Functional or Sequential model.
+        feature_layer: optional name of the feature-map layer.
+
+    Returns:
+        `keras.Model` sharing all layers with `model`.
+
+    Example:
+    >>> base = keras.Sequential([keras.Input((8, 8, 3)),
+    ...     keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
+    ...     keras.layers.Dense(2)])
+    >>> net = build_feature_network(base)
+    >>> [tuple(t.shape) for t in net.outputs]
+    [(None, 6, 6, 4), (None, 2)]
+    """
+    layer = find_feature_layer(model, feature_layer)
+    if len(model.outputs) != 1:
+        raise ValueError(
+            f"wrap() needs a model with one output (class scores); {model.name!r} "
+            f"has {len(model.outputs)}."
+        )
+    return keras.Model(
+        _graph_inputs(model),
+        [layer.output, model.outputs[0]],
+        name=f"{model.name}_with_features",
+    )

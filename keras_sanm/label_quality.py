@@ -1,0 +1,71 @@
+"""Per-sample label quality from a two-component Gaussian mixture (methods.md §2.3-2.4)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.mixture import GaussianMixture
+
+# DivideMix's settings (DM-code): 2 components, max_iter 10, tol 1e-2, reg_covar 5e-4.
+GMM_SETTINGS = {"max_iter": 10, "tol": 1e-2, "reg_covar": 5e-4}
+
+
+def per_sample_cross_entropy(scores, labels, from_logits: bool = True) -> np.ndarray:
+    """Cross-entropy of each row of `scores` against integer `labels`, in NumPy.
+
+    Args:
+        scores: `(N, C)` logits or probabilities.
+        labels: `(N,)` integer labels.
+        from_logits: whether `scores` are logits.
+
+    Returns:
+        `(N,)` float64 losses.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if from_logits:
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    else:
+        log_probs = np.log(np.clip(scores, 1e-7, 1.0))
+    return -log_probs[np.arange(len(labels)), labels]
+
+
+def normalise_losses(losses) -> np.ndarray:
+    """Min-max normalisation of per-sample losses to `[0, 1]` (constant input -> zeros)."""
+    losses = np.asarray(losses, dtype=np.float64)
+    low, high = losses.min(), losses.max()
+    if high - low <= 0:
+        return np.zeros_like(losses)
+    return (losses - low) / (high - low)
+
+
+def clean_probability(losses, seed: int | None = None, **gmm_settings):
+    """Posterior of the low-loss component of a 2-component GMM on the losses.
+
+    Args:
+        losses: `(N,)` per-sample losses (normalised or not; they are
+            min-max normalised first).
+        seed: random state of the k-means initialisation (the reference is
+            unseeded; a seed makes runs repeatable).
+        **gmm_settings: overrides of `GMM_SETTINGS`.
+
+    Returns:
+        `(w, gmm)`: `(N,)` clean probabilities in `[0, 1]` and the fitted
+        `sklearn.mixture.GaussianMixture` (`None`, with `w = 1`, when all
+        losses are equal and there is nothing to separate).
+
+    Example:
+    >>> w, _ = clean_probability(np.r_[np.zeros(90), np.ones(10)] + 0.01 * np.random.rand(100))
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    if not np.all(np.isfinite(losses)):
+        raise ValueError("Per-sample losses contain NaN or Inf; cannot fit the GMM.")
+    if losses.size < 2 or np.ptp(losses) <= 0:
+        return np.ones_like(losses), None
+    normalised = normalise_losses(losses).reshape(-1, 1)
+    settings = {**GMM_SETTINGS, **gmm_settings}
+    gmm = GaussianMixture(n_components=2, random_state=seed, **settings)
+    gmm.fit(normalised)
+    posterior = gmm.predict_proba(normalised)
+    clean = int(np.argmin(gmm.means_.ravel()))
+    return posterior[:, clean], gmm

@@ -1,0 +1,36 @@
+"""Loss functions shared by the training methods (all `keras.ops`)."""
+
+from keras import ops
+
+
+def log_probabilities(scores, from_logits: bool):
+    """Log class probabilities from logits or from probabilities."""
+    scores = ops.cast(scores, "float32")
+    if from_logits:
+        return ops.log_softmax(scores, axis=-1)
+    return ops.log(ops.clip(scores, 1e-7, 1.0))
+
+
+def soft_cross_entropy(scores, targets, from_logits: bool = True):
+    """Per-sample cross-entropy against probability targets.
+
+    Args:
+        scores: `(B, C)` logits (or probabilities when `from_logits=False`).
+        targets: `(B, C)` target distributions (one-hot or soft; entries may
+            be slightly negative after label modulation, as in the reference).
+        from_logits: whether `scores` are logits.
+
+    Returns:
+        `(B,)` losses.
+
+    Example:
+    >>> soft_cross_entropy(ops.zeros((1, 4)), ops.one_hot(ops.array([2]), 4))
+    ... # [log 4]
+    """
+    return -ops.sum(ops.cast(targets, "float32") * log_probabilities(scores, from_logits), axis=-1)
+
+
+def accuracy(scores, labels):
+    """Fraction of rows whose arg-max equals the integer label."""
+    predicted = ops.cast(ops.argmax(scores, axis=-1), "int32")
+    return ops.mean(ops.cast(predicted == ops.cast(labels, "int32"), "float32"))

@@ -1,0 +1,126 @@
+"""Cross-entropy training and SANM(CE) (methods.md §1.10, CE)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_sanm import losses
+from keras_sanm.callbacks import LabelQualityUpdate
+from keras_sanm.decoder import ReconstructionDecoder, reconstruction_loss
+from keras_sanm.masking import modulate_labels
+from keras_sanm.noisy_mask import NoisyMask
+from keras_sanm.trainer import NoisyLabelTrainer
+
+
+class CrossEntropyTrainer(NoisyLabelTrainer):
+    """Plain cross-entropy on the given (noisy) labels.
+
+    Example:
+    >>> model = keras_sanm.wrap(base, method="ce", sanm=False)
+    """
+
+    method_name = "ce"
+
+    def compute_train_loss(self, data):
+        images, labels = data[0], data[1]
+        scores = self.scores(images, training=True)
+        targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
+        loss = ops.mean(losses.soft_cross_entropy(scores, targets, self.from_logits))
+        return loss, {"loss": loss, "accuracy": losses.accuracy(scores, labels)}
+
+
+class SANMCrossEntropyTrainer(NoisyLabelTrainer):
+    """SANM(CE): cross-entropy on clean, peak-masked and valley-masked images.
+
+    Per step: the clean batch `x` is classified and its (stop-gradient)
+    feature map locates the boxes; `NoisyMask` builds the peak- and
+    valley-masked copies with ratios set by the label quality `w`; the loss is
+    the mean soft cross-entropy over `[x; m+; m-]` with targets
+    `[e_y; e~_y; e~_y]` (label modulation) plus `reconstruction_weight` times
+    the decoder's MSE on both masked copies. `w` is each sample's clean
+    probability from a GMM on eval-pass losses, refitted at the start of every
+    epoch from epoch 1 (`w = 1` before the first fit).
+
+    Args:
+        network: model returning `(feature_map, scores)`.
+        num_classes: number of classes.
+        reconstruction_weight: weight of the reconstruction loss (0.02 CIFAR).
+        clip_negative_targets: clip negative modulated targets (B4).
+        mask_config: keyword arguments of `NoisyMask`.
+        **kwargs: passed to `NoisyLabelTrainer`.
+    """
+
+    method_name = "ce"
+    log_names = (
+        "loss",
+        "accuracy",
+        "classification_loss",
+        "reconstruction_loss",
+        "mask_ratio",
+    )
+
+    def __init__(
+        self,
+        network,
+        num_classes: int,
+        reconstruction_weight: float = 0.02,
+        clip_negative_targets: bool = False,
+        mask_config: dict | None = None,
+        **kwargs,
+    ):
+        super().__init__(network, num_classes, returns_features=True, **kwargs)
+        if reconstruction_weight < 0:
+            raise ValueError("reconstruction_weight must be >= 0.")
+        self.reconstruction_weight = float(reconstruction_weight)
+        self.clip_negative_targets = bool(clip_negative_targets)
+        mask_config = dict(mask_config or {})
+        mask_config.setdefault("seed", self.seed)
+        self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
+        self.decoder = ReconstructionDecoder(self.image_shape, name="decoder")
+        self.decoder.build(tuple(network.outputs[0].shape))
+
+    def compute_train_loss(self, data):
+        images, labels, quality = data
+        targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
+        features, scores = self.features_and_scores(images, training=True)
+
+        masked = self.noisy_mask(images, features, quality)
+        peak_targets = modulate_labels(
+            targets, masked["peak_ratio"], self.clip_negative_targets
+        )
+        valley_targets = modulate_labels(
+            targets, masked["valley_ratio"], self.clip_negative_targets
+        )
+        masked_images = ops.concatenate(
+            [masked["peak_images"], masked["valley_images"]], axis=0
+        )
+        masked_features, masked_scores = self.features_and_scores(
+            masked_images, training=True
+        )
+        clean_ce = losses.soft_cross_entropy(scores, targets, self.from_logits)
+        masked_ce = losses.soft_cross_entropy(
+            masked_scores,
+            ops.concatenate([peak_targets, valley_targets], axis=0),
+            self.from_logits,
+        )
+        classification = ops.mean(ops.concatenate([clean_ce, masked_ce], axis=0))
+
+        reconstructions = self.decoder(masked_features)
+        # Sum of the two copies' MSEs (equal sizes: twice the joint mean).
+        reconstruction = 2.0 * reconstruction_loss(
+            reconstructions, ops.concatenate([images, images], axis=0)
+        )
+        loss = classification + self.reconstruction_weight * reconstruction
+        ratio = 0.5 * (ops.mean(masked["peak_ratio"]) + ops.mean(masked["valley_ratio"]))
+        return loss, {
+            "loss": loss,
+            "accuracy": losses.accuracy(scores, labels),
+            "classification_loss": classification,
+            "reconstruction_loss": reconstruction,
+            "mask_ratio": ratio,
+        }
+
+    def method_callbacks(self, source):
+        quality = LabelQualityUpdate(source, start_epoch=1, seed=self.seed)
+        return [quality] + super().method_callbacks(source)

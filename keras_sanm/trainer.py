@@ -1,0 +1,228 @@
+"""`NoisyLabelTrainer`: the Keras model every training method derives from."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_sanm import losses
+from keras_sanm.backend import TrainStep
+from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, split_statistics
+from keras_sanm.data.indexed_dataset import IndexedDataset
+from keras_sanm.label_quality import clean_probability, per_sample_cross_entropy
+from keras_sanm.validation import check_images, check_labels
+
+ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
+
+
+class NoisyLabelTrainer(TrainStep, keras.Model):
+    """Base class of the training wrappers returned by `keras_sanm.wrap`.
+
+    A subclass implements `compute_train_loss(data) -> (loss, logs)` with
+    `keras.ops` only; `TrainStep` (chosen for the current backend in
+    `keras_sanm.backend`) turns it into gradients and an optimizer update.
+    The class adds what every method shares: paper-default `compile()`,
+    input checks and epoch callbacks in `fit`, tracked logs, evaluation.
+
+    Args:
+        network: the classifier (a Keras model whose call returns class
+            scores, or `(feature_map, scores)` when `returns_features`).
+        num_classes: number of classes.
+        from_logits: whether the network outputs logits (else probabilities).
+        returns_features: whether `network` returns `(feature_map, scores)`.
+        seed: seed of the data order, augmentation and GMM initialisation.
+    """
+
+    method_name = ""
+    log_names: tuple[str, ...] = ("loss", "accuracy")
+    # Reference optimisation for CIFAR (SANM-code / DM-code, methods.md §2.9).
+    paper_optimizer = {
+        "learning_rate": 0.02,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "drop_epochs": (150,),
+        "drop_factor": 0.1,
+    }
+
+    def __init__(
+        self,
+        network: keras.Model,
+        num_classes: int,
+        from_logits: bool = True,
+        returns_features: bool = False,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.network = network
+        self.num_classes = int(num_classes)
+        self.from_logits = bool(from_logits)
+        self.returns_features = returns_features
+        self.seed = seed
+        self.l2_weight_decay = 0.0
+        self._lr_schedule = None
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in self.log_names}
+        shape = network.inputs[0].shape if getattr(network, "inputs", None) else None
+        self.image_shape = tuple(shape[1:]) if shape is not None else None
+
+    def build(self, input_shape=None):
+        # Every sub-model is built at construction.
+        self.built = True
+
+    # ----------------------------------------------------------------- forward
+    def features_and_scores(self, images, training: bool = False):
+        """`(feature_map, scores)` of the wrapped network."""
+        if not self.returns_features:
+            raise ValueError("This network was wrapped without a feature map.")
+        features, scores = self.network(images, training=training)
+        return features, scores
+
+    def scores(self, images, training: bool = False):
+        """Class scores (logits or probabilities, as the base model outputs)."""
+        out = self.network(images, training=training)
+        return out[1] if self.returns_features else out
+
+    def call(self, images, training: bool = False):
+        return self.scores(images, training=training)
+
+    # ------------------------------------------------------------ step pieces
+    def compute_train_loss(self, data):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def compute_test_logs(self, data):
+        images, labels = data[0], data[1]
+        scores = self.scores(images, training=False)
+        targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
+        loss = ops.mean(losses.soft_cross_entropy(scores, targets, self.from_logits))
+        return {"loss": loss, "accuracy": losses.accuracy(scores, labels)}
+
+    def transform_gradients(self, gradients, values):
+        """Coupled (PyTorch-style) L2 weight decay: `g + wd * w` for every weight."""
+        if not self.l2_weight_decay:
+            return list(gradients)
+        wd = self.l2_weight_decay
+        return [g + wd * ops.cast(v, g.dtype) for g, v in zip(gradients, values)]
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def update_trackers(self, logs):
+        for name, value in logs.items():
+            self._trackers[name].update_state(value)
+        return {name: self._trackers[name].result() for name in logs}
+
+    # ----------------------------------------------------------------- compile
+    def compile(self, optimizer=None, weight_decay: float | None = None, loss=None,
+                metrics=None, **kwargs):
+        """Configures training; with no optimizer, the paper's settings.
+
+        Args:
+            optimizer: a Keras optimizer, or `None` for the method's reference
+                optimizer (SGD with momentum, its learning rate and schedule,
+                coupled weight decay).
+            weight_decay: coupled L2 weight decay added to every gradient
+                (reference default with `optimizer=None`, else 0).
+            loss: not accepted: the method defines its loss.
+            metrics: `None` or `["accuracy"]` (accuracy is always reported).
+            **kwargs: passed to `keras.Model.compile` (`jit_compile`,
+                `steps_per_execution`, `run_eagerly`, ...).
+        """
+        if loss is not None:
+            raise ValueError(
+                f"method={self.method_name!r} defines its own loss; call compile() "
+                "without `loss`."
+            )
+        for metric in metrics or []:
+            if metric not in ACCURACY_NAMES:
+                raise ValueError(
+                    f"Unsupported metric {metric!r}: the wrapper reports loss, "
+                    "accuracy and the method's own terms. Evaluate other metrics "
+                    "on model.predict(x)."
+                )
+        settings = self.paper_optimizer
+        if optimizer is None:
+            optimizer = keras.optimizers.SGD(
+                learning_rate=settings["learning_rate"], momentum=settings["momentum"]
+            )
+            self._lr_schedule = EpochLearningRate(
+                settings["learning_rate"], settings["drop_epochs"], settings["drop_factor"]
+            )
+            if weight_decay is None:
+                weight_decay = settings["weight_decay"]
+        else:
+            self._lr_schedule = None
+        if weight_decay is not None and weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0; got {weight_decay}.")
+        self.l2_weight_decay = float(weight_decay or 0.0)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    # --------------------------------------------------------------------- fit
+    def training_source(self, x, y, batch_size, shuffle):
+        """Wraps `fit`'s input into what the step consumes, after checking it."""
+        if isinstance(x, IndexedDataset):
+            if y is not None:
+                raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
+            check_images(x.images[:1], self.image_shape)
+            check_labels(x.labels, None, self.num_classes)
+            return x
+        if isinstance(x, np.ndarray) or (y is not None and not _is_dataset(x)):
+            if y is None:
+                raise ValueError("fit(x, y) needs labels `y` with numpy images.")
+            images = check_images(x, self.image_shape)
+            labels = check_labels(y, len(images), self.num_classes)
+            return IndexedDataset(
+                images, labels, batch_size or 32, num_classes=self.num_classes,
+                augment=None, shuffle=shuffle, seed=self.seed,
+            )
+        raise ValueError(
+            f"method={self.method_name!r} needs to know which sample each row is "
+            "(per-sample label quality). Pass numpy arrays `fit(x, y)` or a "
+            f"keras_sanm.data.IndexedDataset; got {type(x).__name__}."
+        )
+
+    def method_callbacks(self, source):
+        """Callbacks the method needs in every `fit` (added before the user's)."""
+        return [self._lr_schedule] if self._lr_schedule is not None else []
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, callbacks=None,
+            shuffle=True, **kwargs):
+        """Trains on noisy labels; see `keras.Model.fit`.
+
+        Args:
+            x: numpy images `(N, H, W, C)` with `y`, or an `IndexedDataset`.
+            y: integer (noisy) labels `(N,)` when `x` is an array.
+            batch_size: batch size for array input (default 32).
+            epochs: last epoch index (as in Keras).
+            callbacks: user callbacks, run after the method's own.
+            shuffle: reshuffle array input every epoch.
+            **kwargs: passed to `keras.Model.fit` (`validation_data`,
+                `initial_epoch`, `verbose`, ...).
+
+        Returns:
+            The Keras `History`.
+        """
+        if not self.compiled:
+            self.compile()
+        if "sample_weight" in kwargs or "class_weight" in kwargs:
+            raise ValueError("sample_weight/class_weight are not supported by the wrappers.")
+        source = self.training_source(x, y, batch_size, shuffle)
+        callbacks = self.method_callbacks(source) + list(callbacks or [])
+        return super().fit(source, epochs=epochs, callbacks=callbacks, shuffle=False, **kwargs)
+
+    # ----------------------------------------------------------- label quality
+    def per_sample_losses(self, source) -> np.ndarray:
+        """Eval-pass cross-entropy of every training sample (no augmentation)."""
+        scores = self.predict(source.eval_view(), verbose=0)
+        return per_sample_cross_entropy(scores, source.labels, self.from_logits)
+
+    def update_label_quality(self, source, seed: int | None = None) -> dict:
+        """Refits the clean probabilities of `source` and returns split statistics."""
+        quality, _ = clean_probability(self.per_sample_losses(source), seed=seed)
+        source.label_quality[:] = quality.astype(np.float32)
+        return split_statistics(quality, source.labels, source.clean_labels)
+
+
+def _is_dataset(x) -> bool:
+    return isinstance(x, keras.utils.PyDataset) or hasattr(x, "element_spec")

@@ -1,0 +1,83 @@
+"""Input checks shared by the public entry points; each failure says what to do."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_images(images, image_shape: tuple | None = None) -> np.ndarray:
+    """Returns `images` as an array after checking rank, dtype, shape and finiteness.
+
+    Args:
+        images: `(N, H, W, C)` array-like.
+        image_shape: expected `(H, W, C)` (entries may be `None`).
+
+    Raises:
+        ValueError: wrong rank or shape, non-numeric, NaN or Inf values.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(
+            f"Images must have shape (samples, height, width, channels); got an "
+            f"array of rank {images.ndim} with shape {images.shape}. Add a channel "
+            "axis for grayscale images (x[..., None])."
+        )
+    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+        raise ValueError(f"Images must be numeric; got dtype {images.dtype}.")
+    if image_shape is not None:
+        for got, want in zip(images.shape[1:], image_shape):
+            if want is not None and got != want:
+                raise ValueError(
+                    f"Images have shape {images.shape[1:]} per sample but the model "
+                    f"expects {tuple(image_shape)}."
+                )
+    if np.issubdtype(images.dtype, np.floating):
+        for start in range(0, len(images), 4096):
+            chunk = images[start : start + 4096].reshape(-1, int(np.prod(images.shape[1:])))
+            finite = np.isfinite(chunk).all(axis=1)
+            if not finite.all():
+                raise ValueError(
+                    f"Images contain NaN or Inf values (first at sample "
+                    f"{start + int(np.argmin(finite))}); clean or drop those samples."
+                )
+    return images
+
+
+def check_labels(labels, num_samples: int | None = None, num_classes: int | None = None):
+    """Returns integer labels `(N,)` after checking dtype, shape, length and range.
+
+    Args:
+        labels: array-like of integer class ids.
+        num_samples: expected length (the number of images).
+        num_classes: labels must lie in `[0, num_classes)`.
+
+    Raises:
+        ValueError: float or non-integer labels, wrong shape or length,
+            negative or too large values.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(
+            f"Labels must be a 1-D array of integer class ids; got shape "
+            f"{labels.shape}. For one-hot labels pass labels.argmax(axis=1)."
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"Labels must be integers (class ids); got dtype {labels.dtype}. "
+            "Convert them with labels.astype('int64') if they are whole numbers."
+        )
+    if num_samples is not None and len(labels) != num_samples:
+        raise ValueError(
+            f"Got {len(labels)} labels for {num_samples} images; they must match."
+        )
+    if len(labels) and labels.min() < 0:
+        raise ValueError(f"Labels must be >= 0; found {labels.min()}.")
+    if num_classes is not None and len(labels) and labels.max() >= num_classes:
+        raise ValueError(
+            f"Label {labels.max()} is out of range for {num_classes} classes "
+            f"(labels must be in [0, {num_classes - 1}]). Does the model's output "
+            "size match the dataset's number of classes?"
+        )
+    return labels.astype(np.int64)
