@@ -1,1 +1,41 @@
-"""keras-sanm."""
+"""keras-sanm: noisy-label training for Keras 3 on JAX, PyTorch and TensorFlow.
+
+Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
+`import keras_sanm`):
+
+* `wrap(base_model, method="ce", sanm=True, ...)`: the training wrapper.
+* `NoisyMask`, `ReconstructionDecoder`, `modulate_labels`,
+  `reconstruction_loss`: SANM's components as layers and functions.
+* `backbones` (`PreActResNet18`, `CNN9`), `data` (`inject_noise`,
+  `IndexedDataset`, ...), `datasets` (`load`), `masking`, `label_quality`.
+"""
+
+import importlib
+
+from keras_sanm.version import __version__
+
+_ATTRIBUTES = {
+    "wrap": "keras_sanm.wrap",
+    "NoisyMask": "keras_sanm.noisy_mask",
+    "ReconstructionDecoder": "keras_sanm.decoder",
+    "reconstruction_loss": "keras_sanm.decoder",
+    "modulate_labels": "keras_sanm.masking",
+}
+_SUBMODULES = ("backbones", "data", "datasets", "masking", "label_quality", "callbacks")
+
+__all__ = ["__version__", *_ATTRIBUTES, *_SUBMODULES]
+
+
+def __getattr__(name):
+    if name in _ATTRIBUTES:
+        value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"keras_sanm.{name}")
+    else:
+        raise AttributeError(f"module 'keras_sanm' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -125,11 +125,43 @@ def CNN9(num_classes: int = 10, input_shape=(32, 32, 3), dropout: float = 0.25, 
     return keras.Model(inputs, outputs, name=name)
 
 
-BACKBONES = {"preact_resnet18": PreActResNet18, "cnn9": CNN9}
+def SmallCNN(num_classes: int = 10, input_shape=(32, 32, 3), name="small_cnn"):
+    """A small CNN for quick runs and the demo (not a paper backbone).
+
+    Two conv-BN-ReLU-max-pool blocks (32, 64 filters), a conv-BN-ReLU of 128
+    (the layer `feature_map`, 1/4 of the input size), global average pool,
+    dense.
+
+    Args:
+        num_classes: output size.
+        input_shape: `(H, W, C)`, at least 8x8.
+        name: model name.
+
+    Returns:
+        A Functional `keras.Model`.
+
+    Example:
+    >>> tuple(SmallCNN(10, (16, 16, 1)).get_layer("feature_map").output.shape)
+    (None, 4, 4, 128)
+    """
+    inputs = keras.Input(input_shape, name="images")
+    x = inputs
+    for i, filters in enumerate((32, 64)):
+        x = _conv(filters, 3, name=f"conv{i + 1}")(x)
+        x = layers.ReLU(name=f"relu{i + 1}")(_bn(f"bn{i + 1}")(x))
+        x = layers.MaxPooling2D(name=f"pool{i + 1}")(x)
+    x = _conv(128, 3, name="conv3")(x)
+    x = layers.ReLU(name=FEATURE_LAYER)(_bn("bn3")(x))
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Dense(num_classes, kernel_initializer=_torch_default_init(), name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+BACKBONES = {"preact_resnet18": PreActResNet18, "cnn9": CNN9, "small_cnn": SmallCNN}
 
 
 def get(name: str, num_classes: int, input_shape):
-    """A backbone by name (`preact_resnet18`, `cnn9`)."""
+    """A backbone by name (`preact_resnet18`, `cnn9`, `small_cnn`)."""
     if name not in BACKBONES:
         raise ValueError(f"Unknown backbone {name!r}; choose from {sorted(BACKBONES)}.")
     return BACKBONES[name](num_classes=num_classes, input_shape=input_shape)

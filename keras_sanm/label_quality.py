@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 # DivideMix's settings (DM-code): 2 components, max_iter 10, tol 1e-2, reg_covar 5e-4.
@@ -65,7 +68,10 @@ def clean_probability(losses, seed: int | None = None, **gmm_settings):
     normalised = normalise_losses(losses).reshape(-1, 1)
     settings = {**GMM_SETTINGS, **gmm_settings}
     gmm = GaussianMixture(n_components=2, random_state=seed, **settings)
-    gmm.fit(normalised)
+    with warnings.catch_warnings():
+        # max_iter=10 is the reference setting; stopping early is expected.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(normalised)
     posterior = gmm.predict_proba(normalised)
     clean = int(np.argmin(gmm.means_.ravel()))
     return posterior[:, clean], gmm

@@ -108,9 +108,11 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     def metrics(self):
         return list(self._trackers.values())
 
-    def update_trackers(self, logs):
+    def update_trackers(self, logs, data):
+        """Adds one batch's logs to the running means, weighted by batch size."""
+        weight = ops.cast(ops.shape(data[0])[0], "float32")
         for name, value in logs.items():
-            self._trackers[name].update_state(value)
+            self._trackers[name].update_state(value, sample_weight=weight)
         return {name: self._trackers[name].result() for name in logs}
 
     # ----------------------------------------------------------------- compile
@@ -167,7 +169,12 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             check_images(x.images[:1], self.image_shape)
             check_labels(x.labels, None, self.num_classes)
             return x
-        if isinstance(x, np.ndarray) or (y is not None and not _is_dataset(x)):
+        if _is_dataset(x):
+            if y is not None:
+                raise ValueError("A dataset yields its own labels; do not pass `y`.")
+            self.check_first_batch(x)
+            return x
+        if isinstance(x, np.ndarray) or y is not None:
             if y is None:
                 raise ValueError("fit(x, y) needs labels `y` with numpy images.")
             images = check_images(x, self.image_shape)
@@ -177,10 +184,26 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 augment=None, shuffle=shuffle, seed=self.seed,
             )
         raise ValueError(
-            f"method={self.method_name!r} needs to know which sample each row is "
-            "(per-sample label quality). Pass numpy arrays `fit(x, y)` or a "
-            f"keras_sanm.data.IndexedDataset; got {type(x).__name__}."
+            "fit() takes numpy arrays `fit(x, y)`, a keras_sanm.data.IndexedDataset, "
+            f"or a tf.data.Dataset / keras.utils.PyDataset of (x, y); got {type(x).__name__}."
         )
+
+    def check_first_batch(self, dataset):
+        """Checks the first `(x, y)` batch of a dataset before training starts."""
+        batch = dataset[0] if isinstance(dataset, keras.utils.PyDataset) else next(iter(dataset))
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise ValueError("The dataset must yield (images, labels) pairs.")
+        images = check_images(keras.ops.convert_to_numpy(batch[0]), self.image_shape)
+        check_labels(keras.ops.convert_to_numpy(batch[1]), len(images), self.num_classes)
+
+    def iterate_batches(self, dataset):
+        """`(images, labels)` numpy batches of an `(x, y)` dataset, one pass."""
+        if isinstance(dataset, keras.utils.PyDataset):
+            batches = (dataset[i] for i in range(len(dataset)))
+        else:
+            batches = iter(dataset)
+        for images, labels in batches:
+            yield keras.ops.convert_to_numpy(images), keras.ops.convert_to_numpy(labels)
 
     def method_callbacks(self, source):
         """Callbacks the method needs in every `fit` (added before the user's)."""
@@ -212,16 +235,33 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         return super().fit(source, epochs=epochs, callbacks=callbacks, shuffle=False, **kwargs)
 
     # ----------------------------------------------------------- label quality
-    def per_sample_losses(self, source) -> np.ndarray:
-        """Eval-pass cross-entropy of every training sample (no augmentation)."""
-        scores = self.predict(source.eval_view(), verbose=0)
-        return per_sample_cross_entropy(scores, source.labels, self.from_logits)
+    def per_sample_losses(self, source):
+        """Eval-pass cross-entropy of every training sample and the labels.
+
+        An `IndexedDataset` is read unaugmented in index order; another
+        dataset is read once as it comes.
+        """
+        if isinstance(source, IndexedDataset):
+            scores = self.predict(source.eval_view(), verbose=0)
+            labels = source.labels
+        else:
+            parts = [(self.predict_on_batch(x), y) for x, y in self.iterate_batches(source)]
+            scores = np.concatenate([keras.ops.convert_to_numpy(p[0]) for p in parts])
+            labels = np.concatenate([p[1] for p in parts]).reshape(-1)
+        return per_sample_cross_entropy(scores, labels, self.from_logits), labels
 
     def update_label_quality(self, source, seed: int | None = None) -> dict:
         """Refits the clean probabilities of `source` and returns split statistics."""
-        quality, _ = clean_probability(self.per_sample_losses(source), seed=seed)
-        source.label_quality[:] = quality.astype(np.float32)
-        return split_statistics(quality, source.labels, source.clean_labels)
+        losses_, labels = self.per_sample_losses(source)
+        quality, gmm = clean_probability(losses_, seed=seed)
+        if isinstance(source, IndexedDataset):
+            source.label_quality[:] = quality.astype(np.float32)
+            return split_statistics(quality, labels, source.clean_labels)
+        self.store_loss_gmm(losses_, gmm)
+        return split_statistics(quality)
+
+    def store_loss_gmm(self, losses_, gmm):  # pragma: no cover - overridden
+        """Keeps a fitted GMM for methods that evaluate quality inside the step."""
 
 
 def _is_dataset(x) -> bool:

@@ -39,7 +39,7 @@ class TrainStep:
         logs, metric_values = _stateless(
             self.metrics_variables,
             metric_values,
-            lambda: self.update_trackers(logs),
+            lambda: self.update_trackers(logs, data),
         )
         return logs, (trainable, non_trainable, optimizer_values, metric_values)
 
@@ -53,7 +53,7 @@ class TrainStep:
         logs, values = _stateless(
             variables,
             list(trainable) + list(non_trainable) + list(metric_values),
-            lambda: self.update_trackers(self.compute_test_logs(data)),
+            lambda: self.update_trackers(self.compute_test_logs(data), data),
         )
         n_fixed = len(trainable) + len(non_trainable)
         return logs, (trainable, non_trainable, values[n_fixed:])

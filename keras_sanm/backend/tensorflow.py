@@ -16,7 +16,7 @@ class TrainStep:
         ]
         grads = self.transform_gradients(grads, [v.value for v in variables])
         self.optimizer.apply(grads, variables)
-        return self.update_trackers(logs)
+        return self.update_trackers(logs, data)
 
     def test_step(self, data):
-        return self.update_trackers(self.compute_test_logs(data))
+        return self.update_trackers(self.compute_test_logs(data), data)

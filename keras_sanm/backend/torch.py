@@ -19,8 +19,8 @@ class TrainStep:
             grads = self.transform_gradients(grads, [v.value for v in variables])
             self.optimizer.apply(grads, variables)
         logs = {name: value.detach() for name, value in logs.items()}
-        return self.update_trackers(logs)
+        return self.update_trackers(logs, data)
 
     def test_step(self, data):
         with torch.no_grad():
-            return self.update_trackers(self.compute_test_logs(data))
+            return self.update_trackers(self.compute_test_logs(data), data)

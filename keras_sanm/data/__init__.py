@@ -1,0 +1,26 @@
+"""Data: noise injection, noise files, sample-indexed training batches, augmentation."""
+
+from keras_sanm.data.augment import weak_augment
+from keras_sanm.data.indexed_dataset import IndexedDataset
+from keras_sanm.data.noise import (
+    asymmetric_map,
+    inject_noise,
+    load_noise_file,
+    noise_file_name,
+    noisy_labels_from_file,
+    save_noise_file,
+)
+from keras_sanm.data.normalization import NORMALIZATION, normalize_images
+
+__all__ = [
+    "IndexedDataset",
+    "NORMALIZATION",
+    "asymmetric_map",
+    "inject_noise",
+    "load_noise_file",
+    "noise_file_name",
+    "noisy_labels_from_file",
+    "normalize_images",
+    "save_noise_file",
+    "weak_augment",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import keras
+import numpy as np
 from keras import ops
 
 from keras_sanm import losses
@@ -40,7 +40,12 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
     `[e_y; e~_y; e~_y]` (label modulation) plus `reconstruction_weight` times
     the decoder's MSE on both masked copies. `w` is each sample's clean
     probability from a GMM on eval-pass losses, refitted at the start of every
-    epoch from epoch 1 (`w = 1` before the first fit).
+    epoch from epoch 1 (`w = 1` before the first fit). Batches of an
+    `IndexedDataset` (and numpy input) carry each sample's `w`; for a
+    `tf.data.Dataset`/`PyDataset` of `(x, y)`, which has no sample identities,
+    the epoch's GMM is kept as model state and `w` is the posterior of the
+    sample's loss in the current step (an approximation: training-mode,
+    augmented view instead of the eval pass).
 
     Args:
         network: model returning `(feature_map, scores)`.
@@ -79,11 +84,49 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
         self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
         self.decoder = ReconstructionDecoder(self.image_shape, name="decoder")
         self.decoder.build(tuple(network.outputs[0].shape))
+        # For (x, y) datasets without sample indices: the epoch's loss GMM as
+        # [fitted, loss_min, loss_max, mean_clean, var_clean, weight_clean,
+        #  mean_noisy, var_noisy, weight_noisy].
+        self.loss_gmm = self.add_weight(
+            shape=(9,), initializer="zeros", trainable=False, name="loss_gmm"
+        )
+
+    def store_loss_gmm(self, losses_, gmm):
+        if gmm is None:
+            self.loss_gmm.assign(np.zeros(9, "float32"))
+            return
+        clean = int(np.argmin(gmm.means_.ravel()))
+        order = [clean, 1 - clean]
+        params = [1.0, float(np.min(losses_)), float(np.max(losses_))]
+        for k in order:
+            params += [float(gmm.means_.ravel()[k]), float(gmm.covariances_.ravel()[k]),
+                       float(gmm.weights_[k])]
+        self.loss_gmm.assign(np.asarray(params, "float32"))
+
+    def quality_from_losses(self, per_sample_loss):
+        """Clean posterior of each loss under the stored GMM (1 before any fit)."""
+        g = self.loss_gmm
+        loss = ops.stop_gradient(ops.convert_to_tensor(per_sample_loss, "float32"))
+        x = (loss - g[1]) / ops.maximum(g[2] - g[1], 1e-12)
+
+        def log_density(mean, var, weight):
+            return ops.log(weight + 1e-12) - 0.5 * (ops.log(var) + ops.square(x - mean) / var)
+
+        clean = log_density(g[3], ops.maximum(g[4], 1e-6), g[5])
+        noisy = log_density(g[6], ops.maximum(g[7], 1e-6), g[8])
+        posterior = ops.sigmoid(clean - noisy)
+        return ops.where(g[0] > 0.5, posterior, ops.ones_like(posterior))
 
     def compute_train_loss(self, data):
-        images, labels, quality = data
+        images, labels = data[0], data[1]
         targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
         features, scores = self.features_and_scores(images, training=True)
+        clean_ce = losses.soft_cross_entropy(scores, targets, self.from_logits)
+        # IndexedDataset batches carry the eval-pass quality; (x, y) datasets
+        # get it from the stored epoch GMM applied to the current loss.
+        quality = data[2] if len(data) > 2 and data[2] is not None else (
+            self.quality_from_losses(clean_ce)
+        )
 
         masked = self.noisy_mask(images, features, quality)
         peak_targets = modulate_labels(
@@ -98,7 +141,6 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
         masked_features, masked_scores = self.features_and_scores(
             masked_images, training=True
         )
-        clean_ce = losses.soft_cross_entropy(scores, targets, self.from_logits)
         masked_ce = losses.soft_cross_entropy(
             masked_scores,
             ops.concatenate([peak_targets, valley_targets], axis=0),

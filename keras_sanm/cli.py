@@ -1,0 +1,200 @@
+"""Command line: `keras-sanm train` and `keras-sanm demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+BACKENDS = ("jax", "tensorflow", "torch")
+
+
+def _parse_noise(text: str):
+    try:
+        mode, rate = text.split(":")
+        rate = float(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--noise must look like sym:0.5 or asym:0.4; got {text!r}"
+        ) from None
+    if mode not in ("sym", "asym") or not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError(f"--noise: mode sym|asym and rate in [0, 1]; got {text!r}")
+    return mode, rate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keras-sanm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train one model on a noisy-label dataset")
+    train.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, cifar10_n, cifar100_n")
+    train.add_argument("--data-dir", default=None, help="folder with <dataset>_jpeg.npz, or a tfds data dir")
+    train.add_argument("--noise", type=_parse_noise, default=("sym", 0.5), help="MODE:RATE, e.g. sym:0.5")
+    train.add_argument("--noise-file", default=None, help="JSON noisy labels to reuse (written if missing)")
+    train.add_argument("--method", default="ce")
+    train.add_argument("--no-sanm", dest="sanm", action="store_false")
+    train.add_argument("--backbone", default="preact_resnet18", help="preact_resnet18, cnn9 or small_cnn")
+    train.add_argument("--epochs", type=int, default=300)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--train-size", type=int, default=None, help="random training subset")
+    train.add_argument("--test-size", type=int, default=None, help="random test subset")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--output", default=None, help="run folder (default runs/<name>)")
+    train.add_argument("--backend", choices=BACKENDS, default=None)
+    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+
+    demo = sub.add_parser("demo", help="CE vs SANM(CE) on a small noisy problem, offline")
+    demo.add_argument("--data-dir", default=None, help="use a CIFAR-10 subset from here instead of digits")
+    demo.add_argument("--epochs", type=int, default=None)
+    demo.add_argument("--noise-rate", type=float, default=0.4)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--backend", choices=BACKENDS, default=None)
+    demo.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
+    return parser
+
+
+def _noisy_labels(args, data, out_dir):
+    from keras_sanm.data import noise_file_name, noisy_labels_from_file
+
+    if data.noisy_train is not None:
+        return data.noisy_train, None
+    mode, rate = args.noise
+    path = args.noise_file or os.path.join(out_dir, noise_file_name(data.name, rate, mode))
+    noisy, created = noisy_labels_from_file(
+        path, data.y_train, data.num_classes, mode=mode, rate=rate
+    )
+    print(f"{'wrote' if created else 'reused'} noise file {path}")
+    return noisy, path
+
+
+def train_command(args) -> dict:
+    import keras
+    import numpy as np
+
+    import keras_sanm
+    from keras_sanm.data import IndexedDataset, normalize_images
+
+    data = keras_sanm.datasets.load(
+        args.dataset, args.data_dir, args.train_size, args.test_size, seed=args.seed
+    )
+    name = f"{args.dataset}_{args.method}{'_sanm' if args.sanm else ''}_{args.noise[0]}{args.noise[1]}"
+    out_dir = args.output or os.path.join("runs", name)
+    os.makedirs(out_dir, exist_ok=True)
+    noisy, noise_path = _noisy_labels(args, data, out_dir)
+    wrong = float(np.mean(noisy != data.y_train))
+    print(f"{data.name}: {len(noisy)} train / {len(data.y_test)} test, "
+          f"{wrong:.1%} wrong labels, backend {keras.backend.backend()}")
+
+    keras.utils.set_random_seed(args.seed)
+    base = keras_sanm.backbones.get(args.backbone, data.num_classes, data.x_train.shape[1:])
+    model = keras_sanm.wrap(base, method=args.method, sanm=args.sanm, seed=args.seed)
+    model.compile()
+    train = IndexedDataset(
+        data.x_train, noisy, args.batch_size, data.num_classes, augment="weak",
+        mean=data.mean, std=data.std, seed=args.seed, clean_labels=data.y_train,
+    )
+    x_test = normalize_images(data.x_test, data.mean, data.std)
+    start = time.time()
+    history = model.fit(
+        train, epochs=args.epochs, validation_data=(x_test, data.y_test),
+        callbacks=[keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"))],
+        verbose=args.verbose,
+    )
+    seconds = time.time() - start
+    test_acc = [float(v) for v in history.history["val_accuracy"]]
+    summary = {
+        "dataset": data.name, "method": args.method, "sanm": args.sanm,
+        "noise": f"{args.noise[0]}:{args.noise[1]}", "actual_noise_rate": wrong,
+        "backbone": args.backbone, "backend": keras.backend.backend(),
+        "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+        "train_size": len(noisy), "test_size": len(data.y_test),
+        "best_test_accuracy": max(test_acc), "last_test_accuracy": test_acc[-1],
+        "mean_last10_test_accuracy": float(np.mean(test_acc[-10:])),
+        "wall_seconds": seconds,
+        "train_images_per_second": args.epochs * len(train) * args.batch_size / seconds,
+        "noise_file": noise_path,
+    }
+    with open(os.path.join(out_dir, "history.json"), "w") as f:
+        json.dump({k: [float(x) for x in v] for k, v in history.history.items()}, f, indent=1)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print(f"best test accuracy {summary['best_test_accuracy']:.4f}, "
+          f"last {summary['last_test_accuracy']:.4f}, {seconds:.0f} s; logs in {out_dir}")
+    return summary
+
+
+def _digits_problem(noise_rate: float, seed: int):
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from keras_sanm.data import inject_noise
+
+    digits = load_digits()
+    images = np.kron(digits.images, np.ones((2, 2)))[..., None] / 16.0  # 16x16x1
+    images = ((images - 0.3) / 0.4).astype("float32")
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        images, digits.target, test_size=497, random_state=seed, stratify=digits.target
+    )
+    noisy = inject_noise(y_tr, 10, "sym", noise_rate, seed=seed)
+    return x_tr, noisy, y_tr, x_te, y_te, 10
+
+
+def _cifar_problem(data_dir: str, noise_rate: float, seed: int):
+    from keras_sanm import datasets
+    from keras_sanm.data import inject_noise, normalize_images
+
+    data = datasets.load("cifar10", data_dir, train_size=5000, test_size=1000, seed=seed)
+    noisy = inject_noise(data.y_train, 10, "sym", noise_rate, seed=seed)
+    return (normalize_images(data.x_train, data.mean, data.std), noisy, data.y_train,
+            normalize_images(data.x_test, data.mean, data.std), data.y_test, 10)
+
+
+def demo_command(args) -> dict:
+    import keras
+    import numpy as np
+
+    import keras_sanm
+
+    if args.data_dir:
+        problem, epochs = _cifar_problem(args.data_dir, args.noise_rate, args.seed), 15
+    else:
+        problem, epochs = _digits_problem(args.noise_rate, args.seed), 40
+    epochs = args.epochs or epochs
+    x_tr, noisy, clean, x_te, y_te, classes = problem
+    print(f"{len(x_tr)} training images {x_tr.shape[1:]}, {np.mean(noisy != clean):.1%} "
+          f"wrong labels ({args.noise_rate:.0%} symmetric noise), {len(x_te)} clean test "
+          f"images, backend {keras.backend.backend()}, {epochs} epochs")
+    results = {}
+    for label, sanm in (("CE", False), ("SANM(CE)", True)):
+        keras.utils.set_random_seed(args.seed)
+        base = keras_sanm.backbones.SmallCNN(classes, x_tr.shape[1:])
+        model = keras_sanm.wrap(base, sanm=sanm, seed=args.seed)
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), weight_decay=5e-4)
+        start = time.time()
+        history = model.fit(x_tr, noisy, batch_size=64, epochs=epochs, verbose=args.verbose,
+                            validation_data=(x_te, y_te))
+        acc = history.history["val_accuracy"]
+        results[label] = {"best": max(acc), "last": acc[-1], "seconds": time.time() - start}
+        print(f"{label:9s} test accuracy: last {acc[-1]:.3f}, best {max(acc):.3f} "
+              f"({results[label]['seconds']:.0f} s)")
+    return results
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.backend:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
+            raise SystemExit("--backend must be chosen before Keras is imported.")
+        os.environ["KERAS_BACKEND"] = args.backend
+    if args.command == "train":
+        train_command(args)
+    else:
+        demo_command(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

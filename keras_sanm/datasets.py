@@ -1,0 +1,151 @@
+"""Loading CIFAR-10/100 and CIFAR-10N/100N as arrays, from tfds or a local file."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+
+import numpy as np
+
+from keras_sanm.data.normalization import NORMALIZATION
+
+DATASETS = {
+    # name: (tfds name, classes, default noisy-label feature or None)
+    "cifar10": ("cifar10", 10, None),
+    "cifar100": ("cifar100", 100, None),
+    "cifar10_n": ("cifar10_n", 10, "worse_label"),
+    "cifar100_n": ("cifar100_n", 100, "noise_label"),
+}
+
+
+@dataclasses.dataclass
+class ImageDataset:
+    """Train and test arrays of one dataset.
+
+    Attributes:
+        name: dataset name.
+        x_train, x_test: `(N, H, W, 3)` uint8 images.
+        y_train, y_test: `(N,)` int64 true labels.
+        num_classes: number of classes.
+        mean, std: per-channel normalisation constants.
+        noisy_train: `(N,)` human noisy labels (CIFAR-N), else `None`.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    mean: tuple
+    std: tuple
+    noisy_train: np.ndarray | None = None
+
+
+def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, indices) -> np.ndarray:
+    from PIL import Image
+
+    data = blob.tobytes()
+    return np.stack([
+        np.asarray(Image.open(io.BytesIO(data[offsets[i]:offsets[i + 1]])).convert("RGB"))
+        for i in indices
+    ])
+
+
+def _subset(n: int, size: int | None, seed: int) -> np.ndarray:
+    if size is None or size >= n:
+        return np.arange(n)
+    if size < 1:
+        raise ValueError(f"Subset sizes must be positive; got {size}.")
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
+def _load_local(name, path, train_size, test_size, seed):
+    if os.path.isdir(path):
+        path = os.path.join(path, f"{name}_jpeg.npz")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No {name} file at {path}. The local format is '{name}_jpeg.npz' with "
+            "train_jpeg/train_offsets/y_train and test_jpeg/test_offsets/y_test."
+        )
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    required = {"train_jpeg", "train_offsets", "y_train", "test_jpeg", "test_offsets", "y_test"}
+    missing = required - set(arrays)
+    if missing:
+        raise ValueError(f"{path} lacks the arrays {sorted(missing)}.")
+    train = _subset(len(arrays["y_train"]), train_size, seed)
+    test = _subset(len(arrays["y_test"]), test_size, seed + 1)
+    return (
+        _decode_jpegs(arrays["train_jpeg"], arrays["train_offsets"], train),
+        arrays["y_train"][train].astype(np.int64),
+        _decode_jpegs(arrays["test_jpeg"], arrays["test_offsets"], test),
+        arrays["y_test"][test].astype(np.int64),
+        None,
+    )
+
+
+def _load_tfds(tfds_name, data_dir, noisy_key, train_size, test_size, seed):
+    import tensorflow_datasets as tfds
+
+    splits = tfds.load(tfds_name, split=["train", "test"], batch_size=-1, data_dir=data_dir)
+    train, test = (tfds.as_numpy(s) for s in splits)
+    tr = _subset(len(train["label"]), train_size, seed)
+    te = _subset(len(test["label"]), test_size, seed + 1)
+    noisy = train[noisy_key][tr].astype(np.int64) if noisy_key else None
+    return (
+        train["image"][tr], train["label"][tr].astype(np.int64),
+        test["image"][te], test["label"][te].astype(np.int64), noisy,
+    )
+
+
+def load(
+    name: str,
+    data_dir: str | None = None,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    noisy_label_key: str | None = None,
+    seed: int = 0,
+) -> ImageDataset:
+    """Loads a dataset as uint8 arrays.
+
+    With `data_dir` holding `<name>_jpeg.npz` (the `../shared/data/cifar10`
+    format: JPEG bytes with offsets, in the original training order), reads
+    it locally; otherwise goes through tensorflow-datasets (`data_dir` is then
+    its data directory; CIFAR-N need a manual download there, see the tfds
+    catalog).
+
+    Args:
+        name: `cifar10`, `cifar100`, `cifar10_n` or `cifar100_n`.
+        data_dir: local directory or file, or tfds data directory.
+        train_size, test_size: optional random subset sizes (sorted indices,
+            so the original order is kept).
+        noisy_label_key: CIFAR-N label set (`worse_label`, `aggre_label`,
+            `random_label1..3` for CIFAR-10N; `noise_label` for CIFAR-100N).
+        seed: seed of the subset draw.
+
+    Returns:
+        An `ImageDataset`.
+
+    Example:
+    >>> ds = keras_sanm.datasets.load("cifar10", "../shared/data/cifar10", train_size=1000)
+    """
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose from {sorted(DATASETS)}.")
+    tfds_name, num_classes, default_key = DATASETS[name]
+    noisy_key = noisy_label_key or default_key
+    if noisy_label_key and not default_key:
+        raise ValueError(f"{name} has no human noisy labels; noisy_label_key is for CIFAR-N.")
+    local = data_dir is not None and (
+        os.path.isfile(data_dir) or os.path.exists(os.path.join(data_dir, f"{name}_jpeg.npz"))
+    )
+    if local:
+        if default_key:
+            raise ValueError(f"{name} is only available through tensorflow-datasets.")
+        parts = _load_local(name, data_dir, train_size, test_size, seed)
+    else:
+        parts = _load_tfds(tfds_name, data_dir, noisy_key, train_size, test_size, seed)
+    x_train, y_train, x_test, y_test, noisy = parts
+    mean, std = NORMALIZATION[name]
+    return ImageDataset(name, x_train, y_train, x_test, y_test, num_classes, mean, std, noisy)

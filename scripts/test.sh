@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up .venv (CPU wheels) and runs the test suite once per Keras backend.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+# The pinned CPU wheel first, so nothing pulls CUDA builds of torch.
+.venv/bin/pip install -q "torch==2.13.0"
+.venv/bin/pip install -q -e ".[jax,torch,tensorflow,dev]"
+status=0
+for backend in jax torch tensorflow; do
+  echo "=== KERAS_BACKEND=$backend"
+  # pytest exits 5 when it collected nothing: any non-zero status fails the run.
+  KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=1
+done
+exit $status

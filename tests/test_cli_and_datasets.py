@@ -1,0 +1,73 @@
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_sanm import cli, datasets
+
+
+def write_jpeg_npz(path, n_train=96, n_test=40, seed=0):
+    """A tiny file in the ../shared/data/cifar10 format (JPEG bytes + offsets)."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        blobs = []
+        for c in labels:
+            img = rng.integers(0, 60, (32, 32, 3)).astype(np.uint8)
+            img[8:24, 8:24, c % 3] = 200 + 5 * (c // 3)
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="JPEG", quality=90)
+            blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
+        arrays[f"{split}_jpeg"] = np.concatenate(blobs)
+        arrays[f"{split}_offsets"] = np.concatenate([[0], np.cumsum([len(b) for b in blobs])])
+        arrays[f"y_{split}"] = labels
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_local_loader_and_subset(tmp_path):
+    arrays = write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    data = datasets.load("cifar10", str(tmp_path))
+    assert data.x_train.shape == (96, 32, 32, 3) and data.x_train.dtype == np.uint8
+    np.testing.assert_array_equal(data.y_test, arrays["y_test"])
+    sub = datasets.load("cifar10", str(tmp_path), train_size=10, test_size=5)
+    assert sub.x_train.shape[0] == 10 and sub.x_test.shape[0] == 5
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        datasets.load("mnist", str(tmp_path))
+
+
+def test_shared_cifar10_when_present():
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10")
+    if not os.path.exists(os.path.join(path, "cifar10_jpeg.npz")):
+        pytest.skip("../shared/data/cifar10 is not beside the checkout")
+    data = datasets.load("cifar10", path, train_size=50, test_size=20)
+    assert data.x_train.shape == (50, 32, 32, 3) and data.num_classes == 10
+    assert 0 <= data.y_train.min() and data.y_train.max() <= 9
+
+
+def test_train_command_one_tiny_epoch(tmp_path, capsys):
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    out = tmp_path / "run"
+    cli.main([
+        "train", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--noise", "sym:0.5",
+        "--method", "ce", "--backbone", "small_cnn", "--epochs", "1", "--batch-size", "32",
+        "--output", str(out), "--verbose", "0",
+    ])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 1 and summary["sanm"] is True
+    assert 0.0 <= summary["best_test_accuracy"] <= 1.0
+    assert (out / "cifar10_0.5_sym.json").exists()
+    log = (out / "log.csv").read_text().splitlines()
+    assert len(log) == 2 and "val_accuracy" in log[0] and "reconstruction_loss" in log[0]
+    assert "best test accuracy" in capsys.readouterr().out
+
+
+def test_cli_argument_errors():
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--noise", "sym-0.5"])
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--noise", "pair:0.2"])

@@ -1,0 +1,147 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_sanm
+from keras_sanm.data import IndexedDataset
+from conftest import learnable_problem, small_cnn
+
+
+def values(variables):
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
+
+
+@pytest.mark.parametrize("sanm", [False, True])
+def test_one_step_changes_weights(sanm, problem):
+    x, y = problem
+    model = keras_sanm.wrap(small_cnn(), sanm=sanm, seed=0)
+    model.compile()
+    before = values(model.trainable_variables)
+    model.fit(x[:32], y[:32], batch_size=32, epochs=1, verbose=0)
+    after = values(model.trainable_variables)
+    changed = [not np.array_equal(a, b) for a, b in zip(before, after)]
+    assert all(changed), "every trainable variable (network and decoder) must move"
+    if sanm:
+        decoder_ids = {id(v) for v in model.decoder.trainable_variables}
+        assert decoder_ids and decoder_ids <= {id(v) for v in model.trainable_variables}
+
+
+def test_sanm_loss_parts_logged_and_decrease(problem):
+    x, y = problem
+    model = keras_sanm.wrap(small_cnn(), seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    history = model.fit(x, y, batch_size=32, epochs=4, verbose=0).history
+    for key in ("loss", "classification_loss", "reconstruction_loss", "mask_ratio", "accuracy"):
+        assert len(history[key]) == 4
+    assert history["loss"][-1] < history["loss"][0]
+    assert 0.02 <= history["mask_ratio"][0] <= 0.10
+    loss = history["loss"][-1]
+    expected = history["classification_loss"][-1] + 0.02 * history["reconstruction_loss"][-1]
+    assert loss == pytest.approx(expected, rel=1e-3)
+    assert "label_quality" in history and "clean_fraction" in history
+
+
+def test_short_sanm_fit_learns_with_noisy_labels():
+    x, y = learnable_problem(n=384, seed=1)
+    x_test, y_test = learnable_problem(n=200, seed=2)
+    noisy = keras_sanm.data.inject_noise(y, 4, "sym", 0.2, seed=0)
+    model = keras_sanm.wrap(small_cnn(), seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    model.fit(x, noisy, batch_size=32, epochs=6, verbose=0)
+    scores = model.predict(x_test, verbose=0)
+    assert scores.shape == (200, 4)
+    acc = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    assert acc > 0.8, acc  # chance is 0.25
+    assert np.mean(scores.argmax(1) == y_test) == pytest.approx(acc, abs=1e-6)
+
+
+def test_label_quality_updates_from_epoch_one_and_flags_noisy_samples():
+    x, y = learnable_problem(n=256, seed=3)
+    noisy = keras_sanm.data.inject_noise(y, 4, "sym", 0.5, seed=1, include_true_class=False)
+    data = IndexedDataset(x, noisy, 32, 4, augment=None, seed=0, clean_labels=y)
+    model = keras_sanm.wrap(small_cnn(), seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    model.fit(data, epochs=1, verbose=0)
+    assert np.all(data.label_quality == 1.0)  # w = 1 before the first fit
+    history = model.fit(data, epochs=4, initial_epoch=1, verbose=0).history
+    assert not np.all(data.label_quality == 1.0)
+    clean = noisy == y
+    assert data.label_quality[clean].mean() > data.label_quality[~clean].mean() + 0.2
+    assert history["noise_auc"][-1] > 0.75
+
+
+def test_paper_defaults_and_schedule():
+    model = keras_sanm.wrap(small_cnn())
+    model.compile()
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert model.l2_weight_decay == 5e-4
+    assert model._lr_schedule.rate(149) == pytest.approx(0.02)
+    assert model._lr_schedule.rate(150) == pytest.approx(0.002)
+
+
+def test_coupled_weight_decay_in_gradients():
+    model = keras_sanm.wrap(small_cnn(), sanm=False)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), weight_decay=0.5)
+    grads = [keras.ops.zeros((2,)), keras.ops.ones((2,))]
+    vals = [keras.ops.ones((2,)), keras.ops.ones((2,))]
+    out = [keras.ops.convert_to_numpy(g) for g in model.transform_gradients(grads, vals)]
+    np.testing.assert_allclose(out[0], 0.5)
+    np.testing.assert_allclose(out[1], 1.5)
+
+
+def test_same_seed_same_training():
+    x, y = learnable_problem(n=64, seed=4)
+    results = []
+    for _ in range(2):
+        keras.utils.set_random_seed(5)
+        model = keras_sanm.wrap(small_cnn(), seed=5)
+        model.compile()
+        results.append(model.fit(x, y, batch_size=32, epochs=1, verbose=0).history["loss"])
+    assert results[0] == pytest.approx(results[1], rel=1e-5)
+
+
+class PairBatches(keras.utils.PyDataset):
+    """A plain (x, y) PyDataset without sample indices."""
+
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return len(self.x) // self.batch_size
+
+    def __getitem__(self, i):
+        s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return self.x[s], self.y[s]
+
+
+@pytest.mark.parametrize("kind", ["pydataset", "tf.data"])
+def test_fit_on_xy_dataset_uses_stored_gmm(kind):
+    x, y = learnable_problem(n=256, seed=6)
+    noisy = keras_sanm.data.inject_noise(y, 4, "sym", 0.5, seed=2, include_true_class=False)
+    if kind == "pydataset":
+        data = PairBatches(x, noisy, 32)
+    else:
+        import tensorflow as tf
+
+        data = tf.data.Dataset.from_tensor_slices((x, noisy)).batch(32, drop_remainder=True)
+    model = keras_sanm.wrap(small_cnn(), seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    history = model.fit(data, epochs=4, verbose=0).history
+    gmm = keras.ops.convert_to_numpy(model.loss_gmm)
+    assert gmm[0] == 1.0 and gmm[3] < gmm[6]  # fitted; clean mean below noisy mean
+    low, high = gmm[1], gmm[2]
+    q = keras.ops.convert_to_numpy(model.quality_from_losses(np.array([low, high], "float32")))
+    assert q[0] > 0.5 > q[1]
+    assert history["mask_ratio"][-1] > history["mask_ratio"][0] - 0.005
+    with pytest.raises(ValueError, match="do not pass `y`"):
+        model.fit(data, noisy, epochs=1, verbose=0)
+
+
+def test_xy_dataset_bad_labels_refused():
+    x, y = learnable_problem(n=64, seed=7)
+    model = keras_sanm.wrap(small_cnn(), seed=0)
+    with pytest.raises(ValueError, match="out of range"):
+        model.fit(PairBatches(x, y + 4, 32), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="takes numpy arrays"):
+        model.fit([1, 2, 3], epochs=1, verbose=0)
