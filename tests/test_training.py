@@ -145,3 +145,14 @@ def test_xy_dataset_bad_labels_refused():
         model.fit(PairBatches(x, y + 4, 32), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="takes numpy arrays"):
         model.fit([1, 2, 3], epochs=1, verbose=0)
+
+
+def test_xla_compiled_sanm_step():
+    if keras.backend.backend() == "torch":
+        pytest.skip("XLA compilation applies to JAX and TensorFlow")
+    x, y = learnable_problem(n=64, seed=8)
+    model = keras_sanm.wrap(small_cnn(), seed=0)
+    model.compile(jit_compile=True)
+    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0).history
+    assert model.jit_compile is True
+    assert np.all(np.isfinite(history["loss"]))
