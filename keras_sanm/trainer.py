@@ -163,6 +163,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     # --------------------------------------------------------------------- fit
     def training_source(self, x, y, batch_size, shuffle):
         """Wraps `fit`'s input into what the step consumes, after checking it."""
+        if batch_size is not None and (isinstance(x, IndexedDataset) or _is_dataset(x)):
+            raise ValueError("batch_size is set by the dataset; pass it only with arrays.")
         if isinstance(x, IndexedDataset):
             if y is not None:
                 raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
@@ -214,7 +216,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         """Trains on noisy labels; see `keras.Model.fit`.
 
         Args:
-            x: numpy images `(N, H, W, C)` with `y`, or an `IndexedDataset`.
+            x: numpy images `(N, H, W, C)` with `y`, an `IndexedDataset`, or
+                a `tf.data.Dataset` / `keras.utils.PyDataset` of `(x, y)`.
             y: integer (noisy) labels `(N,)` when `x` is an array.
             batch_size: batch size for array input (default 32).
             epochs: last epoch index (as in Keras).
@@ -260,8 +263,11 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         self.store_loss_gmm(losses_, gmm)
         return split_statistics(quality)
 
-    def store_loss_gmm(self, losses_, gmm):  # pragma: no cover - overridden
+    def store_loss_gmm(self, losses_, gmm):
         """Keeps a fitted GMM for methods that evaluate quality inside the step."""
+        raise NotImplementedError(
+            f"method={self.method_name!r} needs sample indices for label quality."
+        )
 
 
 def _is_dataset(x) -> bool:

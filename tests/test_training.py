@@ -143,6 +143,8 @@ def test_xy_dataset_bad_labels_refused():
     model = keras_sanm.wrap(small_cnn(), seed=0)
     with pytest.raises(ValueError, match="out of range"):
         model.fit(PairBatches(x, y + 4, 32), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="batch_size is set by the dataset"):
+        model.fit(PairBatches(x, y, 32), batch_size=16, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="takes numpy arrays"):
         model.fit([1, 2, 3], epochs=1, verbose=0)
 
