@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
 
 
 class EpochLearningRate(keras.callbacks.Callback):
@@ -62,17 +61,3 @@ class LabelQualityUpdate(keras.callbacks.Callback):
         if logs is not None:
             logs.update(self.stats)
 
-
-def split_statistics(quality: np.ndarray, noisy_labels=None, clean_labels=None):
-    """Summary of a clean/noisy split; AUC when the true labels are known."""
-    stats = {
-        "label_quality": float(np.mean(quality)),
-        "clean_fraction": float(np.mean(quality > 0.5)),
-    }
-    if clean_labels is not None:
-        is_clean = np.asarray(noisy_labels) == np.asarray(clean_labels)
-        if 0 < is_clean.sum() < len(is_clean):
-            from sklearn.metrics import roc_auc_score
-
-            stats["noise_auc"] = float(roc_auc_score(is_clean, quality))
-    return stats

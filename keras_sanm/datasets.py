@@ -61,14 +61,17 @@ def _subset(n: int, size: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
 
-def _load_local(name, path, train_size, test_size, seed):
-    if os.path.isdir(path):
-        path = os.path.join(path, f"{name}_jpeg.npz")
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"No {name} file at {path}. The local format is '{name}_jpeg.npz' with "
-            "train_jpeg/train_offsets/y_train and test_jpeg/test_offsets/y_test."
-        )
+def _local_file(name: str, data_dir: str | None) -> str | None:
+    """`data_dir` itself if it is a file, else `<data_dir>/<name>_jpeg.npz` if present."""
+    if data_dir is None:
+        return None
+    if os.path.isfile(data_dir):
+        return data_dir
+    path = os.path.join(data_dir, f"{name}_jpeg.npz")
+    return path if os.path.exists(path) else None
+
+
+def _load_local(path, train_size, test_size, seed):
     with np.load(path) as f:
         arrays = {k: f[k] for k in f.files}
     required = {"train_jpeg", "train_offsets", "y_train", "test_jpeg", "test_offsets", "y_test"}
@@ -137,13 +140,11 @@ def load(
     noisy_key = noisy_label_key or default_key
     if noisy_label_key and not default_key:
         raise ValueError(f"{name} has no human noisy labels; noisy_label_key is for CIFAR-N.")
-    local = data_dir is not None and (
-        os.path.isfile(data_dir) or os.path.exists(os.path.join(data_dir, f"{name}_jpeg.npz"))
-    )
+    local = _local_file(name, data_dir)
     if local:
         if default_key:
             raise ValueError(f"{name} is only available through tensorflow-datasets.")
-        parts = _load_local(name, data_dir, train_size, test_size, seed)
+        parts = _load_local(local, train_size, test_size, seed)
     else:
         parts = _load_tfds(tfds_name, data_dir, noisy_key, train_size, test_size, seed)
     x_train, y_train, x_test, y_test, noisy = parts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from keras import ops
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
@@ -75,3 +76,64 @@ def clean_probability(losses, seed: int | None = None, **gmm_settings):
     posterior = gmm.predict_proba(normalised)
     clean = int(np.argmin(gmm.means_.ravel()))
     return posterior[:, clean], gmm
+
+
+def split_statistics(quality: np.ndarray, noisy_labels=None, clean_labels=None):
+    """Summary of a clean/noisy split; AUC when the true labels are known."""
+    stats = {
+        "label_quality": float(np.mean(quality)),
+        "clean_fraction": float(np.mean(quality > 0.5)),
+    }
+    if clean_labels is not None:
+        is_clean = np.asarray(noisy_labels) == np.asarray(clean_labels)
+        if 0 < is_clean.sum() < len(is_clean):
+            from sklearn.metrics import roc_auc_score
+
+            stats["noise_auc"] = float(roc_auc_score(is_clean, quality))
+    return stats
+
+
+# Layout of `gmm_parameters`: fitted flag, loss min and max, then mean,
+# variance and weight of the clean (low-loss) and the noisy component.
+GMM_PARAMETER_COUNT = 9
+
+
+def gmm_parameters(losses, gmm) -> np.ndarray:
+    """A fitted GMM (from `clean_probability`) packed as a float32 vector.
+
+    Lets a training step evaluate clean probabilities of losses it computes
+    itself (`gmm_clean_posterior`), for data without sample identities.
+    `gmm=None` (nothing to separate) gives the all-zero "not fitted" vector.
+    """
+    if gmm is None:
+        return np.zeros(GMM_PARAMETER_COUNT, "float32")
+    means, variances = gmm.means_.ravel(), gmm.covariances_.ravel()
+    clean = int(np.argmin(means))
+    params = [1.0, float(np.min(losses)), float(np.max(losses))]
+    for k in (clean, 1 - clean):
+        params += [means[k], variances[k], gmm.weights_[k]]
+    return np.asarray(params, "float32")
+
+
+def gmm_clean_posterior(losses, params):
+    """Clean posterior of per-sample losses under `gmm_parameters` (keras.ops).
+
+    Args:
+        losses: `(B,)` raw per-sample losses.
+        params: the packed GMM (a tensor or variable).
+
+    Returns:
+        `(B,)` clean probabilities; all ones while `params` is not fitted.
+    """
+    losses = ops.stop_gradient(ops.convert_to_tensor(losses, "float32"))
+    x = (losses - params[1]) / ops.maximum(params[2] - params[1], 1e-12)
+
+    def log_density(mean, var, weight):
+        var = ops.maximum(var, 1e-6)
+        return ops.log(weight + 1e-12) - 0.5 * (ops.log(var) + ops.square(x - mean) / var)
+
+    posterior = ops.sigmoid(
+        log_density(params[3], params[4], params[5])
+        - log_density(params[6], params[7], params[8])
+    )
+    return ops.where(params[0] > 0.5, posterior, ops.ones_like(posterior))

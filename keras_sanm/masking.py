@@ -6,7 +6,6 @@ grids with per-sample bounds, so shapes stay static and nothing leaves the devic
 
 from __future__ import annotations
 
-import keras
 from keras import ops
 
 ANCHORS = ("corner", "center")

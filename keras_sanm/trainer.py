@@ -8,9 +8,13 @@ from keras import ops
 
 from keras_sanm import losses
 from keras_sanm.backend import TrainStep
-from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, split_statistics
+from keras_sanm.callbacks import EpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
-from keras_sanm.label_quality import clean_probability, per_sample_cross_entropy
+from keras_sanm.label_quality import (
+    clean_probability,
+    per_sample_cross_entropy,
+    split_statistics,
+)
 from keras_sanm.validation import check_images, check_labels
 
 ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
@@ -90,12 +94,15 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     def compute_train_loss(self, data):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def compute_test_logs(self, data):
-        images, labels = data[0], data[1]
-        scores = self.scores(images, training=False)
+    def cross_entropy_logs(self, images, labels, training: bool):
+        """Mean cross-entropy of the network on integer labels, and its logs."""
+        scores = self.scores(images, training=training)
         targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
         loss = ops.mean(losses.soft_cross_entropy(scores, targets, self.from_logits))
-        return {"loss": loss, "accuracy": losses.accuracy(scores, labels)}
+        return loss, {"loss": loss, "accuracy": losses.accuracy(scores, labels)}
+
+    def compute_test_logs(self, data):
+        return self.cross_entropy_logs(data[0], data[1], training=False)[1]
 
     def transform_gradients(self, gradients, values):
         """Coupled (PyTorch-style) L2 weight decay: `g + wd * w` for every weight."""
@@ -168,27 +175,28 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         if isinstance(x, IndexedDataset):
             if y is not None:
                 raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
-            check_images(x.images[:1], self.image_shape)
             check_labels(x.labels, None, self.num_classes)
-            return x
-        if _is_dataset(x):
+        elif _is_dataset(x):
             if y is not None:
                 raise ValueError("A dataset yields its own labels; do not pass `y`.")
             self.check_first_batch(x)
             return x
-        if isinstance(x, np.ndarray) or y is not None:
+        elif isinstance(x, np.ndarray) or y is not None:
             if y is None:
                 raise ValueError("fit(x, y) needs labels `y` with numpy images.")
-            images = check_images(x, self.image_shape)
-            labels = check_labels(y, len(images), self.num_classes)
-            return IndexedDataset(
-                images, labels, batch_size or 32, num_classes=self.num_classes,
+            # IndexedDataset checks the arrays (rank, NaN/Inf, labels) once.
+            x = IndexedDataset(
+                x, y, batch_size or 32, num_classes=self.num_classes,
                 augment=None, shuffle=shuffle, seed=self.seed,
             )
-        raise ValueError(
-            "fit() takes numpy arrays `fit(x, y)`, a keras_sanm.data.IndexedDataset, "
-            f"or a tf.data.Dataset / keras.utils.PyDataset of (x, y); got {type(x).__name__}."
-        )
+        else:
+            raise ValueError(
+                "fit() takes numpy arrays `fit(x, y)`, a keras_sanm.data.IndexedDataset, "
+                "or a tf.data.Dataset / keras.utils.PyDataset of (x, y); got "
+                f"{type(x).__name__}."
+            )
+        check_images(x.images[:1], self.image_shape)
+        return x
 
     def check_first_batch(self, dataset):
         """Checks the first `(x, y)` batch of a dataset before training starts."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 from keras import ops
 
 from keras_sanm import losses
 from keras_sanm.callbacks import LabelQualityUpdate
 from keras_sanm.decoder import ReconstructionDecoder, reconstruction_loss
+from keras_sanm.label_quality import (
+    GMM_PARAMETER_COUNT,
+    gmm_clean_posterior,
+    gmm_parameters,
+)
 from keras_sanm.masking import modulate_labels
 from keras_sanm.noisy_mask import NoisyMask
 from keras_sanm.trainer import NoisyLabelTrainer
@@ -23,11 +27,7 @@ class CrossEntropyTrainer(NoisyLabelTrainer):
     method_name = "ce"
 
     def compute_train_loss(self, data):
-        images, labels = data[0], data[1]
-        scores = self.scores(images, training=True)
-        targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
-        loss = ops.mean(losses.soft_cross_entropy(scores, targets, self.from_logits))
-        return loss, {"loss": loss, "accuracy": losses.accuracy(scores, labels)}
+        return self.cross_entropy_logs(data[0], data[1], training=True)
 
 
 class SANMCrossEntropyTrainer(NoisyLabelTrainer):
@@ -84,38 +84,18 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
         self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
         self.decoder = ReconstructionDecoder(self.image_shape, name="decoder")
         self.decoder.build(tuple(network.outputs[0].shape))
-        # For (x, y) datasets without sample indices: the epoch's loss GMM as
-        # [fitted, loss_min, loss_max, mean_clean, var_clean, weight_clean,
-        #  mean_noisy, var_noisy, weight_noisy].
+        # For (x, y) datasets without sample indices: the epoch's loss GMM.
         self.loss_gmm = self.add_weight(
-            shape=(9,), initializer="zeros", trainable=False, name="loss_gmm"
+            shape=(GMM_PARAMETER_COUNT,), initializer="zeros", trainable=False,
+            name="loss_gmm",
         )
 
     def store_loss_gmm(self, losses_, gmm):
-        if gmm is None:
-            self.loss_gmm.assign(np.zeros(9, "float32"))
-            return
-        clean = int(np.argmin(gmm.means_.ravel()))
-        order = [clean, 1 - clean]
-        params = [1.0, float(np.min(losses_)), float(np.max(losses_))]
-        for k in order:
-            params += [float(gmm.means_.ravel()[k]), float(gmm.covariances_.ravel()[k]),
-                       float(gmm.weights_[k])]
-        self.loss_gmm.assign(np.asarray(params, "float32"))
+        self.loss_gmm.assign(gmm_parameters(losses_, gmm))
 
     def quality_from_losses(self, per_sample_loss):
         """Clean posterior of each loss under the stored GMM (1 before any fit)."""
-        g = self.loss_gmm
-        loss = ops.stop_gradient(ops.convert_to_tensor(per_sample_loss, "float32"))
-        x = (loss - g[1]) / ops.maximum(g[2] - g[1], 1e-12)
-
-        def log_density(mean, var, weight):
-            return ops.log(weight + 1e-12) - 0.5 * (ops.log(var) + ops.square(x - mean) / var)
-
-        clean = log_density(g[3], ops.maximum(g[4], 1e-6), g[5])
-        noisy = log_density(g[6], ops.maximum(g[7], 1e-6), g[8])
-        posterior = ops.sigmoid(clean - noisy)
-        return ops.where(g[0] > 0.5, posterior, ops.ones_like(posterior))
+        return gmm_clean_posterior(per_sample_loss, self.loss_gmm)
 
     def compute_train_loss(self, data):
         images, labels = data[0], data[1]
