@@ -3,7 +3,9 @@
 Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
 `import keras_sanm`):
 
-* `wrap(base_model, method="ce", sanm=True, ...)`: the training wrapper.
+* `wrap(base_model, method="ce" | "dividemix", sanm=True, ...)`: the
+  training wrapper; `model.label_quality(x, y)` gives each sample's clean
+  probability and `find_label_issues(model, x, y)` the likely mislabeled ones.
 * `NoisyMask`, `ReconstructionDecoder`, `modulate_labels`,
   `reconstruction_loss`: SANM's components as layers and functions.
 * `backbones` (`PreActResNet18`, `CNN9`), `data` (`inject_noise`,
@@ -20,8 +22,11 @@ _ATTRIBUTES = {
     "ReconstructionDecoder": "keras_sanm.decoder",
     "reconstruction_loss": "keras_sanm.decoder",
     "modulate_labels": "keras_sanm.masking",
+    "find_label_issues": "keras_sanm.label_issues",
 }
-_SUBMODULES = ("backbones", "data", "datasets", "masking", "label_quality", "callbacks")
+_SUBMODULES = (
+    "backbones", "data", "datasets", "masking", "label_quality", "callbacks", "presets",
+)
 
 __all__ = ["__version__", *_ATTRIBUTES, *_SUBMODULES]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_sanm.transposed_conv import SubPixelConv2DTranspose
+
 # Per-axis layouts of the reference decoders, (feature size, image size) ->
 # [(kernel, stride, output_padding), ...]. `SANM-code` resnetc2d.Decoder for
 # ResNet-18 / PreAct ResNet-18 at 32x32 and ResNet-50 at 224x224; the 9-layer
@@ -82,6 +84,10 @@ class ReconstructionDecoder(keras.layers.Layer):
         image_shape: `(H, W, C)` of the images to reconstruct.
         filters: channel counts of the hidden layers, from the first; reused
             from the end when the layout needs more layers.
+        implementation: how the transposed convolutions are computed,
+            `"auto"` (default: the faster on the current backend), `"native"`
+            or `"subpixel"`; all give the same outputs from the same weights
+            (see `SubPixelConv2DTranspose`).
 
     Call args:
         feature_map: `(B, h, w, K)` encoder output.
@@ -95,13 +101,20 @@ class ReconstructionDecoder(keras.layers.Layer):
     (2, 32, 32, 3)
     """
 
-    def __init__(self, image_shape, filters=(256, 128, 64, 32), **kwargs):
+    def __init__(
+        self,
+        image_shape,
+        filters=(256, 128, 64, 32),
+        implementation: str = "auto",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         image_shape = tuple(int(v) for v in image_shape)
         if len(image_shape) != 3:
             raise ValueError(f"image_shape must be (H, W, C); got {image_shape}.")
         self.image_shape = image_shape
         self.filters = tuple(int(f) for f in filters)
+        self.implementation = implementation
         self.conv_layers = []
 
     def build(self, feature_shape):
@@ -116,12 +129,14 @@ class ReconstructionDecoder(keras.layers.Layer):
             hidden.append(self.filters[-1])
         channels = hidden + [self.image_shape[2]]
         self.conv_layers = [
-            keras.layers.Conv2DTranspose(
+            SubPixelConv2DTranspose(
                 filters=filters,
                 kernel_size=kernel,
                 strides=strides,
                 padding="valid",
                 output_padding=padding,
+                data_format="channels_last",
+                implementation=self.implementation,
                 name=f"deconv_{i}",
             )
             for i, (filters, (kernel, strides, padding)) in enumerate(
@@ -149,7 +164,11 @@ class ReconstructionDecoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(image_shape=self.image_shape, filters=self.filters)
+        config.update(
+            image_shape=self.image_shape,
+            filters=self.filters,
+            implementation=self.implementation,
+        )
         return config
 
 

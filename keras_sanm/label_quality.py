@@ -43,14 +43,17 @@ def normalise_losses(losses) -> np.ndarray:
     return (losses - low) / (high - low)
 
 
-def clean_probability(losses, seed: int | None = None, **gmm_settings):
+def clean_probability(
+    losses, seed: int | None = None, normalise: bool = True, **gmm_settings
+):
     """Posterior of the low-loss component of a 2-component GMM on the losses.
 
     Args:
-        losses: `(N,)` per-sample losses (normalised or not; they are
-            min-max normalised first).
+        losses: `(N,)` per-sample losses.
         seed: random state of the k-means initialisation (the reference is
             unseeded; a seed makes runs repeatable).
+        normalise: min-max normalise first (`False` for inputs that are
+            already averages of normalised losses, as DivideMix's history).
         **gmm_settings: overrides of `GMM_SETTINGS`.
 
     Returns:
@@ -66,7 +69,7 @@ def clean_probability(losses, seed: int | None = None, **gmm_settings):
         raise ValueError("Per-sample losses contain NaN or Inf; cannot fit the GMM.")
     if losses.size < 2 or np.ptp(losses) <= 0:
         return np.ones_like(losses), None
-    normalised = normalise_losses(losses).reshape(-1, 1)
+    normalised = (normalise_losses(losses) if normalise else losses).reshape(-1, 1)
     settings = {**GMM_SETTINGS, **gmm_settings}
     gmm = GaussianMixture(n_components=2, random_state=seed, **settings)
     with warnings.catch_warnings():
@@ -78,18 +81,33 @@ def clean_probability(losses, seed: int | None = None, **gmm_settings):
     return posterior[:, clean], gmm
 
 
-def split_statistics(quality: np.ndarray, noisy_labels=None, clean_labels=None):
-    """Summary of a clean/noisy split; AUC when the true labels are known."""
-    stats = {
-        "label_quality": float(np.mean(quality)),
-        "clean_fraction": float(np.mean(quality > 0.5)),
-    }
+def split_statistics(
+    quality: np.ndarray, noisy_labels=None, clean_labels=None, threshold: float = 0.5
+):
+    """Summary of a clean/noisy split, and its quality when the true labels are known.
+
+    Args:
+        quality: `(N,)` clean probabilities.
+        noisy_labels, clean_labels: `(N,)` given and true labels, or `None`.
+        threshold: samples with `quality > threshold` count as clean (labeled).
+
+    Returns:
+        A dict: `label_quality` (mean), `clean_fraction` (share above the
+        threshold) and, with true labels, `noise_auc` (ROC AUC of `quality`
+        for "label is correct"), `clean_precision` and `clean_recall` of the
+        samples kept as clean.
+    """
+    quality = np.asarray(quality)
+    kept = quality > threshold
+    stats = {"label_quality": float(np.mean(quality)), "clean_fraction": float(np.mean(kept))}
     if clean_labels is not None:
         is_clean = np.asarray(noisy_labels) == np.asarray(clean_labels)
         if 0 < is_clean.sum() < len(is_clean):
             from sklearn.metrics import roc_auc_score
 
             stats["noise_auc"] = float(roc_auc_score(is_clean, quality))
+        stats["clean_precision"] = float(is_clean[kept].mean()) if kept.any() else 0.0
+        stats["clean_recall"] = float(kept[is_clean].mean()) if is_clean.any() else 0.0
     return stats
 
 

@@ -34,3 +34,19 @@ def accuracy(scores, labels):
     """Fraction of rows whose arg-max equals the integer label."""
     predicted = ops.cast(ops.argmax(scores, axis=-1), "int32")
     return ops.mean(ops.cast(predicted == ops.cast(labels, "int32"), "float32"))
+
+
+def confidence_penalty(scores, from_logits: bool = True):
+    """Negative entropy `mean_i sum_c p_ic log p_ic` (DivideMix warm-up, asymmetric noise).
+
+    Minimising it discourages over-confident predictions.
+
+    Args:
+        scores: `(B, C)` logits (or probabilities when `from_logits=False`).
+        from_logits: whether `scores` are logits.
+
+    Returns:
+        Scalar penalty.
+    """
+    log_probs = log_probabilities(scores, from_logits)
+    return ops.mean(ops.sum(ops.exp(log_probs) * log_probs, axis=-1))

@@ -10,6 +10,7 @@ from keras_sanm import losses
 from keras_sanm.backend import TrainStep
 from keras_sanm.callbacks import EpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
+from keras_sanm.data.normalization import normalize_images
 from keras_sanm.label_quality import (
     clean_probability,
     per_sample_cross_entropy,
@@ -104,6 +105,14 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     def compute_test_logs(self, data):
         return self.cross_entropy_logs(data[0], data[1], training=False)[1]
 
+    def step_variables(self):
+        """The variables one training step updates, and the optimizer that does it."""
+        return self.trainable_variables, self.optimizer
+
+    def batch_size_of(self, data):
+        """Number of samples in a batch (the weight of its logs)."""
+        return ops.shape(data[0])[0]
+
     def transform_gradients(self, gradients, values):
         """Coupled (PyTorch-style) L2 weight decay: `g + wd * w` for every weight."""
         if not self.l2_weight_decay:
@@ -117,7 +126,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
 
     def update_trackers(self, logs, data):
         """Adds one batch's logs to the running means, weighted by batch size."""
-        weight = ops.cast(ops.shape(data[0])[0], "float32")
+        weight = ops.cast(self.batch_size_of(data), "float32")
         for name, value in logs.items():
             self._trackers[name].update_state(value, sample_weight=weight)
         return {name: self._trackers[name].result() for name in logs}
@@ -246,6 +255,39 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         return super().fit(source, epochs=epochs, callbacks=callbacks, shuffle=False, **kwargs)
 
     # ----------------------------------------------------------- label quality
+    def quality_members(self):
+        """Models whose per-sample losses estimate label quality (one per network)."""
+        return [self]
+
+    def label_quality(self, x, y, batch_size: int = 256) -> np.ndarray:
+        """Each sample's probability that its given label is correct.
+
+        Per-sample cross-entropy of the model's predictions (inference mode)
+        and the clean posterior of a two-component GMM fitted on them, as the
+        methods' own division (methods.md §2.3-2.4); with two networks, the
+        mean of both networks' posteriors.
+
+        Args:
+            x: `(N, H, W, C)` images (uint8 are scaled to `[0, 1]`, as `fit`
+                does with arrays).
+            y: `(N,)` given integer labels.
+            batch_size: prediction batch size.
+
+        Returns:
+            `(N,)` float32 clean probabilities.
+
+        Example:
+        >>> quality = model.label_quality(x_train, y_noisy)
+        """
+        images = normalize_images(check_images(x, self.image_shape))
+        labels = check_labels(y, len(images), self.num_classes)
+        qualities = []
+        for member in self.quality_members():
+            scores = member.predict(images, batch_size=batch_size, verbose=0)
+            losses_ = per_sample_cross_entropy(scores, labels, self.from_logits)
+            qualities.append(clean_probability(losses_, seed=self.seed)[0])
+        return np.mean(qualities, axis=0).astype(np.float32)
+
     def per_sample_losses(self, source):
         """Eval-pass cross-entropy of every training sample and the labels.
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import keras
 
-from keras_sanm.feature_map import build_feature_network
+from keras_sanm.feature_map import build_feature_network, find_feature_layer
 from keras_sanm.methods import METHODS
+from keras_sanm.presets import preset_config
 
 
 def _outputs_logits(model: keras.Model) -> bool:
@@ -16,6 +17,28 @@ def _outputs_logits(model: keras.Model) -> bool:
     return activation is not keras.activations.softmax
 
 
+def _copy_network(model: keras.Model) -> keras.Model:
+    """A second, independently initialised network of the same architecture."""
+    try:
+        return keras.models.clone_model(model)
+    except Exception as error:  # noqa: BLE001 - re-raised with guidance
+        raise ValueError(
+            "A two-network method builds a second copy of the model with "
+            "keras.models.clone_model, which failed; pass a Functional or "
+            f"Sequential model. ({error})"
+        ) from error
+
+
+def _with_softmax(model: keras.Model) -> keras.Model:
+    return keras.Model(model.inputs, keras.layers.Softmax()(model.outputs[0]))
+
+
+def _load_encoder_weights(model: keras.Model, feature_layer, path: str) -> None:
+    layer = find_feature_layer(model, feature_layer)
+    encoder = keras.Model(model.inputs, layer.output)
+    encoder.load_weights(path)
+
+
 def wrap(
     base_model: keras.Model,
     method: str = "ce",
@@ -24,6 +47,9 @@ def wrap(
     num_classes: int | None = None,
     from_logits: bool | None = None,
     seed: int | None = None,
+    preset: str | None = None,
+    double_softmax: bool = False,
+    encoder_weights: str | None = None,
     **config,
 ) -> keras.Model:
     """Wraps a classifier for training on noisy labels.
@@ -33,15 +59,28 @@ def wrap(
             `sanm=True` it must be Functional or Sequential with a spatial
             feature map (found automatically: the last rank-4 tensor before
             global pooling).
-        method: training method; `"ce"` (cross-entropy).
+        method: training method: `"ce"` (cross-entropy) or `"dividemix"`
+            (two networks: the base model and an independently initialised
+            copy).
         sanm: add SANM's noisy masking and reconstruction branch.
         feature_layer: name of the layer whose output SANM masks from.
         num_classes: optional check against the model's output size.
         from_logits: whether the model outputs logits; detected from a final
             softmax when `None`.
         seed: seed of masks, data order, augmentation and GMM initialisation.
+        preset: name of a reference setting (`keras_sanm.presets.PRESETS`,
+            e.g. `"cifar10-sym-0.5"`): the method's hyper-parameters for that
+            dataset and noise; explicit `**config` entries override it.
+        double_softmax: reproduction switch (methods.md §1.13, B3): append a
+            softmax to the model and treat its probabilities as logits, as
+            the SANM CIFAR code does. Off by default.
+        encoder_weights: path of a `.weights.h5` file saved from the encoder
+            (`keras.Model(base.input, feature_map_layer.output)`), e.g. a
+            SimCLR/C2D-style pre-trained encoder, loaded into every network.
+            Off by default.
         **config: method options, e.g. `reconstruction_weight`,
-            `clip_negative_targets`, `mask_config` (see `NoisyMask`).
+            `clip_negative_targets`, `mask_config` (see `NoisyMask`);
+            DivideMix: `lambda_u`, `threshold`, `warmup_epochs`, ...
 
     Returns:
         A `keras.Model` with `compile()`, `fit()`, `predict()`, `evaluate()`.
@@ -78,12 +117,24 @@ def wrap(
         )
     if from_logits is None:
         from_logits = _outputs_logits(base_model)
+    if double_softmax:
+        base_model, from_logits = _with_softmax(base_model), True
+    if preset is not None:
+        config = {**preset_config(preset, method, sanm), **config}
     plain, with_sanm = METHODS[method]
-    if sanm:
-        network = build_feature_network(base_model, feature_layer)
-        return with_sanm(
-            network, model_classes, from_logits=from_logits, seed=seed, **config
-        )
-    if feature_layer is not None:
+    trainer = with_sanm if sanm else plain
+    if not sanm and feature_layer is not None:
         raise ValueError("feature_layer is only used with sanm=True.")
-    return plain(base_model, model_classes, from_logits=from_logits, seed=seed, **config)
+    if sanm:
+        find_feature_layer(base_model, feature_layer)  # clear error before copying
+    bases = [base_model]
+    for _ in range(getattr(trainer, "network_count", 1) - 1):
+        bases.append(_copy_network(base_model))
+    if encoder_weights is not None:
+        for model in bases:
+            _load_encoder_weights(model, feature_layer, encoder_weights)
+    networks = [build_feature_network(b, feature_layer) if sanm else b for b in bases]
+    options = dict(from_logits=from_logits, seed=seed, **config)
+    if len(networks) == 1:
+        return trainer(networks[0], model_classes, **options)
+    return trainer(networks, model_classes, **options)

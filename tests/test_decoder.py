@@ -45,3 +45,29 @@ def test_layout_and_loss():
         decoder_layout((8, 8), (4, 4))
     a = np.ones((2, 4, 4, 3), "float32")
     assert float(reconstruction_loss(a, np.zeros_like(a))) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "feature_shape,image_shape",
+    [((4, 4, 32), (32, 32, 3)), ((7, 7, 16), (224, 224, 3)), ((2, 2, 8), (32, 32, 3)),
+     ((5, 3, 8), (40, 24, 3)), ((1, 1, 8), (8, 8, 3))],
+)
+def test_subpixel_decoder_equals_native(feature_shape, image_shape):
+    native = ReconstructionDecoder(image_shape, implementation="native")
+    subpixel = ReconstructionDecoder(image_shape, implementation="subpixel")
+    native.build((None,) + feature_shape)
+    subpixel.build((None,) + feature_shape)
+    rng = np.random.default_rng(0)
+    for variable in native.weights:  # random biases too, so they are checked
+        variable.assign(rng.normal(size=variable.shape).astype("float32") * 0.1)
+    subpixel.set_weights(native.get_weights())
+    features = rng.normal(size=(2,) + feature_shape).astype("float32")
+    expected = ops.convert_to_numpy(native(features))
+    np.testing.assert_allclose(ops.convert_to_numpy(subpixel(features)), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_subpixel_layer_rejects_unknown_implementation():
+    from keras_sanm.transposed_conv import SubPixelConv2DTranspose
+
+    with pytest.raises(ValueError, match="implementation"):
+        SubPixelConv2DTranspose(4, 3, implementation="fast")

@@ -12,7 +12,11 @@ A training method defines, once and with `keras.ops` only,
 `TrainStep` below turns these into Keras' `train_step`/`test_step` for the
 current backend: `jax.value_and_grad` over a `StatelessScope` and
 `optimizer.stateless_apply` on JAX, `tf.GradientTape` and `optimizer.apply`
-on TensorFlow, `loss.backward()` and `optimizer.apply` on PyTorch.
+on TensorFlow, `loss.backward()` and `optimizer.apply` on PyTorch. A method
+may train a subset of its variables with its own optimizer per step
+(`step_variables()`, two networks in turn). `no_gradient()` marks forward
+passes whose outputs are only used under `ops.stop_gradient` (targets,
+guesses), so PyTorch does not record them.
 """
 
 import keras
@@ -20,15 +24,21 @@ import keras
 _BACKEND = keras.backend.backend()
 
 if _BACKEND == "jax":
-    from keras_sanm.backend.jax import TrainStep
+    from keras_sanm.backend.jax import TrainStep, no_gradient
 elif _BACKEND == "tensorflow":
-    from keras_sanm.backend.tensorflow import TrainStep
+    from keras_sanm.backend.tensorflow import TrainStep, no_gradient
 elif _BACKEND == "torch":
-    from keras_sanm.backend.torch import TrainStep
+    from keras_sanm.backend.torch import TrainStep, no_gradient
 else:  # pragma: no cover - depends on the environment
     raise ImportError(
         f"keras_sanm supports the jax, tensorflow and torch backends; "
         f"KERAS_BACKEND is {_BACKEND!r}."
     )
 
-__all__ = ["TrainStep"]
+# XLA on CPU computes the gradients of strided transposed convolutions
+# through a slow generic path (about 4x the time of the same work written as
+# an ordinary convolution, see keras_sanm/transposed_conv.py); oneDNN
+# (PyTorch) and TensorFlow's own kernels are faster with the native op.
+SUBPIXEL_TRANSPOSED_CONV = _BACKEND == "jax"
+
+__all__ = ["SUBPIXEL_TRANSPOSED_CONV", "TrainStep", "no_gradient"]

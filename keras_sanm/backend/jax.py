@@ -1,5 +1,7 @@
 """JAX: gradients with `jax.value_and_grad` over a stateless call of the method."""
 
+import contextlib
+
 import jax
 import keras
 
@@ -15,27 +17,49 @@ def _stateless(variables, values, fn):
     return result, updated
 
 
+def _positions(variables, subset):
+    """Index in `variables` of each variable of `subset` (by identity)."""
+    index = {id(v): i for i, v in enumerate(variables)}
+    return [index[id(v)] for v in subset]
+
+
 class TrainStep:
     """Keras JAX `train_step`/`test_step` built from the method's loss function."""
 
     def train_step(self, state, data):
         trainable, non_trainable, optimizer_values, metric_values = state
+        trainable, optimizer_values = list(trainable), list(optimizer_values)
+        trained_variables, optimizer = self.step_variables()
+        trained_at = _positions(self.trainable_variables, trained_variables)
         n_train = len(trainable)
 
-        def loss_fn(trainable_values, non_trainable_values):
-            (loss, logs), values = _stateless(
+        def loss_fn(trained_values, trainable_values, non_trainable_values):
+            values = list(trainable_values)
+            for position, value in zip(trained_at, trained_values):
+                values[position] = value
+            (loss, logs), new_values = _stateless(
                 self.trainable_variables + self.non_trainable_variables,
-                list(trainable_values) + list(non_trainable_values),
+                values + list(non_trainable_values),
                 lambda: self.compute_train_loss(data),
             )
-            return loss, (logs, values[n_train:])
+            return loss, (logs, new_values[n_train:])
 
+        trained = [trainable[p] for p in trained_at]
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (_, (logs, non_trainable)), grads = grad_fn(trainable, non_trainable)
-        grads = self.transform_gradients(grads, trainable)
-        trainable, optimizer_values = self.optimizer.stateless_apply(
-            optimizer_values, grads, trainable
+        (_, (logs, non_trainable)), grads = grad_fn(trained, trainable, non_trainable)
+        grads = self.transform_gradients(grads, trained)
+        optimizer_at = _positions(self.optimizer.variables, optimizer.variables)
+        trained, new_optimizer_values = optimizer.stateless_apply(
+            [optimizer_values[p] for p in optimizer_at], grads, trained
         )
+        for position, value in zip(trained_at, trained):
+            trainable[position] = value
+        for position, value in zip(optimizer_at, new_optimizer_values):
+            optimizer_values[position] = value
+        if optimizer is not self.optimizer:
+            # The wrapping optimizer counts every step, like `apply` does.
+            (count_at,) = _positions(self.optimizer.variables, [self.optimizer.iterations])
+            optimizer_values[count_at] = optimizer_values[count_at] + 1
         logs, metric_values = _stateless(
             self.metrics_variables,
             metric_values,
@@ -57,3 +81,8 @@ class TrainStep:
         )
         n_fixed = len(trainable) + len(non_trainable)
         return logs, (trainable, non_trainable, values[n_fixed:])
+
+
+def no_gradient():
+    """Nothing to do: JAX differentiates only what reaches the loss."""
+    return contextlib.nullcontext()

@@ -7,7 +7,7 @@ class TrainStep:
     """Keras PyTorch `train_step`/`test_step` built from the method's loss."""
 
     def train_step(self, data):
-        variables = self.trainable_variables
+        variables, optimizer = self.step_variables()
         self.zero_grad()
         loss, logs = self.compute_train_loss(data)
         loss.backward()
@@ -17,10 +17,17 @@ class TrainStep:
         ]
         with torch.no_grad():
             grads = self.transform_gradients(grads, [v.value for v in variables])
-            self.optimizer.apply(grads, variables)
+            optimizer.apply(grads, variables)
+            if optimizer is not self.optimizer:
+                self.optimizer.iterations.assign_add(1)
         logs = {name: value.detach() for name, value in logs.items()}
         return self.update_trackers(logs, data)
 
     def test_step(self, data):
         with torch.no_grad():
             return self.update_trackers(self.compute_test_logs(data), data)
+
+
+def no_gradient():
+    """Forward passes that need no backward: not recorded by autograd."""
+    return torch.no_grad()

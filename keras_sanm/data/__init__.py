@@ -1,6 +1,7 @@
 """Data: noise injection, noise files, sample-indexed training batches, augmentation."""
 
 from keras_sanm.data.augment import weak_augment
+from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.data.noise import (
     asymmetric_map,
@@ -11,16 +12,20 @@ from keras_sanm.data.noise import (
     save_noise_file,
 )
 from keras_sanm.data.normalization import NORMALIZATION, normalize_images
+from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view
 
 __all__ = [
+    "CoDivideData",
     "IndexedDataset",
     "NORMALIZATION",
     "asymmetric_map",
+    "autoaugment_view",
     "inject_noise",
     "load_noise_file",
     "noise_file_name",
     "noisy_labels_from_file",
     "normalize_images",
+    "randaugment_view",
     "save_noise_file",
     "weak_augment",
 ]

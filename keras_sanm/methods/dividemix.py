@@ -1,0 +1,584 @@
+"""DivideMix (methods.md §2) and SANM inside it (§1.9): two networks, co-divide, MixMatch."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_sanm import losses
+from keras_sanm.backend import no_gradient
+from keras_sanm.callbacks import CoDivide
+from keras_sanm.data.co_divide import CoDivideData
+from keras_sanm.data.indexed_dataset import IndexedDataset
+from keras_sanm.decoder import ReconstructionDecoder, reconstruction_loss
+from keras_sanm.label_quality import per_sample_cross_entropy
+from keras_sanm.masking import modulate_labels
+from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
+from keras_sanm.noisy_mask import NoisyMask
+from keras_sanm.optimizers import NetworkOptimizers
+from keras_sanm.trainer import NoisyLabelTrainer
+
+
+class _Untracked:
+    """Holds objects that Keras' attribute tracking must not adopt."""
+
+    def __init__(self, **items):
+        self.__dict__.update(items)
+
+
+class _MethodCallbacks:
+    """The method's own callbacks, sharing one logs dict with the caller."""
+
+    def __init__(self, callbacks, model):
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def __getattr__(self, hook):
+        def call(*args):
+            for callback in self.callbacks:
+                getattr(callback, hook)(*args)
+
+        return call
+
+
+class DivideMixTrainer(NoisyLabelTrainer):
+    """DivideMix: two networks that divide the data for each other.
+
+    Every epoch starts with warm-up (plain cross-entropy on all data, batch
+    `2B`; plus the confidence penalty for asymmetric noise) until
+    `warmup_epochs`; afterwards the `CoDivide` callback fits a GMM on each
+    network's eval-pass losses, and network 1 then network 2 trains one pass
+    over the labeled set its peer selected. A step refines labeled targets
+    (`w * e_y + (1 - w) * p`, sharpened), co-guesses unlabeled targets with
+    both networks, mixes all rows with one `Beta(alpha, alpha)` weight and one
+    permutation, and minimises `L_x + lambda_u(t) * L_u + L_prior`. Each
+    network has its own optimizer state (`NetworkOptimizers`). `predict`
+    returns the mean of both networks' outputs (the reference tests on their
+    sum: same arg-max).
+
+    `fit` needs sample identities: numpy arrays, a `keras_sanm.data.CoDivideData`
+    or an `IndexedDataset`.
+
+    Args:
+        networks: two networks of the same architecture (independently
+            initialised), each returning class scores (or `(feature_map,
+            scores)` when `returns_features`).
+        num_classes: number of classes.
+        warmup_epochs: epochs of warm-up (CIFAR-10 10, CIFAR-100 30).
+        lambda_u: weight of the unlabeled loss after its ramp-up.
+        threshold: `tau`, clean-probability threshold of the labeled set.
+        alpha: Beta concentration of MixMatch.
+        temperature: sharpening temperature `T`.
+        confidence_penalty: add the negative-entropy penalty in warm-up
+            (asymmetric noise).
+        history_length: eval-pass loss vectors averaged for the GMM (5 at
+            90% noise, else 1).
+        rampup_length: epochs of the `lambda_u` ramp (16).
+        batch_size: labeled (= unlabeled) batch size `B`.
+        warmup_batch_size: warm-up batch size (default `2 * B`).
+        warmup_clip_norm: clip the warm-up gradient to this global norm
+            (SANM code: 1.0; DivideMix: none).
+        epochs: default number of epochs of `fit` (reference: 301).
+        **kwargs: passed to `NoisyLabelTrainer` (`from_logits`, `seed`, ...).
+
+    Example:
+    >>> model = keras_sanm.wrap(keras_sanm.backbones.PreActResNet18(10),
+    ...                         method="dividemix", sanm=False)
+    >>> model.fit(x_train, y_noisy, epochs=300, validation_data=(x_test, y_test))
+    """
+
+    method_name = "dividemix"
+    network_count = 2
+    log_names = (
+        "loss",
+        "accuracy",
+        "confidence_penalty",
+        "labeled_loss",
+        "unlabeled_loss",
+        "prior_loss",
+        "unlabeled_weight",
+    )
+    views = ("weak", "weak")
+    warmup_augment = "weak"
+
+    def __init__(
+        self,
+        networks,
+        num_classes: int,
+        warmup_epochs: int = 10,
+        lambda_u: float = 25.0,
+        threshold: float = 0.5,
+        alpha: float = 4.0,
+        temperature: float = 0.5,
+        confidence_penalty: bool = False,
+        history_length: int = 1,
+        rampup_length: float = 16.0,
+        batch_size: int = 64,
+        warmup_batch_size: int | None = None,
+        warmup_clip_norm: float | None = None,
+        epochs: int = 301,
+        **kwargs,
+    ):
+        networks = list(networks)
+        if len(networks) != 2:
+            raise ValueError(f"DivideMix trains two networks; got {len(networks)}.")
+        super().__init__(networks[0], num_classes, **kwargs)
+        if not 0.0 <= threshold < 1.0:
+            raise ValueError(f"threshold must be in [0, 1); got {threshold}.")
+        if alpha <= 0 or temperature <= 0 or rampup_length <= 0:
+            raise ValueError("alpha, temperature and rampup_length must be > 0.")
+        if lambda_u < 0 or warmup_epochs < 0:
+            raise ValueError("lambda_u and warmup_epochs must be >= 0.")
+        self.networks = networks
+        self.warmup_epochs = int(warmup_epochs)
+        self.lambda_u = float(lambda_u)
+        self.threshold = float(threshold)
+        self.alpha = float(alpha)
+        self.temperature = float(temperature)
+        self.use_confidence_penalty = bool(confidence_penalty)
+        self.history_length = int(history_length)
+        self.rampup_length = float(rampup_length)
+        self.batch_size = int(batch_size)
+        self.warmup_batch_size = int(warmup_batch_size or 2 * batch_size)
+        self.warmup_clip_norm = warmup_clip_norm
+        self.epochs = int(epochs)
+        self.mix_seed = keras.random.SeedGenerator(seed=self.seed)
+        outputs = [net.outputs[1] if self.returns_features else net.outputs[0] for net in networks]
+        self._held = _Untracked(
+            score_models=[keras.Model(net.inputs, out) for net, out in zip(networks, outputs)],
+            train_functions={},
+            phase=("warmup", 0),
+        )
+
+    # ----------------------------------------------------------------- forward
+    def network_scores(self, k: int, images, training: bool):
+        """Class scores of network `k` (and its feature map when it has one)."""
+        out = self.networks[k](images, training=training)
+        return out if self.returns_features else (None, out)
+
+    def logits(self, scores):
+        """Log-probabilities usable as logits (scores as-is when `from_logits`)."""
+        return losses.log_probabilities(scores, self.from_logits)
+
+    def scores(self, images, training: bool = False):
+        """Mean of the two networks' outputs (the reference's test ensemble)."""
+        total = 0.0
+        for k in (0, 1):
+            total = total + self.network_scores(k, images, training)[1]
+        return total / 2.0
+
+    # ------------------------------------------------------------------ phases
+    @property
+    def phase(self):
+        """`(kind, k)`: `"warmup"` or `"train"`, and the network trained."""
+        return self._held.phase
+
+    def set_phase(self, kind: str, network: int) -> None:
+        """Selects what the next steps train, with its compiled step function."""
+        if kind not in ("warmup", "train") or network not in (0, 1):
+            raise ValueError(f"Unknown phase ({kind!r}, {network!r}).")
+        functions = self._held.train_functions
+        self._held.phase = (kind, network)
+        if (kind, network) not in functions:
+            self.train_function = None
+            self.make_train_function()
+            functions[(kind, network)] = self.train_function
+        self.train_function = functions[(kind, network)]
+
+    def network_variables(self, k: int) -> list:
+        """Trainable variables updated when network `k` trains."""
+        return list(self.networks[k].trainable_variables)
+
+    def step_variables(self):
+        k = self.phase[1]
+        return self.optimizer.groups[k], self.optimizer.optimizers[k]
+
+    def batch_size_of(self, data):
+        batch = data[0]
+        if isinstance(batch, dict):
+            return ops.shape(batch["labels"])[0]
+        return ops.shape(batch)[0]
+
+    # -------------------------------------------------------------------- step
+    def compute_train_loss(self, data):
+        batch = data[0]
+        kind, k = self.phase
+        if kind == "warmup":
+            return self.warmup_loss(batch, k)
+        return self.division_loss(batch, k)
+
+    def warmup_loss(self, batch, k: int):
+        """Cross-entropy on all data (+ confidence penalty for asymmetric noise)."""
+        scores = self.network_scores(k, batch["images"], training=True)[1]
+        targets = ops.one_hot(ops.cast(batch["labels"], "int32"), self.num_classes)
+        loss = ops.mean(losses.soft_cross_entropy(self.logits(scores), targets))
+        logs = {"accuracy": losses.accuracy(scores, batch["labels"])}
+        if self.use_confidence_penalty:
+            penalty = losses.confidence_penalty(self.logits(scores))
+            loss = loss + penalty
+            logs["confidence_penalty"] = penalty
+        logs["loss"] = loss
+        return loss, logs
+
+    def probabilities(self, k: int, images, training: bool):
+        return ops.softmax(self.logits(self.network_scores(k, images, training)[1]), axis=-1)
+
+    def guess_targets(self, batch, k: int, labeled_views, unlabeled_views):
+        """Co-refined labeled and co-guessed unlabeled targets (no gradient, §2.6).
+
+        The trained network runs in training mode (its batch-norm statistics
+        update), the peer in inference mode, in the reference's order.
+
+        Returns:
+            `(t_x, t_u, features_x, features_u)`; the feature maps are those of
+            the trained network on the first view of each part (or `None`).
+        """
+        peer = 1 - k
+        u1, u2 = unlabeled_views
+        x1, x2 = labeled_views
+        with no_gradient():
+            features_u, scores_u1 = self.network_scores(k, u1, training=True)
+            p_u = (
+                ops.softmax(self.logits(scores_u1), axis=-1)
+                + self.probabilities(k, u2, training=True)
+                + self.probabilities(peer, u1, training=False)
+                + self.probabilities(peer, u2, training=False)
+            ) / 4.0
+            features_x, scores_x1 = self.network_scores(k, x1, training=True)
+            p_x = (
+                ops.softmax(self.logits(scores_x1), axis=-1)
+                + self.probabilities(k, x2, training=True)
+            ) / 2.0
+            one_hot = ops.one_hot(ops.cast(batch["labels"], "int32"), self.num_classes)
+            t_x = co_refine(p_x, one_hot, batch["labeled_quality"], self.temperature)
+            t_u = sharpen(p_u, self.temperature)
+        stop = ops.stop_gradient
+        features_x = None if features_x is None else stop(features_x)
+        features_u = None if features_u is None else stop(features_u)
+        return stop(t_x), stop(t_u), features_x, features_u
+
+    def mixmatch_loss(self, k: int, inputs, targets, num_labeled: int, progress):
+        """Mixes all rows, one forward pass, and DivideMix's loss terms."""
+        mixed_inputs, mixed_targets, _ = mix(inputs, targets, self.alpha, self.mix_seed)
+        scores = self.network_scores(k, mixed_inputs, training=True)[1]
+        labeled, unlabeled, prior = mixmatch_losses(
+            self.logits(scores), mixed_targets, num_labeled
+        )
+        weight = rampup_weight(
+            progress[0], self.warmup_epochs, self.lambda_u, self.rampup_length
+        )
+        loss = labeled + weight * unlabeled + prior
+        logs = {
+            "labeled_loss": labeled,
+            "unlabeled_loss": unlabeled,
+            "prior_loss": prior,
+            "unlabeled_weight": weight,
+        }
+        return loss, logs
+
+    def division_loss(self, batch, k: int):
+        """One DivideMix step of network `k` on its peer's split."""
+        labeled = [batch["labeled_views"][:, v] for v in range(2)]
+        unlabeled = [batch["unlabeled_views"][:, v] for v in range(2)]
+        t_x, t_u, _, _ = self.guess_targets(batch, k, labeled, unlabeled)
+        inputs = ops.concatenate(labeled + unlabeled, axis=0)
+        targets = ops.concatenate([t_x, t_x, t_u, t_u], axis=0)
+        loss, logs = self.mixmatch_loss(
+            k, inputs, targets, 2 * self.batch_size, batch["progress"]
+        )
+        logs["loss"] = loss
+        return loss, logs
+
+    def transform_gradients(self, gradients, values):
+        if self.phase[0] == "warmup" and self.warmup_clip_norm:
+            # As torch's clip_grad_norm_, before the optimizer's weight decay.
+            norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in gradients))
+            scale = ops.minimum(1.0, self.warmup_clip_norm / (norm + 1e-6))
+            gradients = [g * ops.cast(scale, g.dtype) for g in gradients]
+        return super().transform_gradients(gradients, values)
+
+    def compute_test_logs(self, data):
+        images, labels = data[0], data[1]
+        scores = self.scores(images, training=False)
+        targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
+        loss = ops.mean(losses.soft_cross_entropy(scores, targets, self.from_logits))
+        return {"loss": loss, "accuracy": losses.accuracy(scores, labels)}
+
+    # ----------------------------------------------------------------- compile
+    def compile(self, optimizer=None, weight_decay=None, loss=None, metrics=None, **kwargs):
+        """As `NoisyLabelTrainer.compile`; each network gets its own copy of the optimizer."""
+        if kwargs.get("steps_per_execution", 1) != 1:
+            raise ValueError("DivideMix runs one step per call; steps_per_execution must be 1.")
+        super().compile(optimizer, weight_decay, loss, metrics, **kwargs)
+        first = self.optimizer
+        second = first.__class__.from_config(first.get_config())
+        self.optimizer = NetworkOptimizers([first, second])
+        self.optimizer.assign_groups([self.network_variables(k) for k in (0, 1)])
+        # Built now: a step needs each network's group before any update.
+        self.optimizer.build(self.trainable_variables)
+        self._held.train_functions = {}
+
+    # --------------------------------------------------------------------- fit
+    def training_data(self, x, y, batch_size=None) -> CoDivideData:
+        """The `CoDivideData` to train on, from arrays or an indexed dataset."""
+        if isinstance(x, CoDivideData):
+            if y is not None or batch_size is not None:
+                raise ValueError("A CoDivideData carries its labels and batch size.")
+            data = x
+        elif isinstance(x, IndexedDataset):
+            if y is not None:
+                raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
+            data = CoDivideData(
+                x.images, x.labels, batch_size or self.batch_size, self.num_classes,
+                warmup_batch_size=None if batch_size else self.warmup_batch_size,
+                views=self.views, warmup_augment=self.warmup_augment,
+                mean=x.mean, std=x.std, seed=self.seed, clean_labels=x.clean_labels,
+            )
+        elif isinstance(x, np.ndarray):
+            if y is None:
+                raise ValueError("fit(x, y) needs labels `y` with numpy images.")
+            data = CoDivideData(
+                x, y, batch_size or self.batch_size, self.num_classes,
+                warmup_batch_size=None if batch_size else self.warmup_batch_size,
+                views=self.views, warmup_augment=self.warmup_augment, seed=self.seed,
+            )
+        else:
+            raise ValueError(
+                f"method={self.method_name!r} needs sample identities to divide the "
+                "data between epochs: pass numpy arrays `fit(x, y)`, a "
+                "keras_sanm.data.CoDivideData or a keras_sanm.data.IndexedDataset; "
+                f"got {type(x).__name__}."
+            )
+        if data.num_classes > self.num_classes:
+            raise ValueError(
+                f"The data has {data.num_classes} classes; the model outputs {self.num_classes}."
+            )
+        if self.image_shape is not None and data.images.shape[1:] != self.image_shape:
+            raise ValueError(
+                f"Images have shape {data.images.shape[1:]}; the model expects {self.image_shape}."
+            )
+        if self.returns_features and len(data.views) < len(self.views):
+            raise ValueError(f"This method needs {len(self.views)} views per sample.")
+        return data
+
+    def method_callbacks(self, source):
+        divide = CoDivide(
+            source, self.warmup_epochs, self.threshold, self.history_length, self.seed
+        )
+        return [divide] + super().method_callbacks(source)
+
+    def epoch_plan(self, data: CoDivideData, epoch: int):
+        """`[(phase, steps, make_batch), ...]`: network 1's pass, then network 2's."""
+        plan = []
+        for k in (0, 1):
+            if epoch < self.warmup_epochs:
+                plan.append((("warmup", k), data.warmup_batches(), data.warmup_batch))
+            else:
+                steps = data.training_plan(k, self.threshold, epoch)
+                plan.append(
+                    (("train", k), steps, lambda step, k=k: data.training_batch(k, step))
+                )
+        return plan
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=None, callbacks=None,
+            validation_data=None, verbose="auto", initial_epoch: int = 0, **kwargs):
+        """Trains both networks, epoch by epoch, as the reference does.
+
+        Args:
+            x: numpy images with `y`, a `CoDivideData` or an `IndexedDataset`.
+            y: noisy integer labels when `x` is an array.
+            batch_size: `B` for array input (default: the method's).
+            epochs: last epoch index; default the method's (reference) count.
+            callbacks: Keras callbacks (run after the method's own).
+            validation_data: `(x, y)` evaluated with both networks after
+                every epoch (`val_accuracy`).
+            verbose: 0 silent, 1 or `"auto"` progress bar, 2 one line per epoch.
+            initial_epoch: epoch to start from.
+
+        Returns:
+            The Keras `History`.
+        """
+        if kwargs:
+            raise ValueError(
+                f"method={self.method_name!r} fit() does not take {sorted(kwargs)}."
+            )
+        if not self.compiled:
+            self.compile()
+        # Batches are dicts, which Keras cannot trace the model with; every
+        # sub-model is already built.
+        self.build()
+        epochs = self.epochs if epochs is None else int(epochs)
+        data = self.training_data(x, y, batch_size)
+        verbose = 1 if verbose == "auto" else verbose
+        # Called directly (not through a CallbackList, which copies the logs)
+        # so that their epoch statistics reach the user's callbacks.
+        method = _MethodCallbacks(self.method_callbacks(data), self)
+        user = keras.callbacks.CallbackList(
+            callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose,
+            epochs=epochs, steps=None, model=self,
+        )
+        self.stop_training = False
+        method.on_train_begin()
+        user.on_train_begin()
+        epoch_logs: dict = {}
+        with concurrent.futures.ThreadPoolExecutor(1) as loader:
+            for epoch in range(initial_epoch, epochs):
+                self.reset_metrics()
+                method.on_epoch_begin(epoch)
+                plan = self.epoch_plan(data, epoch)
+                user.set_params(
+                    {"verbose": verbose, "epochs": epochs, "steps": sum(len(p[1]) for p in plan)}
+                )
+                user.on_epoch_begin(epoch)
+                step = 0
+                for phase, steps, make_batch in plan:
+                    self.set_phase(*phase)
+                    pending = loader.submit(make_batch, steps[0]) if steps else None
+                    for i in range(len(steps)):
+                        batch = pending.result()
+                        if i + 1 < len(steps):
+                            pending = loader.submit(make_batch, steps[i + 1])
+                        user.on_train_batch_begin(step)
+                        logs = self.train_on_batch(batch, return_dict=True)
+                        user.on_train_batch_end(step, logs)
+                        step += 1
+                epoch_logs = {
+                    name: float(tracker.result())
+                    for name, tracker in self._trackers.items()
+                    if int(tracker.count) > 0
+                }
+                if validation_data is not None:
+                    val_x, val_y = validation_data
+                    results = self.evaluate(val_x, val_y, verbose=0, return_dict=True)
+                    epoch_logs.update({f"val_{k}": v for k, v in results.items()})
+                method.on_epoch_end(epoch, epoch_logs)
+                user.on_epoch_end(epoch, epoch_logs)
+                if self.stop_training:
+                    break
+        method.on_train_end(epoch_logs)
+        user.on_train_end(epoch_logs)
+        return self.history
+
+    # ----------------------------------------------------------- label quality
+    def network_losses(self, k: int, data) -> np.ndarray:
+        """Eval-pass cross-entropy of every sample under network `k`."""
+        scores = self._held.score_models[k].predict(data.eval_view(), verbose=0)
+        return per_sample_cross_entropy(scores, data.labels, self.from_logits)
+
+    def quality_members(self):
+        return [self._held.score_models[0], self._held.score_models[1]]
+
+
+class SANMDivideMixTrainer(DivideMixTrainer):
+    """SANM(DivideMix): the reference CIFAR batch of `SANM-code` (methods.md §1.9).
+
+    Each sample comes with six views: two AutoAugment (`xa`), two
+    RandAugment + Cutout (`xr`) and two more AutoAugment (`xc`). Targets are
+    refined/guessed from the `xc` views; the trained network's feature maps
+    of `xc1` / `uc1` place the peak and valley boxes, sized by the peer's
+    clean probability `w`; the modulated targets go with the masked copies.
+    MixMatch mixes twelve groups of `B` rows (`xa1, xa2, xr1, xr2, m+_x, m-_x`
+    labeled, the same for unlabeled), and the network's decoder reconstructs
+    `[xc1; uc1]` from both masked copies: `L = L_x + lambda_u(t) L_u + L_prior
+    + reconstruction_weight * L_rec`. Warm-up is plain (no masking), with the
+    gradient clipped to norm 1.0 as in the SANM code.
+
+    Args:
+        networks: two networks returning `(feature_map, scores)`.
+        num_classes: number of classes.
+        reconstruction_weight: weight of `L_rec` (0.02 CIFAR).
+        clip_negative_targets: clip negative modulated targets (B4).
+        mask_config: keyword arguments of `NoisyMask`.
+        **kwargs: passed to `DivideMixTrainer`.
+    """
+
+    log_names = DivideMixTrainer.log_names + ("reconstruction_loss", "mask_ratio")
+    views = ("autoaugment", "autoaugment", "randaugment", "randaugment",
+             "autoaugment", "autoaugment")
+
+    def __init__(
+        self,
+        networks,
+        num_classes: int,
+        reconstruction_weight: float = 0.02,
+        clip_negative_targets: bool = False,
+        mask_config: dict | None = None,
+        warmup_clip_norm: float | None = 1.0,
+        **kwargs,
+    ):
+        super().__init__(
+            networks, num_classes, returns_features=True,
+            warmup_clip_norm=warmup_clip_norm, **kwargs,
+        )
+        if reconstruction_weight < 0:
+            raise ValueError("reconstruction_weight must be >= 0.")
+        self.reconstruction_weight = float(reconstruction_weight)
+        self.clip_negative_targets = bool(clip_negative_targets)
+        mask_config = dict(mask_config or {})
+        mask_config.setdefault("seed", self.seed)
+        self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
+        self.noisy_mask.build(None)
+        self.decoders = []
+        for k, net in enumerate(self.networks):
+            decoder = ReconstructionDecoder(self.image_shape, name=f"decoder_{k + 1}")
+            decoder.build(tuple(net.outputs[0].shape))
+            self.decoders.append(decoder)
+
+    def network_variables(self, k: int) -> list:
+        return list(self.networks[k].trainable_variables) + list(
+            self.decoders[k].trainable_variables
+        )
+
+    def division_loss(self, batch, k: int):
+        xa1, xa2, xr1, xr2, xc1, xc2 = [batch["labeled_views"][:, v] for v in range(6)]
+        ua1, ua2, ur1, ur2, uc1, uc2 = [batch["unlabeled_views"][:, v] for v in range(6)]
+        t_x, t_u, features_x, features_u = self.guess_targets(
+            batch, k, [xc1, xc2], [uc1, uc2]
+        )
+        # Masking of [xc1; uc1] with the peer's w.
+        images = ops.concatenate([xc1, uc1], axis=0)
+        quality = ops.concatenate(
+            [batch["labeled_quality"], batch["unlabeled_quality"]], axis=0
+        )
+        masked = self.noisy_mask(
+            images, ops.concatenate([features_x, features_u], axis=0), quality
+        )
+        modulated = ops.stop_gradient(
+            modulate_labels(
+                ops.concatenate([t_x, t_u], axis=0),
+                masked["peak_ratio"],
+                self.clip_negative_targets,
+            )
+        )
+        b = self.batch_size
+        peak, valley = masked["peak_images"], masked["valley_images"]
+
+        # Reconstruction: one training-mode pass of all 4B masked images.
+        masked_features = self.network_scores(
+            k, ops.concatenate([peak, valley], axis=0), training=True
+        )[0]
+        reconstruction = 2.0 * reconstruction_loss(
+            self.decoders[k](masked_features), ops.concatenate([images, images], axis=0)
+        )
+
+        inputs = ops.concatenate(
+            [xa1, xa2, xr1, xr2, peak[:b], valley[:b],
+             ua1, ua2, ur1, ur2, peak[b:], valley[b:]],
+            axis=0,
+        )
+        m_x, m_u = modulated[:b], modulated[b:]
+        targets = ops.concatenate(
+            [t_x, t_x, t_x, t_x, m_x, m_x, t_u, t_u, t_u, t_u, m_u, m_u], axis=0
+        )
+        loss, logs = self.mixmatch_loss(k, inputs, targets, 6 * b, batch["progress"])
+        loss = loss + self.reconstruction_weight * reconstruction
+        logs.update(
+            loss=loss,
+            reconstruction_loss=reconstruction,
+            mask_ratio=ops.mean(masked["peak_ratio"]),
+        )
+        return loss, logs
