@@ -102,5 +102,6 @@ def rampup_weight(progress, warmup_epochs: int, lambda_u: float, length: float =
     Returns:
         The weight of `L_u` at `t`.
     """
+    progress = ops.convert_to_tensor(progress, "float32")
     ramp = ops.clip((progress - warmup_epochs) / length, 0.0, 1.0)
     return lambda_u * ramp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 
 import keras
 import numpy as np
@@ -184,8 +185,15 @@ class DivideMixTrainer(NoisyLabelTrainer):
         functions = self._held.train_functions
         self._held.phase = (kind, network)
         if (kind, network) not in functions:
-            self.train_function = None
-            self.make_train_function()
+            # A distinct step function object per phase: compiled-function
+            # caches (jax.jit) are keyed on the function, and the phase is read
+            # when the step is traced.
+            object.__setattr__(self, "train_step", functools.partial(type(self).train_step, self))
+            try:
+                self.train_function = None
+                self.make_train_function()
+            finally:
+                object.__delattr__(self, "train_step")
             functions[(kind, network)] = self.train_function
         self.train_function = functions[(kind, network)]
 
@@ -473,6 +481,34 @@ class DivideMixTrainer(NoisyLabelTrainer):
         return [self._held.score_models[0], self._held.score_models[1]]
 
 
+def sanm_mixmatch_groups(labeled_views, unlabeled_views, peak, valley, t_x, t_u, modulated):
+    """The twelve MixMatch groups of SANM(DivideMix) (methods.md §1.9, step 4).
+
+    Args:
+        labeled_views: `[xa1, xa2, xr1, xr2]`, each `(B, H, W, C)`.
+        unlabeled_views: `[ua1, ua2, ur1, ur2]`.
+        peak, valley: `(2B, H, W, C)` masked `[xc1; uc1]`.
+        t_x, t_u: `(B, C)` refined and guessed targets.
+        modulated: `(2B, C)` modulated `[t_x; t_u]`.
+
+    Returns:
+        `(inputs, targets)` of `12B` rows: labeled groups
+        `xa1, xa2, xr1, xr2, m+_x, m-_x` then the same for the unlabeled
+        part; rows `[0, 6B)` are labeled.
+    """
+    b = ops.shape(t_x)[0]
+    inputs = ops.concatenate(
+        list(labeled_views) + [peak[:b], valley[:b]]
+        + list(unlabeled_views) + [peak[b:], valley[b:]],
+        axis=0,
+    )
+    m_x, m_u = modulated[:b], modulated[b:]
+    targets = ops.concatenate(
+        [t_x, t_x, t_x, t_x, m_x, m_x, t_u, t_u, t_u, t_u, m_u, m_u], axis=0
+    )
+    return inputs, targets
+
+
 class SANMDivideMixTrainer(DivideMixTrainer):
     """SANM(DivideMix): the reference CIFAR batch of `SANM-code` (methods.md §1.9).
 
@@ -565,14 +601,8 @@ class SANMDivideMixTrainer(DivideMixTrainer):
             self.decoders[k](masked_features), ops.concatenate([images, images], axis=0)
         )
 
-        inputs = ops.concatenate(
-            [xa1, xa2, xr1, xr2, peak[:b], valley[:b],
-             ua1, ua2, ur1, ur2, peak[b:], valley[b:]],
-            axis=0,
-        )
-        m_x, m_u = modulated[:b], modulated[b:]
-        targets = ops.concatenate(
-            [t_x, t_x, t_x, t_x, m_x, m_x, t_u, t_u, t_u, t_u, m_u, m_u], axis=0
+        inputs, targets = sanm_mixmatch_groups(
+            [xa1, xa2, xr1, xr2], [ua1, ua2, ur1, ur2], peak, valley, t_x, t_u, modulated
         )
         loss, logs = self.mixmatch_loss(k, inputs, targets, 6 * b, batch["progress"])
         loss = loss + self.reconstruction_weight * reconstruction

@@ -1,0 +1,290 @@
+"""DivideMix and SANM(DivideMix): division, batches, targets, training, label quality."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import learnable_problem, small_cnn
+from keras import ops
+
+import keras_sanm
+from keras_sanm.data import CoDivideData
+from keras_sanm.methods.dividemix import sanm_mixmatch_groups
+from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
+from keras_sanm.optimizers import NetworkOptimizers
+
+
+def noisy_problem(n=256, rate=0.3, seed=1):
+    """The learnable problem with a `rate` share of labels changed to a wrong class."""
+    x, y = learnable_problem(n=n)
+    rng = np.random.default_rng(seed)
+    noisy = y.copy()
+    flip = rng.random(n) < rate
+    noisy[flip] = (y[flip] + rng.integers(1, 4, flip.sum())) % 4
+    return x, y, noisy
+
+
+def to_uint8(x):
+    return np.clip((x - x.min()) / (x.max() - x.min()) * 255, 0, 255).astype("uint8")
+
+
+class PhaseRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epoch, self.phases = 0, {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.phases[epoch] = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.phases[self.epoch].append(self.model.phase)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Plain DivideMix: 2 warm-up epochs, then 3 epochs of division."""
+    keras.utils.set_random_seed(0)
+    x, y, noisy = noisy_problem()
+    model = keras_sanm.wrap(
+        small_cnn(), method="dividemix", sanm=False, seed=0, warmup_epochs=2, batch_size=32
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    data = CoDivideData(x, noisy, batch_size=32, clean_labels=y, seed=0)
+    recorder = PhaseRecorder()
+    history = model.fit(
+        data, epochs=5, verbose=0, callbacks=[recorder], validation_data=(x, y)
+    )
+    return model, history.history, recorder.phases, (x, y, noisy), data
+
+
+def test_warmup_then_division_at_the_right_epoch(trained):
+    _, history, phases, _, data = trained
+    for epoch in (0, 1):  # warm-up: network 1's pass, then network 2's
+        steps = len(data) // data.warmup_batch_size
+        assert phases[epoch] == [("warmup", 0)] * steps + [("warmup", 1)] * steps
+    for epoch in (2, 3, 4):
+        kinds = phases[epoch]
+        first = kinds.index(("train", 1))
+        assert set(kinds[:first]) == {("train", 0)} and set(kinds[first:]) == {("train", 1)}
+    assert len(history["accuracy"]) == 2  # warm-up logs only in epochs 0-1
+    assert len(history["labeled_loss"]) == 3 and len(history["labeled_1"]) == 3
+
+
+def test_gmm_split_separates_clean_from_noisy(trained):
+    _, history, _, _, _ = trained
+    assert min(history["noise_auc_1"]) > 0.8 and min(history["noise_auc_2"]) > 0.8
+    assert history["clean_precision_1"][-1] > 0.85
+
+
+def test_short_fit_learns(trained):
+    _, history, _, _, _ = trained
+    assert max(history["val_accuracy"]) > 0.8  # chance is 0.25, 30% labels wrong
+
+
+def test_label_quality_and_find_label_issues_rank_planted_errors(trained):
+    model, _, _, (x, y, noisy), _ = trained
+    quality = model.label_quality(x, noisy)
+    assert quality.shape == (len(x),) and quality.dtype == np.float32
+    assert np.all((quality >= 0) & (quality <= 1))
+    planted = np.flatnonzero(noisy != y)
+    issues = keras_sanm.find_label_issues(model, x, noisy)
+    ranked = keras_sanm.find_label_issues(model, x, noisy, threshold=None)
+    assert sorted(ranked.tolist()) == list(range(len(x)))
+    top = ranked[: len(planted) // 2]
+    assert np.isin(top, planted).mean() > 0.9
+    assert np.isin(planted, issues).mean() > 0.7
+    with pytest.raises(ValueError, match="labels"):
+        model.label_quality(x, noisy[:-1])
+
+
+def test_split_and_batch_composition_follow_the_peer():
+    x, y, noisy = noisy_problem(n=100)
+    data = CoDivideData(x, noisy, batch_size=16, seed=0)
+    rng = np.random.default_rng(0)
+    data.label_quality[0] = rng.random(100)
+    data.label_quality[1] = rng.random(100)
+    for k in (0, 1):
+        peer = data.label_quality[1 - k]
+        labeled, unlabeled = data.split(k, 0.5)
+        assert np.all(peer[labeled] > 0.5) and np.all(peer[unlabeled] <= 0.5)
+        plan = data.training_plan(k, 0.5, epoch=3)
+        assert len(plan) == -(-len(labeled) // 16)
+        assert set(np.concatenate([p[0] for p in plan])) == set(labeled)
+        assert set(np.concatenate([p[1] for p in plan])) <= set(unlabeled)
+        assert [p[2] for p in plan] == [3 + i / (len(labeled) // 16 + 1) for i in range(len(plan))]
+        batch = data.training_batch(k, plan[0])
+        assert batch["labeled_views"].shape == (16, 2) + x.shape[1:]
+        assert batch["unlabeled_views"].shape == (16, 2) + x.shape[1:]
+        np.testing.assert_array_equal(batch["labels"], noisy[plan[0][0]])
+        np.testing.assert_allclose(batch["labeled_quality"], peer[plan[0][0]])
+        np.testing.assert_allclose(batch["unlabeled_quality"], peer[plan[0][1]])
+
+
+def test_split_edge_cases():
+    x, _, noisy = noisy_problem(n=40)
+    data = CoDivideData(x, noisy, batch_size=16, seed=0)
+    data.label_quality[:] = 1.0  # nothing unlabeled: unlabeled rows from all data
+    plan = data.training_plan(0, 0.5, epoch=0)
+    assert len(plan) == 3 and all(len(p[1]) == 16 for p in plan)
+    data.label_quality[:] = 0.0  # nothing labeled: the B most likely clean
+    plan = data.training_plan(0, 0.5, epoch=0)
+    assert len(plan) == 1 and len(plan[0][0]) == 16
+    with pytest.raises(ValueError, match="batch_size"):
+        CoDivideData(x, noisy, batch_size=64)
+
+
+def test_co_divide_crosses_and_trains_only_one_network():
+    x, _, noisy = noisy_problem(n=96)
+    model = keras_sanm.wrap(small_cnn(), method="dividemix", sanm=False, seed=0, batch_size=16)
+    model.compile()
+    data = CoDivideData(x, noisy, batch_size=16, seed=0)
+    data.label_quality[0] = 0.0  # network 1's own view: everything noisy
+    data.label_quality[1] = np.linspace(0, 1, 96)  # network 2's view
+    plan = data.training_plan(0, 0.5, epoch=20)
+    labeled = np.concatenate([p[0] for p in plan])
+    assert np.all(data.label_quality[1][labeled] > 0.5)  # network 1 uses network 2's split
+    model.build()
+
+    def snapshot():
+        nets = [[ops.convert_to_numpy(v) for v in net.weights] for net in model.networks]
+        opts = [[ops.convert_to_numpy(v) for v in o.variables] for o in model.optimizer.optimizers]
+        return nets, opts
+
+    for k in (0, 1, 0):  # each phase trains its own network, with its own optimizer
+        model.set_phase("train", k)
+        (nets_before, opts_before) = snapshot()
+        model.train_on_batch(data.training_batch(k, data.training_plan(k, 0.5, 20)[0]))
+        nets_after, opts_after = snapshot()
+        changed = [any(not np.allclose(a, b) for a, b in zip(nets_before[j], nets_after[j]))
+                   for j in (0, 1)]
+        assert changed == [k == 0, k == 1]
+        moved = [any(not np.array_equal(a, b) for a, b in zip(opts_before[j], opts_after[j]))
+                 for j in (0, 1)]
+        assert moved == [k == 0, k == 1]
+
+
+def test_targets_are_distributions():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(5), 8).astype("float32")
+    sharp = ops.convert_to_numpy(sharpen(p, 0.5))
+    np.testing.assert_allclose(sharp.sum(-1), 1.0, rtol=1e-5)
+    assert np.all(sharp.max(-1) >= p.max(-1) - 1e-6)  # sharpening never flattens
+    one_hot = np.eye(5, dtype="float32")[rng.integers(0, 5, 8)]
+    w = rng.random(8).astype("float32")
+    refined = ops.convert_to_numpy(co_refine(p, one_hot, w, 0.5))
+    np.testing.assert_allclose(refined.sum(-1), 1.0, rtol=1e-5)
+    expected = (w[:, None] * one_hot + (1 - w[:, None]) * p) ** 2
+    np.testing.assert_allclose(refined, expected / expected.sum(-1, keepdims=True), rtol=1e-4)
+    inputs = rng.normal(size=(8, 4, 4, 3)).astype("float32")
+    mixed_x, mixed_y, lam = mix(inputs, refined, 4.0, keras.random.SeedGenerator(0))
+    lam = float(lam)
+    assert 0.5 <= lam <= 1.0
+    np.testing.assert_allclose(ops.convert_to_numpy(mixed_y).sum(-1), 1.0, rtol=1e-5)
+    # Each mixed row is lam * row + (1 - lam) * some row (one permutation).
+    partner = (ops.convert_to_numpy(mixed_x) - lam * inputs) / (1 - lam)
+    matches = [np.argmin(((inputs - r) ** 2).sum(axis=(1, 2, 3))) for r in partner]
+    assert sorted(matches) == list(range(8))
+    assert float(rampup_weight(12.0, 10, 25.0)) == pytest.approx(25.0 * 2 / 16)
+    assert float(rampup_weight(40.0, 10, 25.0)) == pytest.approx(25.0)
+
+
+def test_twelve_group_layout_and_loss_split():
+    b, c = 3, 4
+    views = [np.full((b, 2, 2, 1), i, "float32") for i in range(8)]
+    peak = np.concatenate([np.full((b, 2, 2, 1), 10, "float32"), np.full((b, 2, 2, 1), 20, "float32")])
+    valley = peak + 1
+    t_x = np.eye(c, dtype="float32")[[0, 1, 2]]
+    t_u = np.eye(c, dtype="float32")[[3, 3, 3]]
+    modulated = np.full((2 * b, c), 0.25, "float32")
+    inputs, targets = sanm_mixmatch_groups(views[:4], views[4:], peak, valley, t_x, t_u, modulated)
+    inputs, targets = ops.convert_to_numpy(inputs), ops.convert_to_numpy(targets)
+    assert inputs.shape[0] == 12 * b
+    group_value = inputs[::b, 0, 0, 0].tolist()
+    assert group_value == [0, 1, 2, 3, 10, 11, 4, 5, 6, 7, 20, 21]
+    for g, expected in enumerate([t_x] * 4 + [modulated[:b]] * 2 + [t_u] * 4 + [modulated[b:]] * 2):
+        np.testing.assert_array_equal(targets[g * b : (g + 1) * b], expected)
+    logits = np.random.default_rng(0).normal(size=(12 * b, c)).astype("float32")
+    lx, lu, prior = [float(v) for v in mixmatch_losses(logits, targets, 6 * b)]
+    changed = targets.copy()
+    changed[6 * b :] = 0.25
+    lx2, lu2, _ = [float(v) for v in mixmatch_losses(logits, changed, 6 * b)]
+    assert lx2 == pytest.approx(lx) and lu2 != pytest.approx(lu)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    assert prior == pytest.approx(np.sum(0.25 * np.log(0.25 / probs.mean(0))), rel=1e-4)
+
+
+def test_sanm_dividemix_trains_both_networks_and_decoders():
+    x, y, noisy = noisy_problem(n=96)
+    images = to_uint8(x)
+    model = keras_sanm.wrap(
+        small_cnn(), method="dividemix", seed=0, warmup_epochs=1, batch_size=16
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    data = CoDivideData(images, noisy, batch_size=16, clean_labels=y, seed=0,
+                        views=model.views)
+    decoders_before = [[ops.convert_to_numpy(v) for v in d.weights] for d in model.decoders]
+    history = model.fit(data, epochs=2, verbose=0).history
+    for name in ("reconstruction_loss", "mask_ratio", "labeled_loss", "unlabeled_loss", "labeled_1"):
+        assert len(history[name]) == 1 and np.isfinite(history[name][0])
+    assert 0.02 <= history["mask_ratio"][0] <= 0.1
+    for before, decoder in zip(decoders_before, model.decoders):
+        after = [ops.convert_to_numpy(v) for v in decoder.weights]
+        assert any(not np.allclose(a, b) for a, b in zip(before, after))
+    assert model.predict(images[:5].astype("float32") / 255, verbose=0).shape == (5, 4)
+
+
+def test_fit_needs_sample_identities_and_known_arguments():
+    x, _, noisy = noisy_problem(n=64)
+    model = keras_sanm.wrap(small_cnn(), method="dividemix", sanm=False, batch_size=16)
+    batches = keras.utils.PyDataset.__new__(keras.utils.PyDataset)
+    with pytest.raises(ValueError, match="sample identities"):
+        model.fit(batches)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        model.fit(x, noisy, steps_per_epoch=3)
+    with pytest.raises(ValueError, match="labels"):
+        model.fit(x, noisy[:10])
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        model.compile(steps_per_execution=4)
+
+
+def test_presets_set_the_reference_values():
+    model = keras_sanm.wrap(small_cnn(), method="dividemix", preset="cifar10-sym-0.9")
+    assert (model.threshold, model.lambda_u, model.history_length) == (0.6, 50.0, 5)
+    assert (model.warmup_epochs, model.epochs, model.warmup_clip_norm) == (10, 361, 1.0)
+    plain = keras_sanm.wrap(small_cnn(), method="dividemix", sanm=False,
+                            preset="cifar100-asym-0.4", lambda_u=3.0)
+    assert (plain.lambda_u, plain.warmup_epochs, plain.epochs) == (3.0, 30, 301)
+    assert plain.use_confidence_penalty and plain.warmup_clip_norm is None
+    with pytest.raises(ValueError, match="Unknown preset"):
+        keras_sanm.wrap(small_cnn(), method="dividemix", preset="cifar10-sym-0.3")
+    with pytest.raises(ValueError, match="dividemix"):
+        keras_sanm.wrap(small_cnn(), method="ce", preset="cifar10-sym-0.5")
+
+
+def test_double_softmax_and_encoder_weights(tmp_path):
+    source = small_cnn()
+    encoder = keras.Model(source.inputs, source.get_layer("relu2").output)
+    path = str(tmp_path / "encoder.weights.h5")
+    encoder.save_weights(path)
+    model = keras_sanm.wrap(small_cnn(), method="dividemix", double_softmax=True,
+                            encoder_weights=path, feature_layer="relu2")
+    assert model.from_logits
+    for net in model.networks:
+        for name in ("conv1", "conv2"):
+            np.testing.assert_array_equal(
+                ops.convert_to_numpy(net.get_layer(name).kernel),
+                ops.convert_to_numpy(source.get_layer(name).kernel),
+            )
+        out = ops.convert_to_numpy(net(np.zeros((2, 16, 16, 3), "float32"))[1])
+        np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_network_optimizers_errors():
+    sgd = keras.optimizers.SGD()
+    with pytest.raises(ValueError, match="own optimizer"):
+        NetworkOptimizers([sgd, sgd])
+    opt = NetworkOptimizers([keras.optimizers.SGD(), keras.optimizers.SGD()])
+    a, b = keras.Variable(np.ones(2)), keras.Variable(np.ones(2))
+    opt.assign_groups([[a], []])
+    with pytest.raises(ValueError, match="no network"):
+        opt.build([a, b])

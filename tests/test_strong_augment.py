@@ -1,0 +1,57 @@
+"""Strong augmentation views: AutoAugment CIFAR policy, RandAugment-MC with Cutout."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_sanm.data import autoaugment_view, randaugment_view
+from keras_sanm.data.strong_augment import (
+    CIFAR10_POLICY,
+    RANDAUGMENT_POOL,
+    _aa_op,
+    _ra_op,
+    cutout_image,
+)
+
+
+def images(n=6, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("view", [autoaugment_view, randaugment_view])
+def test_views_keep_shape_dtype_and_follow_the_seed(view):
+    x = images()
+    a = view(x, np.random.default_rng(1))
+    b = view(x, np.random.default_rng(1))
+    c = view(x, np.random.default_rng(2))
+    assert a.shape == x.shape and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert not np.array_equal(a, x)
+
+
+def test_every_operation_runs_at_every_strength():
+    img = Image.fromarray(images(1)[0])
+    rng = np.random.default_rng(0)
+    names = {p[1] for p in CIFAR10_POLICY} | {p[4] for p in CIFAR10_POLICY}
+    assert len(CIFAR10_POLICY) == 25 and len(RANDAUGMENT_POOL) == 14
+    for name in names:
+        for level in range(10):
+            assert np.asarray(_aa_op(name, level, img, rng)).shape == (32, 32, 3)
+    for name in RANDAUGMENT_POOL:
+        for strength in range(1, 10):
+            assert np.asarray(_ra_op(name, strength, img, rng)).shape == (32, 32, 3)
+
+
+def test_cutout_is_a_grey_square_of_at_most_17_pixels():
+    img = Image.fromarray(np.zeros((32, 32, 3), np.uint8))
+    out = np.asarray(cutout_image(img, 16, np.random.default_rng(3)))
+    grey = np.all(out == 127, axis=-1)
+    rows, cols = np.flatnonzero(grey.any(1)), np.flatnonzero(grey.any(0))
+    assert 1 <= len(rows) <= 17 and 1 <= len(cols) <= 17
+    assert grey.sum() == len(rows) * len(cols)  # one rectangle
+
+
+def test_strong_views_need_uint8_rgb():
+    with pytest.raises(ValueError, match="uint8"):
+        autoaugment_view(np.zeros((2, 32, 32, 3), np.float32), np.random.default_rng(0))
