@@ -1,13 +1,19 @@
-"""Median training-step time of CE and SANM(CE) per Keras backend.
+"""Median training-step time per Keras backend: CE, SANM(CE), DivideMix, SANM(DivideMix).
 
 PreAct ResNet-18, 32x32x3 inputs, batch 64 (by default), random data. For each
-backend (one subprocess each, since Keras fixes the backend per process) it
-reports the median time of a compiled training step, images/s, the ratio
-SANM(CE)/CE, and the time of the masking and label modulation alone (a compiled
-function of `NoisyMask` + `modulate_labels` on the same batch).
+backend (one subprocess each, since Keras fixes the backend per process):
+
+* `ce`: the median time of a compiled CE and SANM(CE) training step, images/s,
+  the ratio SANM(CE)/CE, and the time of the masking and label modulation
+  alone (a compiled function of `NoisyMask` + `modulate_labels`).
+* `dividemix`: the median time of one DivideMix and one SANM(DivideMix)
+  training step after warm-up (B labeled + B unlabeled samples; the trained
+  network's step with its peer's guesses), against the reference PyTorch code
+  on the same 2-core CPU (7.19 s and 37.2 s per step, 1,279 and 4,070 GFLOP),
+  and the time the data side needs to build one batch (augmented views).
 
     python benchmarks/step_time.py                       # all three backends
-    python benchmarks/step_time.py --backends jax --steps 5
+    python benchmarks/step_time.py --backends jax --steps 5 --methods dividemix
 """
 
 from __future__ import annotations
@@ -33,7 +39,58 @@ def _median_time(fn, steps: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def measure(steps: int, batch: int) -> dict:
+# Reference PyTorch code (DM-code / SANM-code) on this 2-core CPU, torch 2.13,
+# 2 threads: median seconds per training step (from the project's issue text).
+REFERENCE_STEP_S = {"dividemix": 7.19, "sanm_dividemix": 37.2}
+
+
+def measure_dividemix(steps: int, batch: int) -> dict:
+    import keras
+    import numpy as np
+
+    import keras_sanm
+    from keras_sanm.data import CoDivideData
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4 * batch, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, len(images))
+    result = {}
+    for name, sanm in (("dividemix", False), ("sanm_dividemix", True)):
+        keras.utils.set_random_seed(0)
+        model = keras_sanm.wrap(
+            keras_sanm.backbones.PreActResNet18(10), method="dividemix", sanm=sanm,
+            seed=0, batch_size=batch,
+        )
+        model.compile()
+        model.build()
+        data = CoDivideData(images, labels, batch_size=batch, views=model.views, seed=0)
+        data.label_quality[:] = rng.random(data.label_quality.shape)
+        plan = data.training_plan(0, model.threshold, epoch=model.warmup_epochs + 20)
+        start = time.perf_counter()
+        arrays = data.training_batch(0, plan[0])
+        result[f"{name}_batch_build_s"] = time.perf_counter() - start
+        model.set_phase("train", 0)
+        step = lambda: model.train_on_batch(arrays)  # noqa: E731
+        start = time.perf_counter()
+        step()
+        result[f"{name}_first_step_s"] = time.perf_counter() - start
+        result[f"{name}_step_s"] = _median_time(step, steps)
+        result[f"{name}_speedup_vs_reference"] = REFERENCE_STEP_S[name] / result[f"{name}_step_s"]
+    return result
+
+
+def measure(steps: int, batch: int, methods=("ce", "dividemix")) -> dict:
+    import keras
+
+    result = {"backend": keras.backend.backend(), "batch": batch, "steps": steps}
+    if "ce" in methods:
+        result.update(measure_ce(steps, batch))
+    if "dividemix" in methods:
+        result.update(measure_dividemix(steps, batch))
+    return result
+
+
+def measure_ce(steps: int, batch: int) -> dict:
     import keras
     import numpy as np
 
@@ -44,7 +101,7 @@ def measure(steps: int, batch: int) -> dict:
     x = rng.normal(size=(batch, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, batch).astype("int32")
     w = rng.random(batch).astype("float32")
-    result = {"backend": keras.backend.backend(), "batch": batch, "steps": steps}
+    result = {}
     for name, sanm in (("ce", False), ("sanm_ce", True)):
         keras.utils.set_random_seed(0)
         model = keras_sanm.wrap(keras_sanm.backbones.PreActResNet18(10), sanm=sanm, seed=0)
@@ -77,6 +134,23 @@ def measure(steps: int, batch: int) -> dict:
     return result
 
 
+def dividemix_table(results: list[dict]) -> str:
+    rows = [
+        "| backend | DivideMix step (s) | vs reference 7.19 s | SANM(DivideMix) step (s) | "
+        "vs reference 37.2 s | batch build DM / SANM-DM (s) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        rows.append(
+            f"| {r['backend']} | {r['dividemix_step_s']:.3f} | "
+            f"{r['dividemix_speedup_vs_reference']:.2f}x faster | "
+            f"{r['sanm_dividemix_step_s']:.3f} | "
+            f"{r['sanm_dividemix_speedup_vs_reference']:.2f}x faster | "
+            f"{r['dividemix_batch_build_s']:.3f} / {r['sanm_dividemix_batch_build_s']:.3f} |"
+        )
+    return "\n".join(rows)
+
+
 def table(results: list[dict]) -> str:
     rows = [
         "| backend | CE step (s) | CE img/s | SANM(CE) step (s) | SANM(CE) img/s | "
@@ -98,11 +172,13 @@ def main(argv=None) -> int:
     parser.add_argument("--backends", default="jax,torch,tensorflow")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--methods", default="ce,dividemix")
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print("RESULT " + json.dumps(measure(args.steps, args.batch_size)))
+        methods = tuple(args.methods.split(","))
+        print("RESULT " + json.dumps(measure(args.steps, args.batch_size, methods)))
         return 0
     results = []
     for backend in args.backends.split(","):
@@ -110,7 +186,7 @@ def main(argv=None) -> int:
         env = dict(os.environ, KERAS_BACKEND=backend)
         proc = subprocess.run(
             [sys.executable, __file__, "--child", "--steps", str(args.steps),
-             "--batch-size", str(args.batch_size)],
+             "--batch-size", str(args.batch_size), "--methods", args.methods],
             env=env, capture_output=True, text=True,
         )
         lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
@@ -120,7 +196,11 @@ def main(argv=None) -> int:
         results.append(json.loads(lines[-1][len("RESULT "):]))
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"batch {args.batch_size}, median of {args.steps} steps\n")
-    print(table(results))
+    if "ce_step_s" in results[0]:
+        print(table(results))
+    if "dividemix_step_s" in results[0]:
+        print()
+        print(dividemix_table(results))
     if args.output:
         with open(args.output, "w") as f:
             json.dump(results, f, indent=1)

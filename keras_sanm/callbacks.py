@@ -78,7 +78,7 @@ class CoDivide(keras.callbacks.Callback):
     `data.label_quality` (methods.md §2.3-2.5). Network `k` then trains on
     its peer's split. Adds to the epoch logs, per network `k` (1-based) that
     trains on the split: `labeled_k` (labeled-set size) and, with true labels,
-    `noise_auc_k`, `clean_precision_k`, `clean_recall_k`.
+    `noise_auc_k`, `clean_precision_k`, `clean_recall_k` (NaN in warm-up).
 
     Args:
         data: the `CoDivideData` being trained on.
@@ -97,8 +97,16 @@ class CoDivide(keras.callbacks.Callback):
         self.loss_history: list[list[np.ndarray]] = [[], []]
         self.stats: dict[str, float] = {}
 
+    def stat_names(self) -> list[str]:
+        """Names of the logged statistics (the same every epoch, for CSV logs)."""
+        names = ["labeled"]
+        if self.data.clean_labels is not None:
+            names += ["noise_auc", "clean_precision", "clean_recall"]
+        return [f"{name}_{k}" for name in names for k in (1, 2)]
+
     def on_epoch_begin(self, epoch, logs=None):
-        self.stats = {}
+        # Warm-up epochs log NaN, so every epoch has the same keys.
+        self.stats = {name: float("nan") for name in self.stat_names()}
         if epoch < self.warmup_epochs:
             return
         # Both eval passes run before either network trains this epoch.

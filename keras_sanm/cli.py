@@ -31,12 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one model on a noisy-label dataset")
     train.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, cifar10_n, cifar100_n")
     train.add_argument("--data-dir", default=None, help="folder with <dataset>_jpeg.npz, or a tfds data dir")
-    train.add_argument("--noise", type=_parse_noise, default=("sym", 0.5), help="MODE:RATE, e.g. sym:0.5")
+    train.add_argument("--noise", type=_parse_noise, default=None,
+                       help="MODE:RATE, e.g. sym:0.5 (default: the preset's, else sym:0.5)")
     train.add_argument("--noise-file", default=None, help="JSON noisy labels to reuse (written if missing)")
-    train.add_argument("--method", default="ce")
+    train.add_argument("--method", default="ce", help="ce or dividemix")
+    train.add_argument("--preset", default=None,
+                       help="reference DivideMix settings, e.g. cifar10-sym-0.5 (keras_sanm.presets)")
+    train.add_argument("--warmup-epochs", type=int, default=None, help="override the warm-up length")
     train.add_argument("--no-sanm", dest="sanm", action="store_false")
     train.add_argument("--backbone", default="preact_resnet18", help="preact_resnet18, cnn9 or small_cnn")
-    train.add_argument("--epochs", type=int, default=300)
+    train.add_argument("--epochs", type=int, default=None,
+                       help="default: the method's reference count (CE 300, DivideMix 301/361)")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--train-size", type=int, default=None, help="random training subset")
     train.add_argument("--test-size", type=int, default=None, help="random test subset")
@@ -69,12 +74,41 @@ def _noisy_labels(args, data, out_dir):
     return noisy, path
 
 
+def _resolve_noise(args):
+    """`--noise`, else the preset's noise, else sym:0.5."""
+    if args.noise is not None:
+        return args.noise
+    if args.preset:
+        dataset, _, noise = args.preset.partition("-")
+        mode, _, rate = noise.partition("-")
+        if dataset != args.dataset:
+            raise SystemExit(f"--preset {args.preset} is for {dataset}, not --dataset {args.dataset}.")
+        return _parse_noise(f"{mode}:{rate}")
+    return ("sym", 0.5)
+
+
+def _training_data(args, model, data, noisy):
+    from keras_sanm.data import CoDivideData, IndexedDataset
+
+    if args.method == "dividemix":
+        return CoDivideData(
+            data.x_train, noisy, args.batch_size, data.num_classes, views=model.views,
+            warmup_augment=model.warmup_augment, mean=data.mean, std=data.std, seed=args.seed, clean_labels=data.y_train,
+        )
+    return IndexedDataset(
+        data.x_train, noisy, args.batch_size, data.num_classes, augment="weak",
+        mean=data.mean, std=data.std, seed=args.seed, clean_labels=data.y_train,
+    )
+
+
 def train_command(args) -> dict:
     import keras
     import numpy as np
 
     import keras_sanm
-    from keras_sanm.data import IndexedDataset, normalize_images
+    from keras_sanm.data import normalize_images
+
+    args.noise = _resolve_noise(args)
 
     data = keras_sanm.datasets.load(
         args.dataset, args.data_dir, args.train_size, args.test_size, seed=args.seed
@@ -89,12 +123,17 @@ def train_command(args) -> dict:
 
     keras.utils.set_random_seed(args.seed)
     base = keras_sanm.backbones.get(args.backbone, data.num_classes, data.x_train.shape[1:])
-    model = keras_sanm.wrap(base, method=args.method, sanm=args.sanm, seed=args.seed)
-    model.compile()
-    train = IndexedDataset(
-        data.x_train, noisy, args.batch_size, data.num_classes, augment="weak",
-        mean=data.mean, std=data.std, seed=args.seed, clean_labels=data.y_train,
+    config = {}
+    if args.method == "dividemix":
+        config["batch_size"] = args.batch_size
+    if args.warmup_epochs is not None:
+        config["warmup_epochs"] = args.warmup_epochs
+    model = keras_sanm.wrap(
+        base, method=args.method, sanm=args.sanm, seed=args.seed, preset=args.preset, **config
     )
+    model.compile()
+    args.epochs = args.epochs or getattr(model, "epochs", 300)
+    train = _training_data(args, model, data, noisy)
     x_test = normalize_images(data.x_test, data.mean, data.std)
     start = time.time()
     history = model.fit(
@@ -113,7 +152,8 @@ def train_command(args) -> dict:
         "best_test_accuracy": max(test_acc), "last_test_accuracy": test_acc[-1],
         "mean_last10_test_accuracy": float(np.mean(test_acc[-10:])),
         "wall_seconds": seconds,
-        "train_images_per_second": args.epochs * len(train) * args.batch_size / seconds,
+        "preset": args.preset,
+        "train_samples_per_second": len(history.history["val_accuracy"]) * len(noisy) / seconds,
         "noise_file": noise_path,
     }
     with open(os.path.join(out_dir, "history.json"), "w") as f:

@@ -66,6 +66,24 @@ def test_train_command_one_tiny_epoch(tmp_path, capsys):
     assert "best test accuracy" in capsys.readouterr().out
 
 
+def test_train_command_dividemix_with_preset(tmp_path):
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    out = tmp_path / "run"
+    cli.main([
+        "train", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--method", "dividemix",
+        "--preset", "cifar10-sym-0.5", "--warmup-epochs", "1", "--backbone", "small_cnn",
+        "--epochs", "2", "--batch-size", "16", "--output", str(out), "--verbose", "0",
+    ])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["noise"] == "sym:0.5" and summary["preset"] == "cifar10-sym-0.5"
+    assert summary["method"] == "dividemix" and summary["sanm"] is True
+    log = (out / "log.csv").read_text().splitlines()
+    assert len(log) == 3 and "labeled_1" in log[0] and "reconstruction_loss" in log[0]
+    with pytest.raises(SystemExit, match="preset"):
+        cli.main(["train", "--dataset", "cifar100", "--preset", "cifar10-sym-0.5",
+                  "--data-dir", str(tmp_path)])
+
+
 def test_cli_argument_errors():
     with pytest.raises(SystemExit):
         cli.main(["train", "--noise", "sym-0.5"])

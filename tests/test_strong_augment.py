@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_sanm.data import autoaugment_view, randaugment_view
+from keras_sanm.data import autoaugment_view, randaugment_view, warmup_view
 from keras_sanm.data.strong_augment import (
     CIFAR10_POLICY,
     RANDAUGMENT_POOL,
@@ -18,7 +18,7 @@ def images(n=6, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("view", [autoaugment_view, randaugment_view])
+@pytest.mark.parametrize("view", [autoaugment_view, randaugment_view, warmup_view])
 def test_views_keep_shape_dtype_and_follow_the_seed(view):
     x = images()
     a = view(x, np.random.default_rng(1))
@@ -55,3 +55,11 @@ def test_cutout_is_a_grey_square_of_at_most_17_pixels():
 def test_strong_views_need_uint8_rgb():
     with pytest.raises(ValueError, match="uint8"):
         autoaugment_view(np.zeros((2, 32, 32, 3), np.float32), np.random.default_rng(0))
+
+
+def test_warmup_affine_without_motion_is_identity():
+    from keras_sanm.data.strong_augment import _random_affine
+
+    img = Image.fromarray(images(1)[0])
+    out = _random_affine(img, np.random.default_rng(0), degrees=0, translate=0, scale=(1, 1), shear=0)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(img))

@@ -12,7 +12,7 @@ from keras_sanm.data.noise import (
     save_noise_file,
 )
 from keras_sanm.data.normalization import NORMALIZATION, normalize_images
-from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view
+from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
 
 __all__ = [
     "CoDivideData",
@@ -27,5 +27,6 @@ __all__ = [
     "normalize_images",
     "randaugment_view",
     "save_noise_file",
+    "warmup_view",
     "weak_augment",
 ]

@@ -7,13 +7,14 @@ import numpy as np
 from keras_sanm.data.augment import weak_augment
 from keras_sanm.data.indexed_dataset import _EvalView
 from keras_sanm.data.normalization import normalize_images
-from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view
+from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
 from keras_sanm.validation import check_images, check_labels
 
 VIEW_AUGMENTATIONS = {
     "weak": weak_augment,
     "autoaugment": autoaugment_view,
     "randaugment": randaugment_view,
+    "strong_warmup": warmup_view,
     "none": lambda images, rng: images,
 }
 
@@ -48,7 +49,8 @@ class CoDivideData:
         num_classes: number of classes (default `max(labels) + 1`).
         warmup_batch_size: warm-up batch size (default `2 * batch_size`).
         views: augmentation of each view of a sample in a training step,
-            names (`"weak"`, `"autoaugment"`, `"randaugment"`, `"none"`) or
+            names (`"weak"`, `"autoaugment"`, `"randaugment"`,
+            `"strong_warmup"`, `"none"`) or
             callables `(uint8 images, rng) -> images`; DivideMix uses two
             weak views.
         warmup_augment: augmentation of warm-up batches.

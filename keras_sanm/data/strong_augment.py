@@ -2,8 +2,9 @@
 
 `autoaugment_view`: weak crop/flip, then the CIFAR-10 AutoAugment policy.
 `randaugment_view`: weak crop/flip, then RandAugment-MC (two ops, random
-magnitudes) and a 16x16 grey Cutout. Both work on uint8 batches with Pillow,
-one image at a time, driven by a NumPy generator.
+magnitudes) and a 16x16 grey Cutout. `warmup_view`: the SANM code's warm-up
+transform (colour jitter, crop/flip, random affine). All work on uint8
+batches with Pillow, one image at a time, driven by a NumPy generator.
 """
 
 from __future__ import annotations
@@ -215,3 +216,63 @@ def randaugment_view(images: np.ndarray, rng: np.random.Generator) -> np.ndarray
         `(B, H, W, 3)` uint8.
     """
     return _per_image(weak_augment(images, rng), rng, randaugment_image)
+
+
+def _color_jitter(img, rng, strength: float = 0.4):
+    """Brightness, contrast, saturation (factors U(1 -/+ s)) and hue (U(-s, s)), random order."""
+    def hue(image, shift):
+        h, s_, v = image.convert("HSV").split()
+        h = h.point(lambda p: (p + int(round(shift * 255))) % 256)
+        return Image.merge("HSV", (h, s_, v)).convert("RGB")
+
+    adjustments = [
+        lambda im, f: ImageEnhance.Brightness(im).enhance(f),
+        lambda im, f: ImageEnhance.Contrast(im).enhance(f),
+        lambda im, f: ImageEnhance.Color(im).enhance(f),
+    ]
+    factors = rng.uniform(1 - strength, 1 + strength, 3)
+    shift = rng.uniform(-strength, strength)
+    for index in rng.permutation(4):
+        img = hue(img, shift) if index == 3 else adjustments[index](img, factors[index])
+    return img
+
+
+def _random_affine(img, rng, degrees=15.0, translate=0.1, scale=(2 / 3, 3 / 2), shear=0.1):
+    """Rotation, translation, scale and x/y shear about the centre; nearest, black fill."""
+    width, height = img.size
+    angle = np.deg2rad(rng.uniform(-degrees, degrees))
+    tx = np.round(rng.uniform(-translate * width, translate * width))
+    ty = np.round(rng.uniform(-translate * height, translate * height))
+    factor = rng.uniform(*scale)
+    sx, sy = np.deg2rad(rng.uniform(-shear, shear, 2))
+    cx, cy = width * 0.5, height * 0.5
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    shearing = np.array([[1.0, np.tan(sx)], [np.tan(sy), 1.0]])
+    linear = factor * rotation @ shearing
+    forward = np.eye(3)
+    forward[:2, :2] = linear
+    forward[:2, 2] = [cx + tx - linear[0] @ [cx, cy], cy + ty - linear[1] @ [cx, cy]]
+    inverse = np.linalg.inv(forward)  # PIL maps output pixels to input pixels
+    return img.transform(img.size, Image.AFFINE, tuple(inverse[:2].ravel()), Image.NEAREST)
+
+
+def _warmup_image(img, rng):
+    img = _color_jitter(img, rng)
+    crop = weak_augment(np.asarray(img)[None], rng)[0]
+    return _random_affine(Image.fromarray(crop), rng)
+
+
+def warmup_view(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """SANM's warm-up transform: colour jitter 0.4, pad-4 crop + flip, random affine.
+
+    Affine: rotation U(-15, 15) degrees, translation up to 10% of the size,
+    scale U(2/3, 3/2), shear U(-0.1, 0.1) degrees on each axis (C2D's recipe).
+
+    Args:
+        images: `(B, H, W, 3)` uint8.
+        rng: NumPy generator.
+
+    Returns:
+        `(B, H, W, 3)` uint8.
+    """
+    return _per_image(images, rng, _warmup_image)

@@ -454,10 +454,12 @@ class DivideMixTrainer(NoisyLabelTrainer):
                         logs = self.train_on_batch(batch, return_dict=True)
                         user.on_train_batch_end(step, logs)
                         step += 1
+                # Every epoch logs the same keys (NaN for terms of the other
+                # phase), so CSV logs and History stay aligned.
                 epoch_logs = {
-                    name: float(tracker.result())
+                    name: float(tracker.result()) if float(tracker.count) > 0 else float("nan")
                     for name, tracker in self._trackers.items()
-                    if int(tracker.count) > 0
+                    if name != "confidence_penalty" or self.use_confidence_penalty
                 }
                 if validation_data is not None:
                     val_x, val_y = validation_data
@@ -520,8 +522,9 @@ class SANMDivideMixTrainer(DivideMixTrainer):
     MixMatch mixes twelve groups of `B` rows (`xa1, xa2, xr1, xr2, m+_x, m-_x`
     labeled, the same for unlabeled), and the network's decoder reconstructs
     `[xc1; uc1]` from both masked copies: `L = L_x + lambda_u(t) L_u + L_prior
-    + reconstruction_weight * L_rec`. Warm-up is plain (no masking), with the
-    gradient clipped to norm 1.0 as in the SANM code.
+    + reconstruction_weight * L_rec`. Warm-up is plain (no masking), on the
+    SANM code's warm-up augmentation (colour jitter, crop/flip, random
+    affine), with the gradient clipped to norm 1.0.
 
     Args:
         networks: two networks returning `(feature_map, scores)`.
@@ -535,6 +538,7 @@ class SANMDivideMixTrainer(DivideMixTrainer):
     log_names = DivideMixTrainer.log_names + ("reconstruction_loss", "mask_ratio")
     views = ("autoaugment", "autoaugment", "randaugment", "randaugment",
              "autoaugment", "autoaugment")
+    warmup_augment = "strong_warmup"
 
     def __init__(
         self,
