@@ -44,7 +44,7 @@ def _median_time(fn, steps: int, warmup: int = 2) -> float:
 REFERENCE_STEP_S = {"dividemix": 7.19, "sanm_dividemix": 37.2}
 
 
-def measure_dividemix(steps: int, batch: int) -> dict:
+def measure_dividemix(steps: int, batch: int, jit_compile="auto") -> dict:
     import keras
     import numpy as np
 
@@ -61,7 +61,7 @@ def measure_dividemix(steps: int, batch: int) -> dict:
             keras_sanm.backbones.PreActResNet18(10), method="dividemix", sanm=sanm,
             seed=0, batch_size=batch,
         )
-        model.compile()
+        model.compile(jit_compile=jit_compile)
         model.build()
         data = CoDivideData(images, labels, batch_size=batch, views=model.views, seed=0)
         data.label_quality[:] = rng.random(data.label_quality.shape)
@@ -79,18 +79,19 @@ def measure_dividemix(steps: int, batch: int) -> dict:
     return result
 
 
-def measure(steps: int, batch: int, methods=("ce", "dividemix")) -> dict:
+def measure(steps: int, batch: int, methods=("ce", "dividemix"), jit_compile="auto") -> dict:
     import keras
 
-    result = {"backend": keras.backend.backend(), "batch": batch, "steps": steps}
+    result = {"backend": keras.backend.backend(), "batch": batch, "steps": steps,
+              "jit_compile": jit_compile}
     if "ce" in methods:
-        result.update(measure_ce(steps, batch))
+        result.update(measure_ce(steps, batch, jit_compile))
     if "dividemix" in methods:
-        result.update(measure_dividemix(steps, batch))
+        result.update(measure_dividemix(steps, batch, jit_compile))
     return result
 
 
-def measure_ce(steps: int, batch: int) -> dict:
+def measure_ce(steps: int, batch: int, jit_compile="auto") -> dict:
     import keras
     import numpy as np
 
@@ -105,7 +106,7 @@ def measure_ce(steps: int, batch: int) -> dict:
     for name, sanm in (("ce", False), ("sanm_ce", True)):
         keras.utils.set_random_seed(0)
         model = keras_sanm.wrap(keras_sanm.backbones.PreActResNet18(10), sanm=sanm, seed=0)
-        model.compile()
+        model.compile(jit_compile=jit_compile)
         step = lambda: model.train_on_batch(x, y, sample_weight=w if sanm else None)  # noqa: E731
         start = time.perf_counter()
         step()
@@ -173,12 +174,15 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--methods", default="ce,dividemix")
+    parser.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"),
+                        help="compile(jit_compile=...); Keras' auto skips XLA for TensorFlow on CPU")
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         methods = tuple(args.methods.split(","))
-        print("RESULT " + json.dumps(measure(args.steps, args.batch_size, methods)))
+        jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+        print("RESULT " + json.dumps(measure(args.steps, args.batch_size, methods, jit)))
         return 0
     results = []
     for backend in args.backends.split(","):
@@ -186,7 +190,8 @@ def main(argv=None) -> int:
         env = dict(os.environ, KERAS_BACKEND=backend)
         proc = subprocess.run(
             [sys.executable, __file__, "--child", "--steps", str(args.steps),
-             "--batch-size", str(args.batch_size), "--methods", args.methods],
+             "--batch-size", str(args.batch_size), "--methods", args.methods,
+             "--jit-compile", args.jit_compile],
             env=env, capture_output=True, text=True,
         )
         lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
@@ -195,7 +200,8 @@ def main(argv=None) -> int:
             return 1
         results.append(json.loads(lines[-1][len("RESULT "):]))
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"batch {args.batch_size}, median of {args.steps} steps\n")
+          f"batch {args.batch_size}, median of {args.steps} steps, "
+          f"jit_compile={args.jit_compile}\n")
     if "ce_step_s" in results[0]:
         print(table(results))
     if "dividemix_step_s" in results[0]:

@@ -71,6 +71,19 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         shape = network.inputs[0].shape if getattr(network, "inputs", None) else None
         self.image_shape = tuple(shape[1:]) if shape is not None else None
 
+    def init_sanm(self, reconstruction_weight: float, clip_negative_targets: bool,
+                  mask_config: dict | None):
+        """Checks and stores the SANM options; adds the model's `noisy_mask` layer."""
+        from keras_sanm.noisy_mask import NoisyMask
+
+        if reconstruction_weight < 0:
+            raise ValueError("reconstruction_weight must be >= 0.")
+        self.reconstruction_weight = float(reconstruction_weight)
+        self.clip_negative_targets = bool(clip_negative_targets)
+        mask_config = dict(mask_config or {})
+        mask_config.setdefault("seed", self.seed)
+        self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
+
     def build(self, input_shape=None):
         # Every sub-model is built at construction.
         self.built = True

@@ -291,3 +291,29 @@ def test_network_optimizers_errors():
     opt.assign_groups([[a], []])
     with pytest.raises(ValueError, match="no network"):
         opt.build([a, b])
+
+
+@pytest.mark.parametrize("alpha", [4.0, 0.5])
+def test_beta_sampler_matches_the_beta_distribution(alpha):
+    from scipy import stats
+
+    from keras_sanm.mixmatch import beta_sample, random_permutation
+
+    seed = keras.random.SeedGenerator(1)
+    draws = np.array([float(beta_sample(alpha, alpha, seed)) for _ in range(400)])
+    assert stats.kstest(draws, stats.beta(alpha, alpha).cdf).pvalue > 0.01
+    assert abs(draws.var() - 1 / (4 * (2 * alpha + 1))) < 0.02
+    order = ops.convert_to_numpy(random_permutation(7, seed))
+    assert sorted(order.tolist()) == list(range(7))
+
+
+def test_xla_compiled_sanm_dividemix_steps():
+    if keras.backend.backend() == "torch":
+        pytest.skip("XLA compilation applies to JAX and TensorFlow")
+    x, y, noisy = noisy_problem(n=64)
+    model = keras_sanm.wrap(small_cnn(), method="dividemix", seed=0, warmup_epochs=1, batch_size=16)
+    model.compile(jit_compile=True)
+    assert model.jit_compile is True
+    data = CoDivideData(to_uint8(x), noisy, batch_size=16, seed=0, views=("weak",) * 6)
+    history = model.fit(data, epochs=2, verbose=0).history
+    assert np.isfinite(history["loss"]).all() and np.isfinite(history["reconstruction_loss"][1])

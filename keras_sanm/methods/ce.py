@@ -13,7 +13,6 @@ from keras_sanm.label_quality import (
     gmm_parameters,
 )
 from keras_sanm.masking import modulate_labels
-from keras_sanm.noisy_mask import NoisyMask
 from keras_sanm.trainer import NoisyLabelTrainer
 
 
@@ -75,13 +74,7 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
         **kwargs,
     ):
         super().__init__(network, num_classes, returns_features=True, **kwargs)
-        if reconstruction_weight < 0:
-            raise ValueError("reconstruction_weight must be >= 0.")
-        self.reconstruction_weight = float(reconstruction_weight)
-        self.clip_negative_targets = bool(clip_negative_targets)
-        mask_config = dict(mask_config or {})
-        mask_config.setdefault("seed", self.seed)
-        self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
+        self.init_sanm(reconstruction_weight, clip_negative_targets, mask_config)
         self.decoder = ReconstructionDecoder(self.image_shape, name="decoder")
         self.decoder.build(tuple(network.outputs[0].shape))
         # For (x, y) datasets without sample indices: the epoch's loss GMM.

@@ -18,7 +18,6 @@ from keras_sanm.decoder import ReconstructionDecoder, reconstruction_loss
 from keras_sanm.label_quality import per_sample_cross_entropy
 from keras_sanm.masking import modulate_labels
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
-from keras_sanm.noisy_mask import NoisyMask
 from keras_sanm.optimizers import NetworkOptimizers
 from keras_sanm.trainer import NoisyLabelTrainer
 
@@ -554,13 +553,7 @@ class SANMDivideMixTrainer(DivideMixTrainer):
             networks, num_classes, returns_features=True,
             warmup_clip_norm=warmup_clip_norm, **kwargs,
         )
-        if reconstruction_weight < 0:
-            raise ValueError("reconstruction_weight must be >= 0.")
-        self.reconstruction_weight = float(reconstruction_weight)
-        self.clip_negative_targets = bool(clip_negative_targets)
-        mask_config = dict(mask_config or {})
-        mask_config.setdefault("seed", self.seed)
-        self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
+        self.init_sanm(reconstruction_weight, clip_negative_targets, mask_config)
         self.noisy_mask.build(None)
         self.decoders = []
         for k, net in enumerate(self.networks):
