@@ -250,6 +250,21 @@ def test_fit_needs_sample_identities_and_known_arguments():
         model.compile(steps_per_execution=4)
 
 
+def test_validation_data_as_a_dataset():
+    x, y, noisy = noisy_problem(n=64)
+    model = keras_sanm.wrap(small_cnn(), method="dividemix", sanm=False, batch_size=16)
+
+    class Validation(keras.utils.PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return x[32 * i : 32 * (i + 1)], y[32 * i : 32 * (i + 1)]
+
+    history = model.fit(x, noisy, epochs=1, verbose=0, validation_data=Validation()).history
+    assert 0.0 <= history["val_accuracy"][0] <= 1.0
+
+
 def test_presets_set_the_reference_values():
     model = keras_sanm.wrap(small_cnn(), method="dividemix", preset="cifar10-sym-0.9")
     assert (model.threshold, model.lambda_u, model.history_length) == (0.6, 50.0, 5)

@@ -401,8 +401,8 @@ class DivideMixTrainer(NoisyLabelTrainer):
             batch_size: `B` for array input (default: the method's).
             epochs: last epoch index; default the method's (reference) count.
             callbacks: Keras callbacks (run after the method's own).
-            validation_data: `(x, y)` evaluated with both networks after
-                every epoch (`val_accuracy`).
+            validation_data: `(x, y)` arrays or a dataset of `(x, y)`,
+                evaluated with both networks after every epoch (`val_accuracy`).
             verbose: 0 silent, 1 or `"auto"` progress bar, 2 one line per epoch.
             initial_epoch: epoch to start from.
 
@@ -461,8 +461,11 @@ class DivideMixTrainer(NoisyLabelTrainer):
                     if name != "confidence_penalty" or self.use_confidence_penalty
                 }
                 if validation_data is not None:
-                    val_x, val_y = validation_data
-                    results = self.evaluate(val_x, val_y, verbose=0, return_dict=True)
+                    results = (
+                        self.evaluate(*validation_data, verbose=0, return_dict=True)
+                        if isinstance(validation_data, (tuple, list))
+                        else self.evaluate(validation_data, verbose=0, return_dict=True)
+                    )
                     epoch_logs.update({f"val_{k}": v for k, v in results.items()})
                 method.on_epoch_end(epoch, epoch_logs)
                 user.on_epoch_end(epoch, epoch_logs)
