@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
+
+from step_time import median_time
 
 
 def measure(batch: int, steps: int) -> dict:
@@ -35,13 +35,7 @@ def measure(batch: int, steps: int) -> dict:
         decoder = ReconstructionDecoder((32, 32, 3), implementation=implementation)
         decoder.build((None, 4, 4, 512))
         run = _gradient_function(backend, decoder, features, target)
-        run()
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        result[f"{implementation}_s"] = statistics.median(times)
+        result[f"{implementation}_s"] = median_time(run, steps, warmup=1)
     return result
 
 
@@ -67,14 +61,14 @@ def _gradient_function(backend, decoder, features, target):
         import tensorflow as tf
 
         @tf.function
-        def grad(x):
+        def tf_grad(x):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 loss = ops.mean(ops.square(decoder(x) - target))
             return tape.gradient(loss, [x] + [v.value for v in variables])
 
         x = tf.constant(features)
-        return lambda: grad(x)
+        return lambda: tf_grad(x)
     import torch
 
     def run():

@@ -21,10 +21,9 @@ on the same machine.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from step_time import median_time
 from torch import nn
 from torch.nn import functional as F
 
@@ -98,14 +97,10 @@ def main(argv=None) -> int:
     for name, sanm in (("DivideMix", False), ("SANM(DivideMix)", True)):
         net, peer = PreActResNet18(), PreActResNet18()
         optimizer = torch.optim.SGD(net.parameters(), 0.02, momentum=0.9, weight_decay=5e-4)
-        step(net, peer, optimizer, args.batch_size, sanm)
-        times = []
-        for _ in range(args.steps):
-            start = time.perf_counter()
-            step(net, peer, optimizer, args.batch_size, sanm)
-            times.append(time.perf_counter() - start)
-        print(f"{name}: median {statistics.median(times):.3f} s per step "
-              f"({', '.join(f'{t:.2f}' for t in times)})")
+        seconds = median_time(
+            lambda: step(net, peer, optimizer, args.batch_size, sanm), args.steps, warmup=1
+        )
+        print(f"{name}: median {seconds:.3f} s per step")
     return 0
 
 

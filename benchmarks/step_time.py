@@ -28,7 +28,8 @@ import sys
 import time
 
 
-def _median_time(fn, steps: int, warmup: int = 2) -> float:
+def median_time(fn, steps: int, warmup: int = 2) -> float:
+    """Median seconds of `steps` calls of `fn` after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -74,7 +75,7 @@ def measure_dividemix(steps: int, batch: int, jit_compile="auto") -> dict:
         start = time.perf_counter()
         step()
         result[f"{name}_first_step_s"] = time.perf_counter() - start
-        result[f"{name}_step_s"] = _median_time(step, steps)
+        result[f"{name}_step_s"] = median_time(step, steps)
         result[f"{name}_speedup_vs_reference"] = REFERENCE_STEP_S[name] / result[f"{name}_step_s"]
     return result
 
@@ -111,7 +112,7 @@ def measure_ce(steps: int, batch: int, jit_compile="auto") -> dict:
         start = time.perf_counter()
         step()
         result[f"{name}_first_step_s"] = time.perf_counter() - start
-        result[f"{name}_step_s"] = _median_time(step, steps)
+        result[f"{name}_step_s"] = median_time(step, steps)
         result[f"{name}_images_per_s"] = batch / result[f"{name}_step_s"]
 
     # Masking + modulation alone, compiled like a model's predict step.
@@ -125,7 +126,7 @@ def measure_ce(steps: int, batch: int, jit_compile="auto") -> dict:
     mask_model = keras.Model([images, features, quality, targets], outputs)
     feats = rng.normal(size=(batch, 4, 4, 512)).astype("float32")
     onehot = np.eye(10, dtype="float32")[y]
-    result["mask_and_modulation_s"] = _median_time(
+    result["mask_and_modulation_s"] = median_time(
         lambda: mask_model.predict_on_batch([x, feats, w, onehot]), max(steps, 20)
     )
     result["sanm_over_ce"] = result["sanm_ce_step_s"] / result["ce_step_s"]

@@ -79,11 +79,15 @@ def _resolve_noise(args):
     if args.noise is not None:
         return args.noise
     if args.preset:
-        dataset, _, noise = args.preset.partition("-")
-        mode, _, rate = noise.partition("-")
+        from keras_sanm.presets import parse_preset
+
+        try:
+            dataset, mode, rate = parse_preset(args.preset)
+        except ValueError as error:
+            raise SystemExit(f"--preset: {error}") from None
         if dataset != args.dataset:
             raise SystemExit(f"--preset {args.preset} is for {dataset}, not --dataset {args.dataset}.")
-        return _parse_noise(f"{mode}:{rate}")
+        return mode, rate
     return ("sym", 0.5)
 
 

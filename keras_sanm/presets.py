@@ -45,6 +45,15 @@ WARMUP_EPOCHS = {
 PRESETS = sorted(f"{dataset}-{noise}" for dataset, noise in LAMBDA_U)
 
 
+def parse_preset(name: str) -> tuple[str, str, float]:
+    """`"cifar10-sym-0.5"` -> `("cifar10", "sym", 0.5)`; unknown names raise."""
+    dataset, _, noise = name.partition("-")
+    if (dataset, noise) not in LAMBDA_U:
+        raise ValueError(f"Unknown preset {name!r}; available: {PRESETS}.")
+    mode, _, rate = noise.partition("-")
+    return dataset, mode, float(rate)
+
+
 def preset_config(name: str, method: str = "dividemix", sanm: bool = True) -> dict:
     """Method options of a named reference setting.
 
@@ -59,15 +68,14 @@ def preset_config(name: str, method: str = "dividemix", sanm: bool = True) -> di
     """
     if method != "dividemix":
         raise ValueError(f"Presets exist for method='dividemix'; got method={method!r}.")
-    dataset, _, noise = name.partition("-")
-    if (dataset, noise) not in LAMBDA_U:
-        raise ValueError(f"Unknown preset {name!r}; available: {PRESETS}.")
+    dataset, mode, rate = parse_preset(name)
+    noise = f"{mode}-{rate}"
     high_noise = noise == "sym-0.9"
     return {
         "lambda_u": LAMBDA_U[(dataset, noise)],
         "threshold": 0.6 if high_noise else 0.5,
         "history_length": 5 if high_noise else 1,
-        "confidence_penalty": noise.startswith("asym"),
+        "confidence_penalty": mode == "asym",
         "warmup_epochs": WARMUP_EPOCHS[(bool(sanm), dataset)],
         "epochs": 361 if sanm else 301,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_sanm.data.augment import weak_augment
-from keras_sanm.data.indexed_dataset import _EvalView
+from keras_sanm.data.indexed_dataset import EvalView
 from keras_sanm.data.normalization import normalize_images
 from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
 from keras_sanm.validation import check_images, check_labels
@@ -111,7 +111,7 @@ class CoDivideData:
 
     def eval_view(self, batch_size: int = 512):
         """All samples in index order, unaugmented, as `(images,)` batches."""
-        return _EvalView(self, batch_size)
+        return EvalView(self, batch_size)
 
     def _normalize(self, images):
         return normalize_images(images, self.mean, self.std)

@@ -106,12 +106,12 @@ class IndexedDataset(keras.utils.PyDataset):
     def on_epoch_end(self):
         self.order = self._new_order()
 
-    def eval_view(self, batch_size: int | None = None) -> "_EvalView":
+    def eval_view(self, batch_size: int | None = None) -> "EvalView":
         """All samples in index order, unaugmented, as `(images,)` batches."""
-        return _EvalView(self, batch_size or self.batch_size)
+        return EvalView(self, batch_size or self.batch_size)
 
 
-class _EvalView(keras.utils.PyDataset):
+class EvalView(keras.utils.PyDataset):
     """Unaugmented, unshuffled batches of an `IndexedDataset` (the last one partial)."""
 
     def __init__(self, source: IndexedDataset, batch_size: int):

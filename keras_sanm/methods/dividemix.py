@@ -308,13 +308,6 @@ class DivideMixTrainer(NoisyLabelTrainer):
             gradients = [g * ops.cast(scale, g.dtype) for g in gradients]
         return super().transform_gradients(gradients, values)
 
-    def compute_test_logs(self, data):
-        images, labels = data[0], data[1]
-        scores = self.scores(images, training=False)
-        targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
-        loss = ops.mean(losses.soft_cross_entropy(scores, targets, self.from_logits))
-        return {"loss": loss, "accuracy": losses.accuracy(scores, labels)}
-
     # ----------------------------------------------------------------- compile
     def compile(self, optimizer=None, weight_decay=None, loss=None, metrics=None, **kwargs):
         """As `NoisyLabelTrainer.compile`; each network gets its own copy of the optimizer."""
@@ -336,20 +329,19 @@ class DivideMixTrainer(NoisyLabelTrainer):
             if y is not None or batch_size is not None:
                 raise ValueError("A CoDivideData carries its labels and batch size.")
             data = x
-        elif isinstance(x, IndexedDataset):
-            if y is not None:
-                raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
+        elif isinstance(x, (IndexedDataset, np.ndarray)):
+            if isinstance(x, IndexedDataset):
+                if y is not None:
+                    raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
+                arrays = dict(images=x.images, labels=x.labels, mean=x.mean, std=x.std,
+                              clean_labels=x.clean_labels)
+            else:
+                if y is None:
+                    raise ValueError("fit(x, y) needs labels `y` with numpy images.")
+                arrays = dict(images=x, labels=y)
             data = CoDivideData(
-                x.images, x.labels, batch_size or self.batch_size, self.num_classes,
-                warmup_batch_size=None if batch_size else self.warmup_batch_size,
-                views=self.views, warmup_augment=self.warmup_augment,
-                mean=x.mean, std=x.std, seed=self.seed, clean_labels=x.clean_labels,
-            )
-        elif isinstance(x, np.ndarray):
-            if y is None:
-                raise ValueError("fit(x, y) needs labels `y` with numpy images.")
-            data = CoDivideData(
-                x, y, batch_size or self.batch_size, self.num_classes,
+                **arrays, batch_size=batch_size or self.batch_size,
+                num_classes=self.num_classes,
                 warmup_batch_size=None if batch_size else self.warmup_batch_size,
                 views=self.views, warmup_augment=self.warmup_augment, seed=self.seed,
             )
