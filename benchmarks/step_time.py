@@ -1,4 +1,4 @@
-"""Median training-step time per Keras backend: CE, SANM(CE), DivideMix, SANM(DivideMix).
+"""Median training-step time per Keras backend, for every method with and without SANM.
 
 PreAct ResNet-18, 32x32x3 inputs, batch 64 (by default), random data. For each
 backend (one subprocess each, since Keras fixes the backend per process):
@@ -11,9 +11,13 @@ backend (one subprocess each, since Keras fixes the backend per process):
   network's step with its peer's guesses), against the reference PyTorch code
   on the same 2-core CPU (7.19 s and 37.2 s per step, 1,279 and 4,070 GFLOP),
   and the time the data side needs to build one batch (augmented views).
+* `coteaching`, `cdr`, `elr_plus`: the median time of one training step,
+  plain and with SANM (Co-teaching: both networks on one batch; ELR+: one
+  network's step with its peer's averaged network), and the ratio.
 
     python benchmarks/step_time.py                       # all three backends
     python benchmarks/step_time.py --backends jax --steps 5 --methods dividemix
+    python benchmarks/step_time.py --methods ce,coteaching,cdr,elr_plus --steps 3
 """
 
 from __future__ import annotations
@@ -80,6 +84,54 @@ def measure_dividemix(steps: int, batch: int, jit_compile="auto") -> dict:
     return result
 
 
+OTHER_METHODS = ("coteaching", "cdr", "elr_plus")
+
+
+def measure_others(steps: int, batch: int, methods, jit_compile="auto") -> dict:
+    """Step times of Co-teaching, CDR and ELR+, plain and with SANM."""
+    import keras
+    import numpy as np
+
+    import keras_sanm
+    from keras_sanm.data import IndexedDataset
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, batch).astype("int32")
+    quality = rng.random((batch, 2)).astype("float32")
+    options = {"coteaching": {"forget_rate": 0.5}, "cdr": {"noise_rate": 0.5},
+               "elr_plus": {"num_samples": 4 * batch}}
+    result = {}
+    for method in methods:
+        for sanm in (False, True):
+            name = f"sanm_{method}" if sanm else method
+            keras.utils.set_random_seed(0)
+            model = keras_sanm.wrap(keras_sanm.backbones.PreActResNet18(10), method=method,
+                                    sanm=sanm, seed=0, **options[method])
+            model.compile(jit_compile=jit_compile)
+            if method == "elr_plus":
+                model.build()
+                images = rng.integers(0, 256, (4 * batch, 32, 32, 3), dtype=np.uint8)
+                data = model.training_data(
+                    IndexedDataset(images, rng.integers(0, 10, 4 * batch), batch, 10), None)
+                data.label_quality[:] = rng.random(data.label_quality.shape)
+                arrays = model.make_batch(data, np.arange(batch))
+                model.set_phase("train", 0)
+                step = lambda: model.train_on_batch(arrays)  # noqa: E731
+            elif method == "coteaching":
+                step = lambda: model.train_on_batch(x, y, quality if sanm else None)  # noqa: E731
+            else:
+                step = lambda: model.train_on_batch(x, y, quality[:, 0] if sanm else None)  # noqa: E731
+            start = time.perf_counter()
+            step()
+            result[f"{name}_first_step_s"] = time.perf_counter() - start
+            result[f"{name}_step_s"] = median_time(step, steps)
+        result[f"sanm_{method}_over_{method}"] = (
+            result[f"sanm_{method}_step_s"] / result[f"{method}_step_s"]
+        )
+    return result
+
+
 def measure(steps: int, batch: int, methods=("ce", "dividemix"), jit_compile="auto") -> dict:
     import keras
 
@@ -89,6 +141,9 @@ def measure(steps: int, batch: int, methods=("ce", "dividemix"), jit_compile="au
         result.update(measure_ce(steps, batch, jit_compile))
     if "dividemix" in methods:
         result.update(measure_dividemix(steps, batch, jit_compile))
+    others = [m for m in methods if m in OTHER_METHODS]
+    if others:
+        result.update(measure_others(steps, batch, others, jit_compile))
     return result
 
 
@@ -153,6 +208,21 @@ def dividemix_table(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def others_table(results: list[dict]) -> str:
+    names = {"coteaching": "Co-teaching", "cdr": "CDR", "elr_plus": "ELR+"}
+    rows = ["| backend | method | plain step (s) | SANM step (s) | SANM/plain |",
+            "| --- | --- | --- | --- | --- |"]
+    for r in results:
+        for method, label in names.items():
+            if f"{method}_step_s" in r:
+                rows.append(
+                    f"| {r['backend']} | {label} | {r[f'{method}_step_s']:.3f} | "
+                    f"{r[f'sanm_{method}_step_s']:.3f} | "
+                    f"{r[f'sanm_{method}_over_{method}']:.2f}x |"
+                )
+    return "\n".join(rows)
+
+
 def table(results: list[dict]) -> str:
     rows = [
         "| backend | CE step (s) | CE img/s | SANM(CE) step (s) | SANM(CE) img/s | "
@@ -208,6 +278,9 @@ def main(argv=None) -> int:
     if "dividemix_step_s" in results[0]:
         print()
         print(dividemix_table(results))
+    if any(f"{m}_step_s" in results[0] for m in OTHER_METHODS):
+        print()
+        print(others_table(results))
     if args.output:
         with open(args.output, "w") as f:
             json.dump(results, f, indent=1)

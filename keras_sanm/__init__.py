@@ -3,8 +3,8 @@
 Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
 `import keras_sanm`):
 
-* `wrap(base_model, method="ce" | "dividemix", sanm=True, ...)`: the
-  training wrapper; `model.label_quality(x, y)` gives each sample's clean
+* `wrap(base_model, method="ce" | "coteaching" | "cdr" | "dividemix" |
+  "elr_plus", sanm=True, ...)`: the training wrapper; `model.label_quality(x, y)` gives each sample's clean
   probability and `find_label_issues(model, x, y)` the likely mislabeled ones.
 * `NoisyMask`, `ReconstructionDecoder`, `modulate_labels`,
   `reconstruction_loss`: SANM's components as layers and functions.
@@ -23,9 +23,11 @@ _ATTRIBUTES = {
     "reconstruction_loss": "keras_sanm.decoder",
     "modulate_labels": "keras_sanm.masking",
     "find_label_issues": "keras_sanm.label_issues",
+    "estimate_noise_rate": "keras_sanm.label_issues",
 }
 _SUBMODULES = (
-    "backbones", "data", "datasets", "masking", "label_quality", "callbacks", "presets",
+    "backbones", "data", "datasets", "masking", "label_quality", "label_issues", "callbacks",
+    "presets",
 )
 
 __all__ = ["__version__", *_ATTRIBUTES, *_SUBMODULES]

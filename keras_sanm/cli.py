@@ -24,6 +24,9 @@ def _parse_noise(text: str):
     return mode, rate
 
 
+METHOD_NAMES = ("ce", "coteaching", "cdr", "dividemix", "elr_plus")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keras-sanm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,15 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--noise", type=_parse_noise, default=None,
                        help="MODE:RATE, e.g. sym:0.5 (default: the preset's, else sym:0.5)")
     train.add_argument("--noise-file", default=None, help="JSON noisy labels to reuse (written if missing)")
-    train.add_argument("--method", default="ce", help="ce or dividemix")
+    train.add_argument("--method", default="ce", choices=METHOD_NAMES,
+                       help="training method (Co-teaching's forget rate and CDR's noise rate "
+                            "default to the --noise rate)")
     train.add_argument("--preset", default=None,
-                       help="reference DivideMix settings, e.g. cifar10-sym-0.5 (keras_sanm.presets)")
+                       help="reference settings of the method, e.g. cifar10-sym-0.5 (keras_sanm.presets)")
     train.add_argument("--warmup-epochs", type=int, default=None, help="override the warm-up length")
     train.add_argument("--no-sanm", dest="sanm", action="store_false")
-    train.add_argument("--backbone", default="preact_resnet18", help="preact_resnet18, cnn9 or small_cnn")
+    train.add_argument("--backbone", default=None,
+                       help="preact_resnet18, cnn9 or small_cnn (default: cnn9 for coteaching, "
+                            "else preact_resnet18)")
     train.add_argument("--epochs", type=int, default=None,
-                       help="default: the method's reference count (CE 300, DivideMix 301/361)")
-    train.add_argument("--batch-size", type=int, default=64)
+                       help="default: the method's reference count (CE 300, DivideMix 301/361, "
+                            "Co-teaching 199, CDR 200, ELR+ 200)")
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="default: the method's (Co-teaching and ELR+ 128, else 64)")
     train.add_argument("--train-size", type=int, default=None, help="random training subset")
     train.add_argument("--test-size", type=int, default=None, help="random test subset")
     train.add_argument("--seed", type=int, default=0)
@@ -99,8 +108,10 @@ def _training_data(args, model, data, noisy):
             data.x_train, noisy, args.batch_size, data.num_classes, views=model.views,
             warmup_augment=model.warmup_augment, mean=data.mean, std=data.std, seed=args.seed, clean_labels=data.y_train,
         )
+    # Co-teaching's reference trains without augmentation.
+    augment = None if args.method == "coteaching" else "weak"
     return IndexedDataset(
-        data.x_train, noisy, args.batch_size, data.num_classes, augment="weak",
+        data.x_train, noisy, args.batch_size, data.num_classes, augment=augment,
         mean=data.mean, std=data.std, seed=args.seed, clean_labels=data.y_train,
     )
 
@@ -126,17 +137,27 @@ def train_command(args) -> dict:
           f"{wrong:.1%} wrong labels, backend {keras.backend.backend()}")
 
     keras.utils.set_random_seed(args.seed)
+    args.backbone = args.backbone or ("cnn9" if args.method == "coteaching" else "preact_resnet18")
+    args.batch_size = args.batch_size or (128 if args.method in ("coteaching", "elr_plus") else 64)
     base = keras_sanm.backbones.get(args.backbone, data.num_classes, data.x_train.shape[1:])
     config = {}
-    if args.method == "dividemix":
+    if args.method in ("dividemix", "elr_plus"):
         config["batch_size"] = args.batch_size
+    if args.method == "elr_plus":
+        config["num_samples"] = len(noisy)
+    # The reference sets these to the (nominal) noise rate; a preset does the same.
+    if args.method == "coteaching" and not args.preset:
+        config["forget_rate"] = args.noise[1]
+    if args.method == "cdr" and not args.preset:
+        config["noise_rate"] = args.noise[1]
     if args.warmup_epochs is not None:
         config["warmup_epochs"] = args.warmup_epochs
     model = keras_sanm.wrap(
         base, method=args.method, sanm=args.sanm, seed=args.seed, preset=args.preset, **config
     )
     model.compile()
-    args.epochs = args.epochs or getattr(model, "epochs", 300)
+    args.epochs = args.epochs or getattr(model, "reference_epochs", None) or getattr(
+        model, "epochs", 300)
     train = _training_data(args, model, data, noisy)
     x_test = normalize_images(data.x_test, data.mean, data.std)
     start = time.time()

@@ -37,3 +37,32 @@ def find_label_issues(model, x, y, threshold: float | None = 0.5, batch_size: in
     if threshold is not None:
         order = order[quality[order] <= threshold]
     return order.astype(np.int64)
+
+
+def estimate_noise_rate(model, x, y, threshold: float = 0.5, batch_size: int = 256) -> float:
+    """Estimated fraction of wrong labels: the share with clean probability below `threshold`.
+
+    Use it to set Co-teaching's `forget_rate` or CDR's `noise_rate` on data
+    whose noise rate is unknown: train a cross-entropy model for a few
+    epochs (before it memorises the wrong labels; e.g. `wrap(base,
+    method="ce", sanm=False)`) and call this on the training set. The GMM
+    split is a rough estimate (it overestimates on hard, clean samples);
+    a small hand-checked subset is a better one when available.
+
+    Args:
+        model: a model returned by `keras_sanm.wrap`, briefly trained.
+        x: `(N, H, W, C)` training images.
+        y: `(N,)` their given labels.
+        threshold: clean-probability threshold.
+        batch_size: prediction batch size.
+
+    Returns:
+        A float in `[0, 1]`.
+
+    Example:
+    >>> ce = keras_sanm.wrap(base, method="ce", sanm=False)
+    >>> ce.fit(x_train, y_noisy, epochs=5)
+    >>> rate = keras_sanm.label_issues.estimate_noise_rate(ce, x_train, y_noisy)
+    """
+    quality = model.label_quality(x, y, batch_size=batch_size)
+    return float(np.mean(quality < threshold))

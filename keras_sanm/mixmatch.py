@@ -97,7 +97,8 @@ def mix(inputs, targets, alpha: float, seed):
         seed: a `keras.random.SeedGenerator`.
 
     Returns:
-        `(mixed_inputs, mixed_targets, lam)`.
+        `(mixed_inputs, mixed_targets, lam, order)`: `order` is the
+        permutation, so other per-row quantities can be mixed the same way.
     """
     lam = beta_sample(alpha, alpha, seed)
     lam = ops.maximum(lam, 1.0 - lam)
@@ -106,7 +107,7 @@ def mix(inputs, targets, alpha: float, seed):
     mixed_inputs = lam_x * inputs + (1.0 - lam_x) * ops.take(inputs, order, axis=0)
     lam_y = ops.cast(lam, targets.dtype)
     mixed_targets = lam_y * targets + (1.0 - lam_y) * ops.take(targets, order, axis=0)
-    return mixed_inputs, mixed_targets, lam
+    return mixed_inputs, mixed_targets, lam, order
 
 
 def mixmatch_losses(logits, targets, num_labeled: int):

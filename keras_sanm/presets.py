@@ -13,6 +13,16 @@ preset gives the reference values for one cell of the CIFAR tables:
 Both use batch 64 (warm-up 128), alpha 4, T 0.5 and the default `compile()`
 (SGD 0.02, momentum 0.9, weight decay 5e-4, /10 from epoch 150).
 
+The other methods (the same cells; with or without SANM):
+
+* Co-teaching (`CT-code`): `forget_rate` = the noise rate, Adam decay from
+  epoch 80 (CIFAR-100: 100); 199 training epochs, batch 128, CNN9.
+* CDR (`CDR-code`): `noise_rate` = the noise rate; 200 epochs, batch 64.
+* ELR+ (`ELR-code` configs): `beta` / `lambda_elr` 0.7 / 3 (CIFAR-10 sym),
+  0.9 / 1 (CIFAR-10 asym), 0.9 / 7 with a 40000-step ramp of the ELR weight
+  (CIFAR-100); learning-rate drop at 150 (CIFAR-100 200); 200 (250) epochs,
+  batch 128. `num_samples` is still passed to `wrap`.
+
 Example:
 >>> model = keras_sanm.wrap(base, method="dividemix", preset="cifar10-sym-0.9")
 >>> model.threshold, model.lambda_u, model.history_length
@@ -43,6 +53,7 @@ WARMUP_EPOCHS = {
 }
 
 PRESETS = sorted(f"{dataset}-{noise}" for dataset, noise in LAMBDA_U)
+PRESET_METHODS = ("dividemix", "coteaching", "cdr", "elr_plus")
 
 
 def parse_preset(name: str) -> tuple[str, str, float]:
@@ -59,16 +70,29 @@ def preset_config(name: str, method: str = "dividemix", sanm: bool = True) -> di
 
     Args:
         name: `"<dataset>-<sym|asym>-<rate>"`, one of `PRESETS`.
-        method: the training method (presets exist for `"dividemix"`).
-        sanm: SANM's settings (True) or plain DivideMix's.
+        method: the training method (one of `PRESET_METHODS`).
+        sanm: SANM's settings (True) or the plain method's (they differ
+            for DivideMix only).
 
     Returns:
-        Keyword arguments for the method's trainer (`lambda_u`, `threshold`,
-        `warmup_epochs`, `history_length`, `confidence_penalty`, `epochs`).
+        Keyword arguments for the method's trainer (DivideMix: `lambda_u`,
+        `threshold`, `warmup_epochs`, `history_length`, `confidence_penalty`,
+        `epochs`; see the module docstring for the others).
     """
-    if method != "dividemix":
-        raise ValueError(f"Presets exist for method='dividemix'; got method={method!r}.")
+    if method not in PRESET_METHODS:
+        raise ValueError(f"Presets exist for methods {PRESET_METHODS}; got method={method!r}.")
     dataset, mode, rate = parse_preset(name)
+    if method == "coteaching":
+        return {"forget_rate": rate, "decay_start": 80 if dataset == "cifar10" else 100}
+    if method == "cdr":
+        return {"noise_rate": rate}
+    if method == "elr_plus":
+        if dataset == "cifar100":
+            return {"beta": 0.9, "lambda_elr": 7.0, "coef_step": 40000,
+                    "drop_epoch": 200, "epochs": 250}
+        beta, weight = (0.9, 1.0) if mode == "asym" else (0.7, 3.0)
+        return {"beta": beta, "lambda_elr": weight, "coef_step": 0,
+                "drop_epoch": 150, "epochs": 200}
     noise = f"{mode}-{rate}"
     high_noise = noise == "sym-0.9"
     return {

@@ -11,11 +11,13 @@ from keras_sanm.backend import TrainStep
 from keras_sanm.callbacks import EpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.data.normalization import normalize_images
+from keras_sanm.decoder import reconstruction_loss
 from keras_sanm.label_quality import (
     clean_probability,
     per_sample_cross_entropy,
     split_statistics,
 )
+from keras_sanm.masking import modulate_labels
 from keras_sanm.validation import check_images, check_labels
 
 ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
@@ -40,6 +42,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     """
 
     method_name = ""
+    # Whether `fit` needs sample identities (per-sample state between epochs).
+    needs_sample_indices = False
     log_names: tuple[str, ...] = ("loss", "accuracy")
     # Reference optimisation for CIFAR (SANM-code / DM-code, methods.md §2.9).
     paper_optimizer = {
@@ -83,6 +87,53 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         mask_config = dict(mask_config or {})
         mask_config.setdefault("seed", self.seed)
         self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
+
+    def masked_copies(self, images, features, quality, targets):
+        """SANM's peak- and valley-masked copies of a batch with modulated targets.
+
+        Args:
+            images: `(B, H, W, C)` images to mask.
+            features: `(B, h, w, K)` feature map of the same images (used
+                without gradient).
+            quality: `(B,)` label quality `w` (larger boxes as it falls).
+            targets: `(B, C)` targets to modulate (one-hot or soft).
+
+        Returns:
+            `(masked_images, masked_targets, mask_ratio)`: `(2B, H, W, C)`
+            peak then valley copies, their `(2B, C)` modulated targets and
+            the scalar mean mask ratio.
+        """
+        masked = self.noisy_mask(images, features, quality)
+        peak_targets = modulate_labels(targets, masked["peak_ratio"], self.clip_negative_targets)
+        valley_targets = modulate_labels(
+            targets, masked["valley_ratio"], self.clip_negative_targets
+        )
+        masked_images = ops.concatenate([masked["peak_images"], masked["valley_images"]], axis=0)
+        masked_targets = ops.concatenate([peak_targets, valley_targets], axis=0)
+        ratio = 0.5 * (ops.mean(masked["peak_ratio"]) + ops.mean(masked["valley_ratio"]))
+        return masked_images, ops.stop_gradient(masked_targets), ratio
+
+    @staticmethod
+    def reconstruction_term(decoder, masked_features, images):
+        """`L_rec` of methods.md §1.8: summed MSE of both masked copies against `images`.
+
+        Args:
+            decoder: the network's `ReconstructionDecoder`.
+            masked_features: `(2B, h, w, K)` feature maps of the peak then
+                valley copies.
+            images: `(B, H, W, C)` the unmasked images.
+        """
+        reconstructions = decoder(masked_features)
+        # Two equal-sized copies: the sum of their MSEs is twice the joint mean.
+        return 2.0 * reconstruction_loss(reconstructions, ops.concatenate([images, images], axis=0))
+
+    def after_step(self):
+        """State updates after the optimizer step (e.g. weight averages); none by default.
+
+        Runs in the compiled step on every backend, with the updated weights.
+        """
+
+    has_after_step = False
 
     def build(self, input_shape=None):
         # Every sub-model is built at construction.
@@ -145,6 +196,22 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         return {name: self._trackers[name].result() for name in logs}
 
     # ----------------------------------------------------------------- compile
+    def default_optimizer(self):
+        """The method's reference optimizer, its epoch schedule and weight decay.
+
+        Returns:
+            `(optimizer, schedule_callback, weight_decay)`: SGD with momentum
+            and a step-wise learning rate from `paper_optimizer`.
+        """
+        settings = self.paper_optimizer
+        optimizer = keras.optimizers.SGD(
+            learning_rate=settings["learning_rate"], momentum=settings["momentum"]
+        )
+        schedule = EpochLearningRate(
+            settings["learning_rate"], settings["drop_epochs"], settings["drop_factor"]
+        )
+        return optimizer, schedule, settings["weight_decay"]
+
     def compile(self, optimizer=None, weight_decay: float | None = None, loss=None,
                 metrics=None, **kwargs):
         """Configures training; with no optimizer, the paper's settings.
@@ -172,16 +239,10 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                     "accuracy and the method's own terms. Evaluate other metrics "
                     "on model.predict(x)."
                 )
-        settings = self.paper_optimizer
         if optimizer is None:
-            optimizer = keras.optimizers.SGD(
-                learning_rate=settings["learning_rate"], momentum=settings["momentum"]
-            )
-            self._lr_schedule = EpochLearningRate(
-                settings["learning_rate"], settings["drop_epochs"], settings["drop_factor"]
-            )
+            optimizer, self._lr_schedule, default_decay = self.default_optimizer()
             if weight_decay is None:
-                weight_decay = settings["weight_decay"]
+                weight_decay = default_decay
         else:
             self._lr_schedule = None
         if weight_decay is not None and weight_decay < 0:
@@ -201,6 +262,13 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         elif _is_dataset(x):
             if y is not None:
                 raise ValueError("A dataset yields its own labels; do not pass `y`.")
+            if self.needs_sample_indices:
+                raise ValueError(
+                    f"This method (method={self.method_name!r}) keeps per-sample state "
+                    "between epochs and needs sample identities: pass numpy arrays "
+                    "`fit(x, y)` or a keras_sanm.data.IndexedDataset; got "
+                    f"{type(x).__name__}."
+                )
             self.check_first_batch(x)
             return x
         elif isinstance(x, np.ndarray) or y is not None:
@@ -218,6 +286,10 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 f"{type(x).__name__}."
             )
         check_images(x.images[:1], self.image_shape)
+        members = len(self.quality_members())
+        if members > 1 and np.ndim(x.label_quality) == 1:
+            # One column per network: a step reads its peer's.
+            x.label_quality = np.ones((len(x.images), members), np.float32)
         return x
 
     def check_first_batch(self, dataset):
@@ -317,12 +389,27 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         return per_sample_cross_entropy(scores, labels, self.from_logits), labels
 
     def update_label_quality(self, source, seed: int | None = None) -> dict:
-        """Refits the clean probabilities of `source` and returns split statistics."""
+        """Refits the clean probabilities of `source` and returns split statistics.
+
+        With one network, `source.label_quality` becomes the `(N,)` clean
+        posterior; with two, an `(N, 2)` array whose column `k` is network
+        `k`'s (a step reads its peer's column). The statistics are those of
+        the mean over networks.
+        """
+        members = self.quality_members()
+        if isinstance(source, IndexedDataset):
+            qualities = []
+            for member in members:
+                scores = member.predict(source.eval_view(), verbose=0)
+                losses_ = per_sample_cross_entropy(scores, source.labels, self.from_logits)
+                qualities.append(clean_probability(losses_, seed=seed)[0].astype(np.float32))
+            source.label_quality = (
+                qualities[0] if len(members) == 1 else np.stack(qualities, axis=1)
+            )
+            return split_statistics(np.mean(qualities, axis=0), source.labels,
+                                    source.clean_labels)
         losses_, labels = self.per_sample_losses(source)
         quality, gmm = clean_probability(losses_, seed=seed)
-        if isinstance(source, IndexedDataset):
-            source.label_quality[:] = quality.astype(np.float32)
-            return split_statistics(quality, labels, source.clean_labels)
         self.store_loss_gmm(losses_, gmm)
         return split_statistics(quality)
 

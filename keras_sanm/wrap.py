@@ -59,9 +59,12 @@ def wrap(
             `sanm=True` it must be Functional or Sequential with a spatial
             feature map (found automatically: the last rank-4 tensor before
             global pooling).
-        method: training method: `"ce"` (cross-entropy) or `"dividemix"`
-            (two networks: the base model and an independently initialised
-            copy).
+        method: training method: `"ce"` (cross-entropy), `"cdr"`
+            (critical-parameter updates; needs `noise_rate`), or a
+            two-network method trained on the base model and an
+            independently initialised copy: `"coteaching"` (needs
+            `forget_rate`), `"dividemix"`, `"elr_plus"` (needs
+            `num_samples`). SANM versions follow methods.md §1.9-1.10.
         sanm: add SANM's noisy masking and reconstruction branch.
         feature_layer: name of the layer whose output SANM masks from.
         num_classes: optional check against the model's output size.
@@ -80,7 +83,9 @@ def wrap(
             Off by default.
         **config: method options, e.g. `reconstruction_weight`,
             `clip_negative_targets`, `mask_config` (see `NoisyMask`);
-            DivideMix: `lambda_u`, `threshold`, `warmup_epochs`, ...
+            DivideMix: `lambda_u`, `threshold`, `warmup_epochs`, ...;
+            Co-teaching: `forget_rate`, ...; CDR: `noise_rate`; ELR+:
+            `num_samples`, `beta`, `lambda_elr`, ... (see each trainer).
 
     Returns:
         A `keras.Model` with `compile()`, `fit()`, `predict()`, `evaluate()`.

@@ -84,6 +84,26 @@ def test_train_command_dividemix_with_preset(tmp_path):
                   "--data-dir", str(tmp_path)])
 
 
+@pytest.mark.parametrize("method,key", [("coteaching", "forget_rate"), ("cdr", None),
+                                        ("elr_plus", "elr_loss")])
+def test_train_command_other_methods(tmp_path, method, key):
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    out = tmp_path / "run"
+    cli.main([
+        "train", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--noise", "sym:0.4",
+        "--method", method, "--backbone", "small_cnn", "--epochs", "1", "--batch-size", "16",
+        "--output", str(out), "--verbose", "0",
+    ])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == method and summary["sanm"] is True
+    history = json.loads((out / "history.json").read_text())
+    assert "reconstruction_loss" in history and "val_accuracy" in history
+    if key:
+        assert key in history
+    if method == "coteaching":
+        assert history["forget_rate"] == [pytest.approx(0.4 / 9)]
+
+
 def test_cli_argument_errors():
     with pytest.raises(SystemExit):
         cli.main(["train", "--noise", "sym-0.5"])

@@ -178,7 +178,7 @@ def test_targets_are_distributions():
     expected = (w[:, None] * one_hot + (1 - w[:, None]) * p) ** 2
     np.testing.assert_allclose(refined, expected / expected.sum(-1, keepdims=True), rtol=1e-4)
     inputs = rng.normal(size=(8, 4, 4, 3)).astype("float32")
-    mixed_x, mixed_y, lam = mix(inputs, refined, 4.0, keras.random.SeedGenerator(0))
+    mixed_x, mixed_y, lam, _ = mix(inputs, refined, 4.0, keras.random.SeedGenerator(0))
     lam = float(lam)
     assert 0.5 <= lam <= 1.0
     np.testing.assert_allclose(ops.convert_to_numpy(mixed_y).sum(-1), 1.0, rtol=1e-5)

@@ -21,6 +21,9 @@ def test_cross_entropy_model_ranks_planted_errors_first():
     assert quality.shape == (256,) and np.all((0 <= quality) & (quality <= 1))
     ranked = keras_sanm.find_label_issues(model, x, noisy, threshold=None)
     assert np.isin(ranked[:20], planted).mean() > 0.9
+    # 40 of 256 labels are wrong (15.6%).
+    rate = keras_sanm.estimate_noise_rate(model, x, noisy)
+    assert rate == pytest.approx(np.mean(quality < 0.5)) and 0.08 < rate < 0.3
     with pytest.raises(ValueError, match="wrap"):
         keras_sanm.find_label_issues(small_cnn(), x, noisy)
     with pytest.raises(ValueError):

@@ -7,7 +7,9 @@ A training method defines, once and with `keras.ops` only,
   (sub-model calls, `keras.random` with the model's `SeedGenerator`);
 * `compute_test_logs(data) -> logs`: the evaluation of one batch;
 * `transform_gradients(gradients, values) -> gradients`: backend-free
-  gradient edits (coupled weight decay, gradient masks).
+  gradient edits (coupled weight decay, gradient masks);
+* `after_step()` (when `has_after_step`): state updates that need the
+  weights after the optimizer step (weight averages).
 
 `TrainStep` below turns these into Keras' `train_step`/`test_step` for the
 current backend: `jax.value_and_grad` over a `StatelessScope` and

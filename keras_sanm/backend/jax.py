@@ -60,6 +60,10 @@ class TrainStep:
             # The wrapping optimizer counts every step, like `apply` does.
             (count_at,) = _positions(self.optimizer.variables, [self.optimizer.iterations])
             optimizer_values[count_at] = optimizer_values[count_at] + 1
+        if self.has_after_step:
+            variables = self.trainable_variables + self.non_trainable_variables
+            _, values = _stateless(variables, trainable + list(non_trainable), self.after_step)
+            trainable, non_trainable = values[:n_train], values[n_train:]
         logs, metric_values = _stateless(
             self.metrics_variables,
             metric_values,

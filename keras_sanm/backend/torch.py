@@ -20,6 +20,8 @@ class TrainStep:
             optimizer.apply(grads, variables)
             if optimizer is not self.optimizer:
                 self.optimizer.iterations.assign_add(1)
+            if self.has_after_step:
+                self.after_step()
         logs = {name: value.detach() for name, value in logs.items()}
         return self.update_trackers(logs, data)
 

@@ -93,14 +93,21 @@ class IndexedDataset(keras.utils.PyDataset):
         return self.order[index * self.batch_size : (index + 1) * self.batch_size]
 
     def __getitem__(self, index):
-        idx = self.batch_indices(index)
-        batch = self.images[idx]
+        return self.batch_at(self.batch_indices(index))
+
+    def batch_at(self, indices):
+        """`(images, labels, label_quality)` of the given samples, augmented and normalised.
+
+        Args:
+            indices: `(B,)` sample indices.
+        """
+        batch = self.images[indices]
         if self.augment is not None:
             batch = self.augment(batch, self.rng)
         return (
             normalize_images(batch, self.mean, self.std),
-            self.labels[idx].astype(np.int32),
-            self.label_quality[idx],
+            self.labels[indices].astype(np.int32),
+            self.label_quality[indices],
         )
 
     def on_epoch_end(self):

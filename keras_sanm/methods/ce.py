@@ -6,13 +6,12 @@ from keras import ops
 
 from keras_sanm import losses
 from keras_sanm.callbacks import LabelQualityUpdate
-from keras_sanm.decoder import ReconstructionDecoder, reconstruction_loss
+from keras_sanm.decoder import ReconstructionDecoder
 from keras_sanm.label_quality import (
     GMM_PARAMETER_COUNT,
     gmm_clean_posterior,
     gmm_parameters,
 )
-from keras_sanm.masking import modulate_labels
 from keras_sanm.trainer import NoisyLabelTrainer
 
 
@@ -101,33 +100,16 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
             self.quality_from_losses(clean_ce)
         )
 
-        masked = self.noisy_mask(images, features, quality)
-        peak_targets = modulate_labels(
-            targets, masked["peak_ratio"], self.clip_negative_targets
-        )
-        valley_targets = modulate_labels(
-            targets, masked["valley_ratio"], self.clip_negative_targets
-        )
-        masked_images = ops.concatenate(
-            [masked["peak_images"], masked["valley_images"]], axis=0
+        masked_images, masked_targets, ratio = self.masked_copies(
+            images, features, quality, targets
         )
         masked_features, masked_scores = self.features_and_scores(
             masked_images, training=True
         )
-        masked_ce = losses.soft_cross_entropy(
-            masked_scores,
-            ops.concatenate([peak_targets, valley_targets], axis=0),
-            self.from_logits,
-        )
+        masked_ce = losses.soft_cross_entropy(masked_scores, masked_targets, self.from_logits)
         classification = ops.mean(ops.concatenate([clean_ce, masked_ce], axis=0))
-
-        reconstructions = self.decoder(masked_features)
-        # Sum of the two copies' MSEs (equal sizes: twice the joint mean).
-        reconstruction = 2.0 * reconstruction_loss(
-            reconstructions, ops.concatenate([images, images], axis=0)
-        )
+        reconstruction = self.reconstruction_term(self.decoder, masked_features, images)
         loss = classification + self.reconstruction_weight * reconstruction
-        ratio = 0.5 * (ops.mean(masked["peak_ratio"]) + ops.mean(masked["valley_ratio"]))
         return loss, {
             "loss": loss,
             "accuracy": losses.accuracy(scores, labels),

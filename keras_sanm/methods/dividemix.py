@@ -2,50 +2,21 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
-
 import keras
 import numpy as np
 from keras import ops
 
 from keras_sanm import losses
+from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.backend import no_gradient
 from keras_sanm.callbacks import CoDivide
 from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.indexed_dataset import IndexedDataset
-from keras_sanm.decoder import ReconstructionDecoder, reconstruction_loss
-from keras_sanm.label_quality import per_sample_cross_entropy
 from keras_sanm.masking import modulate_labels
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
-from keras_sanm.optimizers import NetworkOptimizers
-from keras_sanm.trainer import NoisyLabelTrainer
 
 
-class _Untracked:
-    """Holds objects that Keras' attribute tracking must not adopt."""
-
-    def __init__(self, **items):
-        self.__dict__.update(items)
-
-
-class _MethodCallbacks:
-    """The method's own callbacks, sharing one logs dict with the caller."""
-
-    def __init__(self, callbacks, model):
-        self.callbacks = list(callbacks)
-        for callback in self.callbacks:
-            callback.set_model(model)
-
-    def __getattr__(self, hook):
-        def call(*args):
-            for callback in self.callbacks:
-                getattr(callback, hook)(*args)
-
-        return call
-
-
-class DivideMixTrainer(NoisyLabelTrainer):
+class DivideMixTrainer(AlternatingTrainer):
     """DivideMix: two networks that divide the data for each other.
 
     Every epoch starts with warm-up (plain cross-entropy on all data, batch
@@ -92,7 +63,7 @@ class DivideMixTrainer(NoisyLabelTrainer):
     """
 
     method_name = "dividemix"
-    network_count = 2
+    phase_kinds = ("warmup", "train")
     log_names = (
         "loss",
         "accuracy",
@@ -123,17 +94,13 @@ class DivideMixTrainer(NoisyLabelTrainer):
         epochs: int = 301,
         **kwargs,
     ):
-        networks = list(networks)
-        if len(networks) != 2:
-            raise ValueError(f"DivideMix trains two networks; got {len(networks)}.")
-        super().__init__(networks[0], num_classes, **kwargs)
+        super().__init__(networks, num_classes, **kwargs)
         if not 0.0 <= threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1); got {threshold}.")
         if alpha <= 0 or temperature <= 0 or rampup_length <= 0:
             raise ValueError("alpha, temperature and rampup_length must be > 0.")
         if lambda_u < 0 or warmup_epochs < 0:
             raise ValueError("lambda_u and warmup_epochs must be >= 0.")
-        self.networks = networks
         self.warmup_epochs = int(warmup_epochs)
         self.lambda_u = float(lambda_u)
         self.threshold = float(threshold)
@@ -147,68 +114,10 @@ class DivideMixTrainer(NoisyLabelTrainer):
         self.warmup_clip_norm = warmup_clip_norm
         self.epochs = int(epochs)
         self.mix_seed = keras.random.SeedGenerator(seed=self.seed)
-        outputs = [net.outputs[1] if self.returns_features else net.outputs[0] for net in networks]
-        self._held = _Untracked(
-            score_models=[keras.Model(net.inputs, out) for net, out in zip(networks, outputs)],
-            train_functions={},
-            phase=("warmup", 0),
-        )
 
-    # ----------------------------------------------------------------- forward
-    def network_scores(self, k: int, images, training: bool):
-        """Class scores of network `k` (and its feature map when it has one)."""
-        out = self.networks[k](images, training=training)
-        return out if self.returns_features else (None, out)
-
-    def logits(self, scores):
-        """Log-probabilities usable as logits (scores as-is when `from_logits`)."""
-        return losses.log_probabilities(scores, self.from_logits)
-
-    def scores(self, images, training: bool = False):
-        """Mean of the two networks' outputs (the reference's test ensemble)."""
-        total = 0.0
-        for k in (0, 1):
-            total = total + self.network_scores(k, images, training)[1]
-        return total / 2.0
-
-    # ------------------------------------------------------------------ phases
-    @property
-    def phase(self):
-        """`(kind, k)`: `"warmup"` or `"train"`, and the network trained."""
-        return self._held.phase
-
-    def set_phase(self, kind: str, network: int) -> None:
-        """Selects what the next steps train, with its compiled step function."""
-        if kind not in ("warmup", "train") or network not in (0, 1):
-            raise ValueError(f"Unknown phase ({kind!r}, {network!r}).")
-        functions = self._held.train_functions
-        self._held.phase = (kind, network)
-        if (kind, network) not in functions:
-            # A distinct step function object per phase: compiled-function
-            # caches (jax.jit) are keyed on the function, and the phase is read
-            # when the step is traced.
-            object.__setattr__(self, "train_step", functools.partial(type(self).train_step, self))
-            try:
-                self.train_function = None
-                self.make_train_function()
-            finally:
-                object.__delattr__(self, "train_step")
-            functions[(kind, network)] = self.train_function
-        self.train_function = functions[(kind, network)]
-
-    def network_variables(self, k: int) -> list:
-        """Trainable variables updated when network `k` trains."""
-        return list(self.networks[k].trainable_variables)
-
-    def step_variables(self):
-        k = self.phase[1]
-        return self.optimizer.groups[k], self.optimizer.optimizers[k]
-
-    def batch_size_of(self, data):
-        batch = data[0]
-        if isinstance(batch, dict):
-            return ops.shape(batch["labels"])[0]
-        return ops.shape(batch)[0]
+    def epoch_log_names(self) -> list[str]:
+        names = super().epoch_log_names()
+        return [n for n in names if n != "confidence_penalty" or self.use_confidence_penalty]
 
     # -------------------------------------------------------------------- step
     def compute_train_loss(self, data):
@@ -230,9 +139,6 @@ class DivideMixTrainer(NoisyLabelTrainer):
             logs["confidence_penalty"] = penalty
         logs["loss"] = loss
         return loss, logs
-
-    def probabilities(self, k: int, images, training: bool):
-        return ops.softmax(self.logits(self.network_scores(k, images, training)[1]), axis=-1)
 
     def guess_targets(self, batch, k: int, labeled_views, unlabeled_views):
         """Co-refined labeled and co-guessed unlabeled targets (no gradient, §2.6).
@@ -270,7 +176,7 @@ class DivideMixTrainer(NoisyLabelTrainer):
 
     def mixmatch_loss(self, k: int, inputs, targets, num_labeled: int, progress):
         """Mixes all rows, one forward pass, and DivideMix's loss terms."""
-        mixed_inputs, mixed_targets, _ = mix(inputs, targets, self.alpha, self.mix_seed)
+        mixed_inputs, mixed_targets, _, _ = mix(inputs, targets, self.alpha, self.mix_seed)
         scores = self.network_scores(k, mixed_inputs, training=True)[1]
         labeled, unlabeled, prior = mixmatch_losses(
             self.logits(scores), mixed_targets, num_labeled
@@ -307,20 +213,6 @@ class DivideMixTrainer(NoisyLabelTrainer):
             scale = ops.minimum(1.0, self.warmup_clip_norm / (norm + 1e-6))
             gradients = [g * ops.cast(scale, g.dtype) for g in gradients]
         return super().transform_gradients(gradients, values)
-
-    # ----------------------------------------------------------------- compile
-    def compile(self, optimizer=None, weight_decay=None, loss=None, metrics=None, **kwargs):
-        """As `NoisyLabelTrainer.compile`; each network gets its own copy of the optimizer."""
-        if kwargs.get("steps_per_execution", 1) != 1:
-            raise ValueError("DivideMix runs one step per call; steps_per_execution must be 1.")
-        super().compile(optimizer, weight_decay, loss, metrics, **kwargs)
-        first = self.optimizer
-        second = first.__class__.from_config(first.get_config())
-        self.optimizer = NetworkOptimizers([first, second])
-        self.optimizer.assign_groups([self.network_variables(k) for k in (0, 1)])
-        # Built now: a step needs each network's group before any update.
-        self.optimizer.build(self.trainable_variables)
-        self._held.train_functions = {}
 
     # --------------------------------------------------------------------- fit
     def training_data(self, x, y, batch_size=None) -> CoDivideData:
@@ -382,99 +274,6 @@ class DivideMixTrainer(NoisyLabelTrainer):
                     (("train", k), steps, lambda step, k=k: data.training_batch(k, step))
                 )
         return plan
-
-    def fit(self, x=None, y=None, batch_size=None, epochs=None, callbacks=None,
-            validation_data=None, verbose="auto", initial_epoch: int = 0, **kwargs):
-        """Trains both networks, epoch by epoch, as the reference does.
-
-        Args:
-            x: numpy images with `y`, a `CoDivideData` or an `IndexedDataset`.
-            y: noisy integer labels when `x` is an array.
-            batch_size: `B` for array input (default: the method's).
-            epochs: last epoch index; default the method's (reference) count.
-            callbacks: Keras callbacks (run after the method's own).
-            validation_data: `(x, y)` arrays or a dataset of `(x, y)`,
-                evaluated with both networks after every epoch (`val_accuracy`).
-            verbose: 0 silent, 1 or `"auto"` progress bar, 2 one line per epoch.
-            initial_epoch: epoch to start from.
-
-        Returns:
-            The Keras `History`.
-        """
-        if kwargs:
-            raise ValueError(
-                f"method={self.method_name!r} fit() does not take {sorted(kwargs)}."
-            )
-        if not self.compiled:
-            self.compile()
-        # Batches are dicts, which Keras cannot trace the model with; every
-        # sub-model is already built.
-        self.build()
-        epochs = self.epochs if epochs is None else int(epochs)
-        data = self.training_data(x, y, batch_size)
-        verbose = 1 if verbose == "auto" else verbose
-        # Called directly (not through a CallbackList, which copies the logs)
-        # so that their epoch statistics reach the user's callbacks.
-        method = _MethodCallbacks(self.method_callbacks(data), self)
-        user = keras.callbacks.CallbackList(
-            callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose,
-            epochs=epochs, steps=None, model=self,
-        )
-        self.stop_training = False
-        method.on_train_begin()
-        user.on_train_begin()
-        epoch_logs: dict = {}
-        with concurrent.futures.ThreadPoolExecutor(1) as loader:
-            for epoch in range(initial_epoch, epochs):
-                self.reset_metrics()
-                method.on_epoch_begin(epoch)
-                plan = self.epoch_plan(data, epoch)
-                user.set_params(
-                    {"verbose": verbose, "epochs": epochs, "steps": sum(len(p[1]) for p in plan)}
-                )
-                user.on_epoch_begin(epoch)
-                step = 0
-                for phase, steps, make_batch in plan:
-                    self.set_phase(*phase)
-                    pending = loader.submit(make_batch, steps[0]) if steps else None
-                    for i in range(len(steps)):
-                        batch = pending.result()
-                        if i + 1 < len(steps):
-                            pending = loader.submit(make_batch, steps[i + 1])
-                        user.on_train_batch_begin(step)
-                        logs = self.train_on_batch(batch, return_dict=True)
-                        user.on_train_batch_end(step, logs)
-                        step += 1
-                # Every epoch logs the same keys (NaN for terms of the other
-                # phase), so CSV logs and History stay aligned.
-                epoch_logs = {
-                    name: float(tracker.result()) if float(tracker.count) > 0 else float("nan")
-                    for name, tracker in self._trackers.items()
-                    if name != "confidence_penalty" or self.use_confidence_penalty
-                }
-                if validation_data is not None:
-                    results = (
-                        self.evaluate(*validation_data, verbose=0, return_dict=True)
-                        if isinstance(validation_data, (tuple, list))
-                        else self.evaluate(validation_data, verbose=0, return_dict=True)
-                    )
-                    epoch_logs.update({f"val_{k}": v for k, v in results.items()})
-                method.on_epoch_end(epoch, epoch_logs)
-                user.on_epoch_end(epoch, epoch_logs)
-                if self.stop_training:
-                    break
-        method.on_train_end(epoch_logs)
-        user.on_train_end(epoch_logs)
-        return self.history
-
-    # ----------------------------------------------------------- label quality
-    def network_losses(self, k: int, data) -> np.ndarray:
-        """Eval-pass cross-entropy of every sample under network `k`."""
-        scores = self._held.score_models[k].predict(data.eval_view(), verbose=0)
-        return per_sample_cross_entropy(scores, data.labels, self.from_logits)
-
-    def quality_members(self):
-        return [self._held.score_models[0], self._held.score_models[1]]
 
 
 def sanm_mixmatch_groups(labeled_views, unlabeled_views, peak, valley, t_x, t_u, modulated):
@@ -548,18 +347,7 @@ class SANMDivideMixTrainer(DivideMixTrainer):
             networks, num_classes, returns_features=True,
             warmup_clip_norm=warmup_clip_norm, **kwargs,
         )
-        self.init_sanm(reconstruction_weight, clip_negative_targets, mask_config)
-        self.noisy_mask.build(None)
-        self.decoders = []
-        for k, net in enumerate(self.networks):
-            decoder = ReconstructionDecoder(self.image_shape, name=f"decoder_{k + 1}")
-            decoder.build(tuple(net.outputs[0].shape))
-            self.decoders.append(decoder)
-
-    def network_variables(self, k: int) -> list:
-        return list(self.networks[k].trainable_variables) + list(
-            self.decoders[k].trainable_variables
-        )
+        self.init_sanm_branch(reconstruction_weight, clip_negative_targets, mask_config)
 
     def division_loss(self, batch, k: int):
         xa1, xa2, xr1, xr2, xc1, xc2 = [batch["labeled_views"][:, v] for v in range(6)]
@@ -589,9 +377,7 @@ class SANMDivideMixTrainer(DivideMixTrainer):
         masked_features = self.network_scores(
             k, ops.concatenate([peak, valley], axis=0), training=True
         )[0]
-        reconstruction = 2.0 * reconstruction_loss(
-            self.decoders[k](masked_features), ops.concatenate([images, images], axis=0)
-        )
+        reconstruction = self.reconstruction_term(self.decoders[k], masked_features, images)
 
         inputs, targets = sanm_mixmatch_groups(
             [xa1, xa2, xr1, xr2], [ua1, ua2, ur1, ur2], peak, valley, t_x, t_u, modulated

@@ -1,0 +1,139 @@
+"""CDR (methods.md §4.3) and SANM(CDR) (§1.10, PROPOSAL)."""
+
+from __future__ import annotations
+
+from keras import ops
+
+from keras_sanm.methods.ce import CrossEntropyTrainer, SANMCrossEntropyTrainer
+
+
+def critical_gradient_mask(gradients, values, noise_rate: float):
+    """CDR's update rule for the weight tensors of a network.
+
+    Pools all given tensors, ranks entries by `|w * g|`, keeps the top
+    `floor((1 - noise_rate) * N)` (the critical parameters) with their
+    gradient scaled by `1 - noise_rate`, and zeroes the gradient of the rest
+    (which then only decay towards 0 through weight decay). Entries tied with
+    the threshold count as critical, as in the reference.
+
+    Args:
+        gradients: gradients of the pooled tensors (conv kernels and dense
+            matrices).
+        values: the tensors' current values, in the same order.
+        noise_rate: `tau`; `kappa = 1 - tau` is the critical fraction.
+
+    Returns:
+        The masked gradients, in the same order.
+
+    Example:
+    >>> g = critical_gradient_mask([ops.ones((2, 2))], [ops.eye(2)], 0.5)
+    """
+    kappa = 1.0 - float(noise_rate)
+    gradients = [ops.convert_to_tensor(g) for g in gradients]
+    importance = [ops.abs(ops.cast(v, g.dtype) * g) for g, v in zip(gradients, values)]
+    pooled = ops.concatenate([ops.reshape(i, (-1,)) for i in importance], axis=0)
+    total = int(pooled.shape[0])
+    keep = max(int(kappa * total), 1)
+    threshold = ops.sort(pooled)[total - keep]  # the keep-th largest value
+    return [
+        g * ops.cast(ops.greater_equal(i, threshold), g.dtype) * kappa
+        for g, i in zip(gradients, importance)
+    ]
+
+
+class _CriticalParameters:
+    """CDR's gradient rule applied to the classifier's conv/dense kernels.
+
+    Biases and normalisation parameters keep their full gradient; so does
+    the SANM decoder (PROPOSAL: it learns a label-free task, and CDR's rule is
+    about memorising labels). Coupled weight decay is added after the mask,
+    as the reference's SGD does.
+    """
+
+    def __init__(self, network, num_classes: int, noise_rate: float | None = None, **kwargs):
+        super().__init__(network, num_classes, **kwargs)
+        if noise_rate is None:
+            raise ValueError(
+                "method='cdr' needs noise_rate: the expected fraction of wrong labels "
+                "(critical fraction 1 - noise_rate). With synthetic noise use its rate; "
+                "on your own data estimate it, e.g. "
+                "keras_sanm.label_issues.estimate_noise_rate(ce_model, x, y)."
+            )
+        if not 0.0 <= noise_rate < 1.0:
+            raise ValueError(f"noise_rate must be in [0, 1); got {noise_rate}.")
+        self.noise_rate = float(noise_rate)
+
+    def critical_positions(self) -> list[int]:
+        """Positions, among the step's variables, of the pooled network kernels."""
+        network = {id(v) for v in self.network.trainable_variables}
+        variables = self.step_variables()[0]
+        return [i for i, v in enumerate(variables)
+                if id(v) in network and len(v.shape) in (2, 4)]
+
+    def transform_gradients(self, gradients, values):
+        gradients = list(gradients)
+        positions = self.critical_positions()
+        masked = critical_gradient_mask(
+            [gradients[i] for i in positions], [values[i] for i in positions], self.noise_rate
+        )
+        for i, g in zip(positions, masked):
+            gradients[i] = g
+        return super().transform_gradients(gradients, values)
+
+
+# Reference optimisation (CDR-code): SGD 0.01, momentum 0.9, weight decay 1e-3,
+# x0.1 at epochs 40 and 80; the scheduler is stepped before each epoch, so the
+# drops act from epochs 39 and 79 (0-based).
+_CDR_OPTIMIZER = {
+    "learning_rate": 0.01,
+    "momentum": 0.9,
+    "weight_decay": 1e-3,
+    "drop_epochs": (39, 79),
+    "drop_factor": 0.1,
+}
+
+
+class CDRTrainer(_CriticalParameters, CrossEntropyTrainer):
+    """CDR: cross-entropy where only critical parameters learn from the labels.
+
+    Every step computes the cross-entropy gradient, ranks the network's conv
+    and dense kernel entries by `|w * g|` over all of them together, keeps
+    the top `1 - noise_rate` fraction with gradient `(1 - noise_rate) g`
+    and zeroes the rest (`critical_gradient_mask`); `compile()` with no
+    optimizer uses the reference SGD (0.01, momentum 0.9, weight decay 1e-3,
+    /10 from epochs 39 and 79; 200 epochs, batch 64, ResNet-50 in the
+    reference).
+
+    Args:
+        network: the classifier.
+        num_classes: number of classes.
+        noise_rate: `tau`, the expected fraction of wrong labels (required).
+        **kwargs: passed to `CrossEntropyTrainer`.
+
+    Example:
+    >>> model = keras_sanm.wrap(base, method="cdr", sanm=False, noise_rate=0.4)
+    >>> model.fit(x_train, y_noisy, batch_size=64, epochs=200)
+    """
+
+    method_name = "cdr"
+    paper_optimizer = _CDR_OPTIMIZER
+    reference_epochs = 200
+
+
+class SANMCDRTrainer(_CriticalParameters, SANMCrossEntropyTrainer):
+    """SANM(CDR) (methods.md §1.10, PROPOSAL): SANM(CE)'s loss with CDR's update rule.
+
+    The loss is SANM(CE)'s (cross-entropy over `[x; m+; m-]` with
+    `[e_y; e~; e~]` plus `reconstruction_weight * L_rec`); the critical
+    parameters are ranked by the gradient of that total loss.
+
+    Args:
+        network: model returning `(feature_map, scores)`.
+        num_classes: number of classes.
+        noise_rate: `tau` (required).
+        **kwargs: passed to `SANMCrossEntropyTrainer`.
+    """
+
+    method_name = "cdr"
+    paper_optimizer = _CDR_OPTIMIZER
+    reference_epochs = 200

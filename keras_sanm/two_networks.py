@@ -1,0 +1,118 @@
+"""`TwoNetworkTrainer`: what every two-network method shares (Co-teaching, DivideMix, ELR+)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_sanm import losses
+from keras_sanm.decoder import ReconstructionDecoder
+from keras_sanm.label_quality import per_sample_cross_entropy
+from keras_sanm.optimizers import NetworkOptimizers
+from keras_sanm.trainer import NoisyLabelTrainer
+
+
+class Untracked:
+    """Holds objects that Keras' attribute tracking must not adopt."""
+
+    def __init__(self, **items):
+        self.__dict__.update(items)
+
+
+class TwoNetworkTrainer(NoisyLabelTrainer):
+    """Two networks of one architecture inside one Keras model.
+
+    The base model and an independently initialised copy (made by `wrap`)
+    are sub-models, so `fit`, `save`, callbacks and distribution see one
+    model. Each network keeps its own optimizer state: `compile` turns the
+    optimizer into a `NetworkOptimizers` with one copy per network, grouped
+    by `network_variables(k)` (with SANM, network `k`'s decoder belongs to
+    its group). Label quality is estimated per network (`quality_members`):
+    the training data's `label_quality` has one column per network and a
+    step reads its peer's.
+
+    Args:
+        networks: two networks returning class scores (or `(feature_map,
+            scores)` when `returns_features`).
+        num_classes: number of classes.
+        **kwargs: passed to `NoisyLabelTrainer`.
+    """
+
+    network_count = 2
+
+    def __init__(self, networks, num_classes: int, **kwargs):
+        networks = list(networks)
+        if len(networks) != 2:
+            raise ValueError(
+                f"method={self.method_name!r} trains two networks; got {len(networks)}."
+            )
+        super().__init__(networks[0], num_classes, **kwargs)
+        self.networks = networks
+        outputs = [net.outputs[1] if self.returns_features else net.outputs[0]
+                   for net in networks]
+        self._held = Untracked(
+            score_models=[keras.Model(net.inputs, out) for net, out in zip(networks, outputs)],
+            train_functions={},
+            phase=None,
+        )
+        self.decoders = []
+
+    def init_sanm_branch(self, reconstruction_weight: float, clip_negative_targets: bool,
+                         mask_config: dict | None) -> None:
+        """SANM's options, the shared `noisy_mask` layer and one decoder per network
+        (`decoder_1`, `decoder_2`, each in its network's optimizer group)."""
+        self.init_sanm(reconstruction_weight, clip_negative_targets, mask_config)
+        self.noisy_mask.build(None)
+        for k, net in enumerate(self.networks):
+            decoder = ReconstructionDecoder(self.image_shape, name=f"decoder_{k + 1}")
+            decoder.build(tuple(net.outputs[0].shape))
+            self.decoders.append(decoder)
+
+    # ----------------------------------------------------------------- forward
+    def network_scores(self, k: int, images, training: bool):
+        """`(feature_map or None, scores)` of network `k`."""
+        out = self.networks[k](images, training=training)
+        return out if self.returns_features else (None, out)
+
+    def logits(self, scores):
+        """Log-probabilities usable as logits (scores as-is when `from_logits`)."""
+        return losses.log_probabilities(scores, self.from_logits)
+
+    def probabilities(self, k: int, images, training: bool):
+        """Softmax probabilities of network `k`."""
+        return ops.softmax(self.logits(self.network_scores(k, images, training)[1]), axis=-1)
+
+    def scores(self, images, training: bool = False):
+        """Mean of the two networks' outputs (the test ensemble)."""
+        total = 0.0
+        for k in (0, 1):
+            total = total + self.network_scores(k, images, training)[1]
+        return total / 2.0
+
+    def network_variables(self, k: int) -> list:
+        """Trainable variables of network `k`'s optimizer group (its decoder included)."""
+        variables = list(self.networks[k].trainable_variables)
+        if self.decoders:
+            variables += list(self.decoders[k].trainable_variables)
+        return variables
+
+    # ----------------------------------------------------------------- compile
+    def compile(self, optimizer=None, weight_decay=None, loss=None, metrics=None, **kwargs):
+        """As `NoisyLabelTrainer.compile`; each network gets its own copy of the optimizer."""
+        super().compile(optimizer, weight_decay, loss, metrics, **kwargs)
+        first = self.optimizer
+        second = first.__class__.from_config(first.get_config())
+        self.optimizer = NetworkOptimizers([first, second])
+        self.optimizer.assign_groups([self.network_variables(k) for k in (0, 1)])
+        # Built now: a step needs each network's group before any update.
+        self.optimizer.build(self.trainable_variables)
+        self._held.train_functions = {}
+
+    # ----------------------------------------------------------- label quality
+    def network_losses(self, k: int, data) -> "np.ndarray":  # noqa: F821
+        """Eval-pass cross-entropy of every sample of `data` under network `k`."""
+        scores = self._held.score_models[k].predict(data.eval_view(), verbose=0)
+        return per_sample_cross_entropy(scores, data.labels, self.from_logits)
+
+    def quality_members(self):
+        return [self._held.score_models[0], self._held.score_models[1]]
