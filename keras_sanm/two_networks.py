@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_sanm import losses
@@ -109,7 +110,7 @@ class TwoNetworkTrainer(NoisyLabelTrainer):
         self._held.train_functions = {}
 
     # ----------------------------------------------------------- label quality
-    def network_losses(self, k: int, data) -> "np.ndarray":  # noqa: F821
+    def network_losses(self, k: int, data) -> np.ndarray:
         """Eval-pass cross-entropy of every sample of `data` under network `k`."""
         scores = self._held.score_models[k].predict(data.eval_view(), verbose=0)
         return per_sample_cross_entropy(scores, data.labels, self.from_logits)
