@@ -93,6 +93,17 @@ class AlternatingTrainer(TwoNetworkTrainer):
     def training_data(self, x, y, batch_size=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def check_training_data(self, data) -> None:
+        """Checks the classes and image shape of the training data against the model."""
+        if data.num_classes > self.num_classes:
+            raise ValueError(
+                f"The data has {data.num_classes} classes; the model outputs {self.num_classes}."
+            )
+        if self.image_shape is not None and data.images.shape[1:] != self.image_shape:
+            raise ValueError(
+                f"Images have shape {data.images.shape[1:]}; the model expects {self.image_shape}."
+            )
+
     def epoch_plan(self, data, epoch: int):  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -44,6 +44,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     method_name = ""
     # Whether `fit` needs sample identities (per-sample state between epochs).
     needs_sample_indices = False
+    # Whether the step runs `after_step()` after the optimizer update.
+    has_after_step = False
     log_names: tuple[str, ...] = ("loss", "accuracy")
     # Reference optimisation for CIFAR (SANM-code / DM-code, methods.md §2.9).
     paper_optimizer = {
@@ -132,8 +134,6 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
 
         Runs in the compiled step on every backend, with the updated weights.
         """
-
-    has_after_step = False
 
     def build(self, input_shape=None):
         # Every sub-model is built at construction.
@@ -286,11 +286,17 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 f"{type(x).__name__}."
             )
         check_images(x.images[:1], self.image_shape)
-        members = len(self.quality_members())
-        if members > 1 and np.ndim(x.label_quality) == 1:
-            # One column per network: a step reads its peer's.
-            x.label_quality = np.ones((len(x.images), members), np.float32)
+        self.prepare_label_quality(x)
         return x
+
+    def prepare_label_quality(self, source) -> None:
+        """Gives an `IndexedDataset` one `label_quality` column per network (1 = clean).
+
+        A step of a two-network method reads its peer's column.
+        """
+        members = len(self.quality_members())
+        if members > 1 and np.ndim(source.label_quality) == 1:
+            source.label_quality = np.ones((len(source.images), members), np.float32)
 
     def check_first_batch(self, dataset):
         """Checks the first `(x, y)` batch of a dataset before training starts."""
@@ -368,24 +374,32 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         labels = check_labels(y, len(images), self.num_classes)
         qualities = []
         for member in self.quality_members():
-            scores = member.predict(images, batch_size=batch_size, verbose=0)
-            losses_ = per_sample_cross_entropy(scores, labels, self.from_logits)
+            losses_ = self.member_losses(member, images, labels, batch_size)
             qualities.append(clean_probability(losses_, seed=self.seed)[0])
         return np.mean(qualities, axis=0).astype(np.float32)
 
-    def per_sample_losses(self, source):
-        """Eval-pass cross-entropy of every training sample and the labels.
+    def member_losses(self, member, inputs, labels, batch_size: int | None = None):
+        """Inference-mode cross-entropy of every sample under one quality member.
 
-        An `IndexedDataset` is read unaugmented in index order; another
-        dataset is read once as it comes.
+        Args:
+            member: one of `quality_members()`.
+            inputs: images, or a dataset of `(images,)` batches (e.g. an
+                `EvalView`) in the order of `labels`.
+            labels: `(N,)` given labels.
+            batch_size: prediction batch size for array inputs.
+
+        Returns:
+            `(N,)` float64 losses.
         """
-        if isinstance(source, IndexedDataset):
-            scores = self.predict(source.eval_view(), verbose=0)
-            labels = source.labels
-        else:
-            parts = [(self.predict_on_batch(x), y) for x, y in self.iterate_batches(source)]
-            scores = np.concatenate([keras.ops.convert_to_numpy(p[0]) for p in parts])
-            labels = np.concatenate([p[1] for p in parts]).reshape(-1)
+        options = {} if batch_size is None else {"batch_size": batch_size}
+        scores = member.predict(inputs, verbose=0, **options)
+        return per_sample_cross_entropy(scores, labels, self.from_logits)
+
+    def dataset_losses(self, source):
+        """Cross-entropy of every sample of an `(x, y)` dataset, read once as it comes."""
+        parts = [(self.predict_on_batch(x), y) for x, y in self.iterate_batches(source)]
+        scores = np.concatenate([keras.ops.convert_to_numpy(p[0]) for p in parts])
+        labels = np.concatenate([p[1] for p in parts]).reshape(-1)
         return per_sample_cross_entropy(scores, labels, self.from_logits), labels
 
     def update_label_quality(self, source, seed: int | None = None) -> dict:
@@ -400,15 +414,14 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         if isinstance(source, IndexedDataset):
             qualities = []
             for member in members:
-                scores = member.predict(source.eval_view(), verbose=0)
-                losses_ = per_sample_cross_entropy(scores, source.labels, self.from_logits)
+                losses_ = self.member_losses(member, source.eval_view(), source.labels)
                 qualities.append(clean_probability(losses_, seed=seed)[0].astype(np.float32))
             source.label_quality = (
                 qualities[0] if len(members) == 1 else np.stack(qualities, axis=1)
             )
             return split_statistics(np.mean(qualities, axis=0), source.labels,
                                     source.clean_labels)
-        losses_, labels = self.per_sample_losses(source)
+        losses_, _ = self.dataset_losses(source)
         quality, gmm = clean_probability(losses_, seed=seed)
         self.store_loss_gmm(losses_, gmm)
         return split_statistics(quality)

@@ -8,7 +8,6 @@ from keras import ops
 
 from keras_sanm import losses
 from keras_sanm.decoder import ReconstructionDecoder
-from keras_sanm.label_quality import per_sample_cross_entropy
 from keras_sanm.optimizers import NetworkOptimizers
 from keras_sanm.trainer import NoisyLabelTrainer
 
@@ -112,8 +111,7 @@ class TwoNetworkTrainer(NoisyLabelTrainer):
     # ----------------------------------------------------------- label quality
     def network_losses(self, k: int, data) -> np.ndarray:
         """Eval-pass cross-entropy of every sample of `data` under network `k`."""
-        scores = self._held.score_models[k].predict(data.eval_view(), verbose=0)
-        return per_sample_cross_entropy(scores, data.labels, self.from_logits)
+        return self.member_losses(self._held.score_models[k], data.eval_view(), data.labels)
 
     def quality_members(self):
         return [self._held.score_models[0], self._held.score_models[1]]

@@ -244,14 +244,7 @@ class DivideMixTrainer(AlternatingTrainer):
                 "keras_sanm.data.CoDivideData or a keras_sanm.data.IndexedDataset; "
                 f"got {type(x).__name__}."
             )
-        if data.num_classes > self.num_classes:
-            raise ValueError(
-                f"The data has {data.num_classes} classes; the model outputs {self.num_classes}."
-            )
-        if self.image_shape is not None and data.images.shape[1:] != self.image_shape:
-            raise ValueError(
-                f"Images have shape {data.images.shape[1:]}; the model expects {self.image_shape}."
-            )
+        self.check_training_data(data)
         if self.returns_features and len(data.views) < len(self.views):
             raise ValueError(f"This method needs {len(self.views)} views per sample.")
         return data

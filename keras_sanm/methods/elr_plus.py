@@ -88,6 +88,7 @@ class ELRPlusTrainer(AlternatingTrainer):
 
     method_name = "elr_plus"
     needs_sample_indices = True
+    has_after_step = True
     log_names = ("loss", "accuracy", "classification_loss", "elr_loss", "elr_weight")
 
     def __init__(
@@ -146,8 +147,6 @@ class ELRPlusTrainer(AlternatingTrainer):
             averages_per_network.append(averages)
         # Tracked once, as the model's weights; held here by network.
         self._held.averages = averages_per_network
-
-    has_after_step = True
 
     def default_optimizer(self):
         optimizer = keras.optimizers.SGD(learning_rate=0.02, momentum=0.9)
@@ -221,10 +220,8 @@ class ELRPlusTrainer(AlternatingTrainer):
     def after_step(self):
         """Counts the step and moves network `k`'s weight average towards it."""
         k = self.phase[1]
-        count = self.step_counts[k] + 1.0
-        self.step_counts.assign(ops.scatter_update(
-            self.step_counts.value, ops.array([[k]], "int32"), ops.reshape(count, (1,))
-        ))
+        self.step_counts.assign(self.step_counts.value + ops.one_hot(k, 2))
+        count = self.step_counts[k]
         decay = self.ema_decay * exponential_rampup(count + 1.0, self.ema_step)
         for average, variable in zip(self._held.averages[k], self.networks[k].trainable_variables):
             value = ops.cast(variable.value, average.dtype)
@@ -252,16 +249,8 @@ class ELRPlusTrainer(AlternatingTrainer):
                 f"The model keeps targets for num_samples={self.num_samples} samples; "
                 f"the data has {len(data.images)}."
             )
-        if data.num_classes > self.num_classes:
-            raise ValueError(
-                f"The data has {data.num_classes} classes; the model outputs {self.num_classes}."
-            )
-        if self.image_shape is not None and data.images.shape[1:] != self.image_shape:
-            raise ValueError(
-                f"Images have shape {data.images.shape[1:]}; the model expects {self.image_shape}."
-            )
-        if np.ndim(data.label_quality) == 1:
-            data.label_quality = np.ones((len(data.images), 2), np.float32)
+        self.check_training_data(data)
+        self.prepare_label_quality(data)
         return data
 
     def make_batch(self, data: IndexedDataset, indices):
