@@ -1,4 +1,4 @@
-"""Command line: `keras-sanm train` and `keras-sanm demo`."""
+"""Command line: `keras-sanm train`, `keras-sanm demo` and `keras-sanm bench speed|accuracy`."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train-size", type=int, default=None, help="random training subset")
     train.add_argument("--test-size", type=int, default=None, help="random test subset")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--dtype-policy", default=None,
+                       help="Keras dtype policy of the networks, e.g. mixed_bfloat16 on a GPU "
+                            "(losses are computed in float32)")
     train.add_argument("--output", default=None, help="run folder (default runs/<name>)")
     train.add_argument("--backend", choices=BACKENDS, default=None)
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
@@ -66,7 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--backend", choices=BACKENDS, default=None)
     demo.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
+
+    bench = sub.add_parser(
+        "bench", help="speed (step time and memory per method and backend) or accuracy (CIFAR-10 grid)",
+        description="keras-sanm bench speed [options] | keras-sanm bench accuracy [options]; "
+                    "`keras-sanm bench speed --help` lists a benchmark's options.")
+    bench.add_argument("kind", choices=BENCHMARKS)
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
     return parser
+
+
+# `keras-sanm bench KIND` -> module with a `main(argv)`.
+BENCHMARKS = {"speed": "keras_sanm.benchmarks.step_time", "accuracy": "keras_sanm.benchmarks.accuracy"}
 
 
 def _noisy_labels(args, data, out_dir):
@@ -139,7 +153,6 @@ def train_command(args) -> dict:
     keras.utils.set_random_seed(args.seed)
     args.backbone = args.backbone or ("cnn9" if args.method == "coteaching" else "preact_resnet18")
     args.batch_size = args.batch_size or (128 if args.method in ("coteaching", "elr_plus") else 64)
-    base = keras_sanm.backbones.get(args.backbone, data.num_classes, data.x_train.shape[1:])
     config = {}
     if args.method in ("dividemix", "elr_plus"):
         config["batch_size"] = args.batch_size
@@ -152,9 +165,16 @@ def train_command(args) -> dict:
         config["noise_rate"] = args.noise[1]
     if args.warmup_epochs is not None:
         config["warmup_epochs"] = args.warmup_epochs
-    model = keras_sanm.wrap(
-        base, method=args.method, sanm=args.sanm, seed=args.seed, preset=args.preset, **config
-    )
+    previous_policy = keras.config.dtype_policy()
+    if args.dtype_policy:
+        keras.config.set_dtype_policy(args.dtype_policy)
+    try:  # Layers take the policy when they are created.
+        base = keras_sanm.backbones.get(args.backbone, data.num_classes, data.x_train.shape[1:])
+        model = keras_sanm.wrap(
+            base, method=args.method, sanm=args.sanm, seed=args.seed, preset=args.preset, **config
+        )
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
     model.compile()
     args.epochs = args.epochs or getattr(model, "reference_epochs", None) or getattr(
         model, "epochs", 300)
@@ -172,6 +192,8 @@ def train_command(args) -> dict:
         "dataset": data.name, "method": args.method, "sanm": args.sanm,
         "noise": f"{args.noise[0]}:{args.noise[1]}", "actual_noise_rate": wrong,
         "backbone": args.backbone, "backend": keras.backend.backend(),
+        "dtype_policy": args.dtype_policy or previous_policy.name,
+        "output_dtype": str(np.asarray(model.predict(x_test[:1], verbose=0)).dtype),
         "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
         "train_size": len(noisy), "test_size": len(data.y_test),
         "best_test_accuracy": max(test_acc), "last_test_accuracy": test_acc[-1],
@@ -250,6 +272,10 @@ def demo_command(args) -> dict:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        import importlib
+
+        return importlib.import_module(BENCHMARKS[args.kind]).main(args.options)
     if args.backend:
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
             raise SystemExit("--backend must be chosen before Keras is imported.")

@@ -1,0 +1,353 @@
+"""Accuracy grid on CIFAR-10: {method} x {SANM off/on} x {noise} x {seed}.
+
+Every cell is one `keras-sanm train` run in its own subprocess (so the backend
+is chosen per run and a crash loses one cell, not the grid). A cell whose
+`summary.json` exists is reused, so an interrupted grid continues where it
+stopped when the same command is run again. At the end the script writes:
+
+* `<out>/runs.csv`: one row per run (best and last test accuracy, mean of the
+  last 10 epochs, the last epoch's accuracy on the noisy training labels,
+  fit wall time, dataset images/s (epochs x training images / fit time),
+  the clean/noisy detection AUC of the last epoch where the method splits
+  the data);
+* `<out>/results.md` and `<out>/results.csv`: mean +- std over seeds per
+  (method, SANM, noise), and the paired SANM gain per (method, noise) with
+  the verdict "SANM gain > spread" (the rule is in `gain_rows`).
+
+Named budgets (`BUDGETS`):
+
+* `cpu`: about an hour on a 2-core CPU (PyTorch backend, SmallCNN, 2,000
+  training / 2,000 test images, 50% and 80% symmetric noise, 3 seeds;
+  CE 15 epochs; DivideMix 4 warm-up + 3 training epochs).
+* `gpu`: PreAct ResNet-18 on full CIFAR-10 at 50% symmetric noise, mixed
+  precision, CE vs SANM(CE) and DivideMix vs SANM(DivideMix).
+* `cpu-memorization`: a diagnosis: CE vs SANM(CE) for 60 epochs on 1,000
+  images at 50% noise, one seed (long enough for CE to fit wrong labels).
+* `smoke`: a few seconds per cell, for tests.
+
+    python benchmarks/accuracy.py --budget cpu --data-dir ../shared/data/cifar10 --out results/cpu
+    python benchmarks/accuracy.py --budget gpu --data-dir ../shared/data/cifar10 --out results/gpu
+    python benchmarks/accuracy.py --budget cpu --seeds 0 --noises sym:0.5 --methods ce   # a slice
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+METHOD_LABELS = {"ce": "CE", "dividemix": "DivideMix", "coteaching": "Co-teaching",
+                 "cdr": "CDR", "elr_plus": "ELR+"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """One named accuracy budget.
+
+    Attributes:
+        backend: Keras backend of every run.
+        backbone: `keras_sanm.backbones` name.
+        train_size, test_size: CIFAR-10 subset sizes (`None`: all).
+        noises: `MODE:RATE` noise settings.
+        seeds: one run per seed (subset draw, initialisation, shuffling).
+        epochs: epochs per method.
+        warmup_epochs: warm-up epochs per method (DivideMix).
+        batch_size: training batch size.
+        dtype_policy: Keras dtype policy, e.g. `mixed_float16`.
+    """
+
+    backend: str
+    backbone: str
+    train_size: int | None
+    test_size: int | None
+    noises: tuple[str, ...]
+    seeds: tuple[int, ...]
+    epochs: dict
+    warmup_epochs: dict
+    batch_size: int = 64
+    dtype_policy: str | None = None
+
+
+BUDGETS = {
+    "cpu": Budget(
+        backend="torch", backbone="small_cnn", train_size=2000, test_size=2000,
+        noises=("sym:0.5", "sym:0.8"), seeds=(0, 1, 2),
+        epochs={"ce": 15, "dividemix": 7}, warmup_epochs={"dividemix": 4},
+    ),
+    # Diagnosis, not a result: does CE start fitting the wrong labels within a
+    # CPU budget, and does SANM(CE) hold up better once it does?
+    "cpu-memorization": Budget(
+        backend="torch", backbone="small_cnn", train_size=1000, test_size=2000,
+        noises=("sym:0.5",), seeds=(0,), epochs={"ce": 60}, warmup_epochs={},
+    ),
+    "gpu": Budget(
+        backend="jax", backbone="preact_resnet18", train_size=None, test_size=None,
+        noises=("sym:0.5",), seeds=(0, 1, 2),
+        epochs={"ce": 100, "dividemix": 100}, warmup_epochs={"dividemix": 10},
+        dtype_policy="mixed_bfloat16",
+    ),
+    "smoke": Budget(
+        backend=os.environ.get("KERAS_BACKEND", "torch"), backbone="small_cnn",
+        train_size=96, test_size=40, noises=("sym:0.5",), seeds=(0, 1),
+        epochs={"ce": 2, "dividemix": 2}, warmup_epochs={"dividemix": 1}, batch_size=16,
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    method: str
+    sanm: bool
+    noise: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}{'_sanm' if self.sanm else ''}_{self.noise.replace(':', '')}_s{self.seed}"
+
+
+def grid(budget: Budget, methods) -> list[Cell]:
+    """All cells, plain before SANM, in (noise, seed, method) order."""
+    return [Cell(m, s, n, seed) for n in budget.noises for seed in budget.seeds
+            for m in methods for s in (False, True)]
+
+
+def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str) -> list[str]:
+    """The `keras-sanm train` arguments of one cell."""
+    args = ["train", "--dataset", "cifar10", "--data-dir", data_dir, "--noise", cell.noise,
+            "--method", cell.method, "--backbone", budget.backbone,
+            "--epochs", str(budget.epochs[cell.method]), "--batch-size", str(budget.batch_size),
+            "--seed", str(cell.seed), "--output", out_dir, "--backend", budget.backend,
+            "--verbose", "2"]
+    if not cell.sanm:
+        args.append("--no-sanm")
+    if cell.method in budget.warmup_epochs:
+        args += ["--warmup-epochs", str(budget.warmup_epochs[cell.method])]
+    if cell.method == "dividemix":
+        mode, rate = cell.noise.split(":")
+        args += ["--preset", f"cifar10-{mode}-{float(rate)}"]
+    for flag, value in (("--train-size", budget.train_size), ("--test-size", budget.test_size),
+                        ("--dtype-policy", budget.dtype_policy)):
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+def run_row(cell: Cell, run_dir: str) -> dict:
+    """One CSV row from a finished run's `summary.json` and `history.json`."""
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    with open(os.path.join(run_dir, "history.json")) as f:
+        history = json.load(f)
+    aucs = [values[-1] for key, values in history.items()
+            if key.startswith("noise_auc") and values]
+    # Accuracy on the noisy training labels: above the clean fraction means
+    # the network has started to fit wrong labels. DivideMix logs none (NaN).
+    train_accuracy = history.get("accuracy", [float("nan")])[-1]
+    test_accuracy = history["val_accuracy"]
+    # DivideMix logs its labeled-set size from the first epoch after warm-up.
+    split = history.get("labeled_1")
+    warmup = next((i for i, v in enumerate(split) if v == v), None) if split else None
+    return {
+        "method": cell.method, "sanm": cell.sanm, "noise": cell.noise, "seed": cell.seed,
+        "best": summary["best_test_accuracy"], "last": summary["last_test_accuracy"],
+        "last10": summary["mean_last10_test_accuracy"],
+        "best_epoch": 1 + max(range(len(test_accuracy)), key=test_accuracy.__getitem__),
+        "warmup_end": test_accuracy[warmup - 1] if warmup else None,
+        "wall_s": summary["wall_seconds"],
+        "images_per_s": summary["train_samples_per_second"],
+        "auc": statistics.fmean(aucs) if aucs else None,
+        "train_accuracy": None if train_accuracy != train_accuracy else train_accuracy,
+        "epochs": summary["epochs"], "backend": summary["backend"],
+        "backbone": summary["backbone"], "train_size": summary["train_size"],
+        "actual_noise_rate": summary["actual_noise_rate"],
+    }
+
+
+def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
+    """Runs one cell unless its summary exists; returns its row."""
+    run_dir = os.path.join(out, cell.name)
+    if not os.path.exists(os.path.join(run_dir, "summary.json")):
+        os.makedirs(run_dir, exist_ok=True)
+        command = [sys.executable, "-m", "keras_sanm.cli",
+                   *train_arguments(budget, cell, data_dir, run_dir)]
+        with open(os.path.join(run_dir, "train.log"), "w") as log:
+            code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+        if code:
+            raise RuntimeError(f"{cell.name} failed (exit {code}); see {run_dir}/train.log")
+    return run_row(cell, run_dir)
+
+
+def _mean_std(values) -> tuple[float, float]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summary_rows(rows: list[dict]) -> list[dict]:
+    """Mean and sample std over seeds per (method, sanm, noise)."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault((row["method"], row["sanm"], row["noise"]), []).append(row)
+    out = []
+    for (method, sanm, noise), group in groups.items():
+        entry = {"method": method, "sanm": sanm, "noise": noise, "seeds": len(group),
+                 "epochs": max(r.get("epochs", 0) for r in group)}
+        for key in ("best", "last", "last10", "best_epoch", "train_accuracy", "warmup_end",
+                    "wall_s", "images_per_s", "auc"):
+            entry[f"{key}_mean"], entry[f"{key}_std"] = _mean_std(r[key] for r in group)
+        out.append(entry)
+    return out
+
+
+def gain_rows(rows: list[dict]) -> list[dict]:
+    """SANM minus plain per (method, noise), for best and last accuracy.
+
+    The gain counts ("gain > spread") when the mean SANM accuracy exceeds the
+    mean plain accuracy by more than the larger of the two seed-to-seed
+    standard deviations. The paired gain (same seed: same subset, noisy
+    labels and initial weights) is reported as mean +- std.
+    """
+    by_key = {(r["method"], r["sanm"], r["noise"], r["seed"]): r for r in rows}
+    pairs: dict = {}
+    for (method, sanm, noise, seed), row in by_key.items():
+        if sanm and (method, False, noise, seed) in by_key:
+            pairs.setdefault((method, noise), []).append((by_key[(method, False, noise, seed)], row))
+    out = []
+    for (method, noise), group in pairs.items():
+        entry = {"method": method, "noise": noise, "seeds": len(group)}
+        for key in ("best", "last"):
+            plain_mean, plain_std = _mean_std(p[key] for p, _ in group)
+            sanm_mean, sanm_std = _mean_std(s[key] for _, s in group)
+            entry[f"{key}_gain"] = sanm_mean - plain_mean
+            entry[f"{key}_paired_std"] = _mean_std(s[key] - p[key] for p, s in group)[1]
+            entry[f"{key}_spread"] = max(plain_std, sanm_std)
+            entry[f"{key}_beats_spread"] = len(group) > 1 and (
+                entry[f"{key}_gain"] > entry[f"{key}_spread"])
+        out.append(entry)
+    return out
+
+
+def _pct(mean, std) -> str:
+    if mean != mean:  # NaN: not measured
+        return "–"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    """The results page: provenance header, per-setting table, gain table."""
+    lines = [header, "",
+             "| method | SANM | noise | seeds | best acc % | last acc % | mean of last 10 % | "
+             "epoch of best | train acc on noisy labels % | acc at end of warm-up % | "
+             "detection AUC | wall time (s) | train img/s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in summary_rows(rows):
+        auc = "–" if s["auc_mean"] != s["auc_mean"] else f"{s['auc_mean']:.3f} ± {s['auc_std']:.3f}"
+        lines.append(
+            f"| {METHOD_LABELS[s['method']]} | {'yes' if s['sanm'] else 'no'} | {s['noise']} | "
+            f"{s['seeds']} | {_pct(s['best_mean'], s['best_std'])} | "
+            f"{_pct(s['last_mean'], s['last_std'])} | {_pct(s['last10_mean'], s['last10_std'])} | "
+            f"{s['best_epoch_mean']:.1f} / {s['epochs']} | "
+            f"{_pct(s['train_accuracy_mean'], s['train_accuracy_std'])} | "
+            f"{_pct(s['warmup_end_mean'], s['warmup_end_std'])} | {auc} | {s['wall_s_mean']:.0f} | {s['images_per_s_mean']:.0f} |")
+    lines += ["", "SANM gain (percentage points; spread = the larger seed-to-seed std):", "",
+              "| method | noise | seeds | best: gain (paired std) | best: spread | best: gain > spread | "
+              "last: gain (paired std) | last: spread | last: gain > spread |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for g in gain_rows(rows):
+        cells = []
+        for key in ("best", "last"):
+            cells += [f"{100 * g[f'{key}_gain']:+.2f} ({100 * g[f'{key}_paired_std']:.2f})",
+                      f"{100 * g[f'{key}_spread']:.2f}",
+                      "yes" if g[f"{key}_beats_spread"] else "no"]
+        lines.append(f"| {METHOD_LABELS[g['method']]} | {g['noise']} | {g['seeds']} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_csv(path: str, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def provenance(command: str, budget_name: str, budget: Budget) -> str:
+    """Command, commit, backend, device and date of a results page."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except OSError:
+        commit = "unknown"
+    device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    try:
+        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True).stdout.strip()
+        device = gpu or device
+    except OSError:
+        pass
+    return (f"Budget `{budget_name}`: backend {budget.backend}, backbone {budget.backbone}, "
+            f"train {budget.train_size or 'all'} / test {budget.test_size or 'all'} images, "
+            f"epochs {budget.epochs}, warm-up {budget.warmup_epochs}, batch {budget.batch_size}, "
+            f"dtype policy {budget.dtype_policy or 'float32'}.\n\n"
+            f"Command: `{command}`  \nCommit: {commit or 'unknown'}; device: {device}; "
+            f"date: {datetime.date.today().isoformat()}.")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="keras-sanm bench accuracy", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", default="cpu", choices=sorted(BUDGETS))
+    parser.add_argument("--data-dir", default="../shared/data/cifar10")
+    parser.add_argument("--out", default=None, help="results folder (default results/<budget>)")
+    parser.add_argument("--methods", default="ce,dividemix")
+    parser.add_argument("--noises", default=None, help="override, e.g. sym:0.5,sym:0.8")
+    parser.add_argument("--seeds", default=None, help="override, e.g. 0,1,2")
+    parser.add_argument("--backend", default=None, help="override the budget's backend")
+    args = parser.parse_args(argv)
+    budget = BUDGETS[args.budget]
+    methods = args.methods.split(",")
+    unknown = [m for m in methods if m not in budget.epochs]
+    if unknown:
+        raise SystemExit(f"Budget {args.budget!r} has no epochs for {unknown}; "
+                         f"it covers {sorted(budget.epochs)}.")
+    overrides = {}
+    if args.noises:
+        overrides["noises"] = tuple(args.noises.split(","))
+    if args.seeds:
+        overrides["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+    if args.backend:
+        overrides["backend"] = args.backend
+    budget = dataclasses.replace(budget, **overrides)
+    out = args.out or os.path.join("results", args.budget)
+    os.makedirs(out, exist_ok=True)
+    cells = grid(budget, methods)
+    rows = []
+    start = time.time()
+    for i, cell in enumerate(cells, 1):
+        print(f"[{i}/{len(cells)}] {cell.name} ...", end=" ", flush=True)
+        row = run_cell(budget, cell, args.data_dir, out)
+        rows.append(row)
+        print(f"best {row['best']:.4f} last {row['last']:.4f} ({row['wall_s']:.0f} s; "
+              f"grid {time.time() - start:.0f} s so far)", flush=True)
+    _write_csv(os.path.join(out, "runs.csv"), rows)
+    _write_csv(os.path.join(out, "results.csv"), summary_rows(rows))
+    command = "python benchmarks/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    page = markdown(rows, provenance(command, args.budget, budget))
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(page)
+    print("\n" + page)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

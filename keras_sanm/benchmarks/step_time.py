@@ -1,0 +1,347 @@
+"""Median training-step time and peak memory per Keras backend, for every method with and without SANM.
+
+PreAct ResNet-18 (or `--backbone`), 32x32x3 inputs, batch 64 (by default),
+random data. One subprocess per backend (Keras fixes the backend per
+process) records every variant's first step, median step and the peak
+resident memory of the process during the timed steps (host RSS of the
+whole process: framework, model, optimizer, step, and whatever the variants
+measured before it in the same process left allocated; `memory.PeakMemory`).
+The variants run in the same order on every backend (the methods in
+`--methods` order, plain before SANM), so compare backends within a method.
+A summary table lists them side by side:
+
+* `ce`: the median time of a compiled CE and SANM(CE) training step, images/s,
+  the ratio SANM(CE)/CE, and the time of the masking and label modulation
+  alone (a compiled function of `NoisyMask` + `modulate_labels`).
+* `dividemix`: the median time of one DivideMix and one SANM(DivideMix)
+  training step after warm-up (B labeled + B unlabeled samples; the trained
+  network's step with its peer's guesses), against the reference PyTorch code
+  on the same 2-core CPU (7.19 s and 37.2 s per step, 1,279 and 4,070 GFLOP),
+  and the time the data side needs to build one batch (augmented views).
+* `coteaching`, `cdr`, `elr_plus`: the median time of one training step,
+  plain and with SANM (Co-teaching: both networks on one batch; ELR+: one
+  network's step with its peer's averaged network), and the ratio.
+
+    keras-sanm bench speed                               # all methods, all three backends
+    keras-sanm bench speed --backbone small_cnn --steps 3  # a quick summary
+    python benchmarks/step_time.py --backends jax --steps 5 --methods dividemix
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+from keras_sanm.benchmarks.memory import PeakMemory
+
+
+def median_time(fn, steps: int, warmup: int = 2) -> float:
+    """Median seconds of `steps` calls of `fn` after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_step(name: str, step, steps: int) -> dict:
+    """First-call time, median step time and peak memory of `step`, keyed by `name`."""
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    step()  # one more untimed call, so the peak is of steady-state steps
+    with PeakMemory() as memory:
+        seconds = median_time(step, steps, warmup=0)
+    return {f"{name}_first_step_s": first, f"{name}_step_s": seconds,
+            f"{name}_peak_rss_mib": memory.peak_mib, f"{name}_step_memory_mib": memory.extra_mib}
+
+
+# Reference PyTorch code (DM-code / SANM-code) on this 2-core CPU, torch 2.13,
+# 2 threads: median seconds per training step (from the project's issue text).
+REFERENCE_STEP_S = {"dividemix": 7.19, "sanm_dividemix": 37.2}
+
+
+def measure_dividemix(steps: int, batch: int, jit_compile="auto",
+                      backbone: str = "preact_resnet18") -> dict:
+    import keras
+    import numpy as np
+
+    import keras_sanm
+    from keras_sanm.data import CoDivideData
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4 * batch, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, len(images))
+    result = {}
+    for name, sanm in (("dividemix", False), ("sanm_dividemix", True)):
+        keras.utils.set_random_seed(0)
+        model = keras_sanm.wrap(
+            keras_sanm.backbones.get(backbone, 10, (32, 32, 3)), method="dividemix", sanm=sanm,
+            seed=0, batch_size=batch,
+        )
+        model.compile(jit_compile=jit_compile)
+        model.build()
+        data = CoDivideData(images, labels, batch_size=batch, views=model.views, seed=0)
+        data.label_quality[:] = rng.random(data.label_quality.shape)
+        plan = data.training_plan(0, model.threshold, epoch=model.warmup_epochs + 20)
+        start = time.perf_counter()
+        arrays = data.training_batch(0, plan[0])
+        result[f"{name}_batch_build_s"] = time.perf_counter() - start
+        model.set_phase("train", 0)
+        step = lambda: model.train_on_batch(arrays)  # noqa: E731
+        result.update(measure_step(name, step, steps))
+        if backbone == "preact_resnet18":  # the reference figures are for this backbone
+            result[f"{name}_speedup_vs_reference"] = (
+                REFERENCE_STEP_S[name] / result[f"{name}_step_s"])
+    return result
+
+
+OTHER_METHODS = ("coteaching", "cdr", "elr_plus")
+
+
+def measure_others(steps: int, batch: int, methods, jit_compile="auto",
+                   backbone: str = "preact_resnet18") -> dict:
+    """Step times of Co-teaching, CDR and ELR+, plain and with SANM."""
+    import keras
+    import numpy as np
+
+    import keras_sanm
+    from keras_sanm.data import IndexedDataset
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, batch).astype("int32")
+    quality = rng.random((batch, 2)).astype("float32")
+    options = {"coteaching": {"forget_rate": 0.5}, "cdr": {"noise_rate": 0.5},
+               "elr_plus": {"num_samples": 4 * batch}}
+    result = {}
+    for method in methods:
+        for sanm in (False, True):
+            name = f"sanm_{method}" if sanm else method
+            keras.utils.set_random_seed(0)
+            model = keras_sanm.wrap(keras_sanm.backbones.get(backbone, 10, (32, 32, 3)), method=method,
+                                    sanm=sanm, seed=0, **options[method])
+            model.compile(jit_compile=jit_compile)
+            if method == "elr_plus":
+                model.build()
+                images = rng.integers(0, 256, (4 * batch, 32, 32, 3), dtype=np.uint8)
+                data = model.training_data(
+                    IndexedDataset(images, rng.integers(0, 10, 4 * batch), batch, 10), None)
+                data.label_quality[:] = rng.random(data.label_quality.shape)
+                arrays = model.make_batch(data, np.arange(batch))
+                model.set_phase("train", 0)
+                step = lambda: model.train_on_batch(arrays)  # noqa: E731
+            elif method == "coteaching":
+                step = lambda: model.train_on_batch(x, y, quality if sanm else None)  # noqa: E731
+            else:
+                step = lambda: model.train_on_batch(x, y, quality[:, 0] if sanm else None)  # noqa: E731
+            result.update(measure_step(name, step, steps))
+        result[f"sanm_{method}_over_{method}"] = (
+            result[f"sanm_{method}_step_s"] / result[f"{method}_step_s"]
+        )
+    return result
+
+
+def measure(steps: int, batch: int, methods=("ce", "dividemix"), jit_compile="auto",
+            backbone: str = "preact_resnet18") -> dict:
+    import keras
+
+    result = {"backend": keras.backend.backend(), "batch": batch, "steps": steps,
+              "jit_compile": jit_compile, "backbone": backbone}
+    if "ce" in methods:
+        result.update(measure_ce(steps, batch, jit_compile, backbone))
+    if "dividemix" in methods:
+        result.update(measure_dividemix(steps, batch, jit_compile, backbone))
+    others = [m for m in methods if m in OTHER_METHODS]
+    if others:
+        result.update(measure_others(steps, batch, others, jit_compile, backbone))
+    return result
+
+
+def measure_ce(steps: int, batch: int, jit_compile="auto",
+               backbone: str = "preact_resnet18") -> dict:
+    import keras
+    import numpy as np
+
+    import keras_sanm
+    from keras_sanm.masking import modulate_labels
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, batch).astype("int32")
+    w = rng.random(batch).astype("float32")
+    result = {}
+    for name, sanm in (("ce", False), ("sanm_ce", True)):
+        keras.utils.set_random_seed(0)
+        model = keras_sanm.wrap(keras_sanm.backbones.get(backbone, 10, (32, 32, 3)), sanm=sanm, seed=0)
+        model.compile(jit_compile=jit_compile)
+        step = lambda: model.train_on_batch(x, y, sample_weight=w if sanm else None)  # noqa: E731
+        result.update(measure_step(name, step, steps))
+        result[f"{name}_images_per_s"] = batch / result[f"{name}_step_s"]
+
+    # Masking + modulation alone, compiled like a model's predict step.
+    images = keras.Input((32, 32, 3), batch_size=batch)
+    feature_shape = tuple(keras_sanm.backbones.get(backbone, 10, (32, 32, 3))
+                          .get_layer("feature_map").output.shape[1:])
+    features = keras.Input(feature_shape, batch_size=batch)
+    quality = keras.Input((), batch_size=batch)
+    targets = keras.Input((10,), batch_size=batch)
+    masked = keras_sanm.NoisyMask(seed=0)(images, features, quality)
+    outputs = [masked["peak_images"], masked["valley_images"],
+               modulate_labels(targets, masked["peak_ratio"])]
+    mask_model = keras.Model([images, features, quality, targets], outputs)
+    feats = rng.normal(size=(batch, *feature_shape)).astype("float32")
+    onehot = np.eye(10, dtype="float32")[y]
+    result["mask_and_modulation_s"] = median_time(
+        lambda: mask_model.predict_on_batch([x, feats, w, onehot]), max(steps, 20)
+    )
+    result["sanm_over_ce"] = result["sanm_ce_step_s"] / result["ce_step_s"]
+    # SANM(CE) trains on 3 images (clean, peak-masked, valley-masked) per input image.
+    result["sanm_over_ce_per_trained_image"] = result["sanm_over_ce"] / 3.0
+    result["mask_share_of_sanm_step"] = result["mask_and_modulation_s"] / result["sanm_ce_step_s"]
+    return result
+
+
+def dividemix_table(results: list[dict]) -> str:
+    rows = [
+        "| backend | DivideMix step (s) | speed-up vs 7.19 s | SANM(DivideMix) step (s) | "
+        "speed-up vs 37.2 s | batch build DM / SANM-DM (s) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def speedup(r, name):
+        key = f"{name}_speedup_vs_reference"
+        return f"{r[key]:.2f}x" if key in r else "– (other backbone)"
+
+    for r in results:
+        rows.append(
+            f"| {r['backend']} | {r['dividemix_step_s']:.3f} | {speedup(r, 'dividemix')} | "
+            f"{r['sanm_dividemix_step_s']:.3f} | {speedup(r, 'sanm_dividemix')} | "
+            f"{r['dividemix_batch_build_s']:.3f} / {r['sanm_dividemix_batch_build_s']:.3f} |"
+        )
+    return "\n".join(rows)
+
+
+def others_table(results: list[dict]) -> str:
+    names = {method: label for method, label in VARIANTS if method in OTHER_METHODS}
+    rows = ["| backend | method | plain step (s) | SANM step (s) | SANM/plain |",
+            "| --- | --- | --- | --- | --- |"]
+    for r in results:
+        for method, label in names.items():
+            if f"{method}_step_s" in r:
+                rows.append(
+                    f"| {r['backend']} | {label} | {r[f'{method}_step_s']:.3f} | "
+                    f"{r[f'sanm_{method}_step_s']:.3f} | "
+                    f"{r[f'sanm_{method}_over_{method}']:.2f}x |"
+                )
+    return "\n".join(rows)
+
+
+def table(results: list[dict]) -> str:
+    rows = [
+        "| backend | CE step (s) | CE img/s | SANM(CE) step (s) | SANM(CE) img/s | "
+        "SANM/CE | SANM/CE per trained image | mask+modulation (ms) | mask share |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        rows.append(
+            f"| {r['backend']} | {r['ce_step_s']:.3f} | {r['ce_images_per_s']:.1f} | "
+            f"{r['sanm_ce_step_s']:.3f} | {r['sanm_ce_images_per_s']:.1f} | "
+            f"{r['sanm_over_ce']:.2f}x | {r['sanm_over_ce_per_trained_image']:.2f}x | "
+            f"{1000 * r['mask_and_modulation_s']:.2f} | {r['mask_share_of_sanm_step']:.1%} |"
+        )
+    return "\n".join(rows)
+
+
+VARIANTS = (("ce", "CE"), ("dividemix", "DivideMix"), ("coteaching", "Co-teaching"),
+            ("cdr", "CDR"), ("elr_plus", "ELR+"))
+
+
+def _mib(value) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def speed_table(results: list[dict]) -> str:
+    """One row per method and backend: step time and peak memory, plain and with SANM."""
+    rows = ["| method | backend | step (s) | SANM step (s) | peak RSS (MiB) | SANM peak RSS (MiB) |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for method, label in VARIANTS:
+        for r in results:
+            if f"{method}_step_s" not in r:
+                continue
+            plain, sanm = method, f"sanm_{method}"
+            rows.append(
+                f"| {label} | {r['backend']} | {r[f'{plain}_step_s']:.3f} | "
+                f"{r[f'{sanm}_step_s']:.3f} | {_mib(r[f'{plain}_peak_rss_mib'])} | "
+                f"{_mib(r[f'{sanm}_peak_rss_mib'])} |")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="keras-sanm bench speed", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="jax,torch,tensorflow")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--methods", default=",".join(m for m, _ in VARIANTS))
+    parser.add_argument("--backbone", default="preact_resnet18",
+                        help="keras_sanm.backbones name (the reference figures are for preact_resnet18)")
+    parser.add_argument("--jit-compile", default="auto", choices=("auto", "true", "false"),
+                        help="compile(jit_compile=...); Keras' auto skips XLA for TensorFlow on CPU")
+    parser.add_argument("--output", default=None, help="write the results as JSON here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    methods = tuple(args.methods.split(","))
+    unknown = sorted(set(methods) - {m for m, _ in VARIANTS})
+    if unknown:
+        raise SystemExit(f"--methods: unknown {unknown}; choose from {[m for m, _ in VARIANTS]}.")
+    if args.child:
+        jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+        print("RESULT " + json.dumps(
+            measure(args.steps, args.batch_size, methods, jit, args.backbone)))
+        return 0
+    results = []
+    for backend in args.backends.split(","):
+        print(f"measuring {backend} ...", flush=True)
+        env = dict(os.environ, KERAS_BACKEND=backend)
+        proc = subprocess.run(
+            [sys.executable, "-m", "keras_sanm.benchmarks.step_time", "--child",
+             "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+             "--methods", args.methods, "--jit-compile", args.jit_compile,
+             "--backbone", args.backbone],
+            env=env, capture_output=True, text=True,
+        )
+        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return 1
+        results.append(json.loads(lines[-1][len("RESULT "):]))
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{args.backbone}, batch {args.batch_size}, median of {args.steps} steps, "
+          f"jit_compile={args.jit_compile}\n")
+    print(speed_table(results) + "\n")
+    if "ce_step_s" in results[0]:
+        print(table(results))
+    if "dividemix_step_s" in results[0]:
+        print()
+        print(dividemix_table(results))
+    if any(f"{m}_step_s" in results[0] for m in OTHER_METHODS):
+        print()
+        print(others_table(results))
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""`keras-sanm bench accuracy`: grid arguments, aggregation, gain verdicts, resumable runs."""
+
+import csv
+import json
+import math
+import os
+
+import keras
+import pytest
+
+from keras_sanm import cli
+from keras_sanm.benchmarks import accuracy
+from test_cli_and_datasets import write_jpeg_npz
+
+
+def _rows(method, sanm, best, last, auc=None, noise="sym:0.5"):
+    return [{"method": method, "sanm": sanm, "noise": noise, "seed": seed, "best": b, "last": l,
+             "last10": l, "train_accuracy": None if auc is None else 0.5, "wall_s": 10.0,
+             "images_per_s": 100.0, "auc": auc, "best_epoch": 3 + seed, "epochs": 5,
+             "warmup_end": 0.2 if method == "dividemix" else None}
+            for seed, (b, l) in enumerate(zip(best, last))]
+
+
+def test_summary_rows_mean_and_sample_std():
+    rows = _rows("ce", False, [0.40, 0.42, 0.44], [0.30, 0.30, 0.36])
+    (entry,) = accuracy.summary_rows(rows)
+    assert entry["seeds"] == 3
+    assert entry["best_mean"] == pytest.approx(0.42)
+    assert entry["best_std"] == pytest.approx(0.02)  # sample std (n - 1)
+    assert entry["last_mean"] == pytest.approx(0.32)
+    assert entry["last_std"] == pytest.approx(math.sqrt(0.0012))
+    assert math.isnan(entry["auc_mean"])  # plain CE has no clean/noisy split
+
+
+def test_gain_rows_verdict_uses_the_larger_spread_and_pairs_by_seed():
+    rows = (_rows("ce", False, [0.40, 0.42, 0.44], [0.30, 0.31, 0.32])
+            + _rows("ce", True, [0.50, 0.52, 0.54], [0.305, 0.315, 0.325], auc=0.8)
+            + _rows("dividemix", False, [0.5, 0.6, 0.7], [0.5, 0.6, 0.7], auc=0.7)
+            + _rows("dividemix", True, [0.55, 0.65, 0.75], [0.45, 0.55, 0.65], auc=0.7))
+    gains = {g["method"]: g for g in accuracy.gain_rows(rows)}
+    ce, dm = gains["ce"], gains["dividemix"]
+    assert ce["best_gain"] == pytest.approx(0.10) and ce["best_spread"] == pytest.approx(0.02)
+    assert ce["best_paired_std"] == pytest.approx(0.0, abs=1e-12)
+    assert ce["best_beats_spread"] and not ce["last_beats_spread"]  # +0.005 < 0.01
+    assert dm["best_gain"] == pytest.approx(0.05) and dm["best_spread"] == pytest.approx(0.1)
+    assert not dm["best_beats_spread"]
+    assert dm["last_gain"] == pytest.approx(-0.05) and not dm["last_beats_spread"]
+    page = accuracy.markdown(rows, "header")
+    assert "| CE | sym:0.5 | 3 | +10.00 (0.00) | 2.00 | yes | +0.50 (0.00) | 1.00 | no |" in page
+    assert "| CE | no | sym:0.5 | 3 | 42.00 ± 2.00 |" in page
+    assert ("| CE | yes | sym:0.5 | 3 | 52.00 ± 2.00 | 31.50 ± 1.00 | 31.50 ± 1.00 | 4.0 / 5 | "
+            "50.00 ± 0.00 | – | 0.800 ± 0.000 |") in page
+    assert "| CE | no | sym:0.5 | 3 | 42.00 ± 2.00 | 31.00 ± 1.00 | 31.00 ± 1.00 | 4.0 / 5 | – | – | – |" in page
+    assert "| DivideMix | yes | sym:0.5 | 3 | 65.00 ± 10.00 | 55.00 ± 10.00 | 55.00 ± 10.00 | 4.0 / 5 | 50.00 ± 0.00 | 20.00 ± 0.00 |" in page
+
+
+def test_single_seed_never_beats_spread():
+    rows = _rows("ce", False, [0.4], [0.4]) + _rows("ce", True, [0.9], [0.9])
+    (gain,) = accuracy.gain_rows(rows)
+    assert gain["best_gain"] == pytest.approx(0.5) and not gain["best_beats_spread"]
+
+
+def test_run_row_reads_the_split_start_and_best_epoch(tmp_path):
+    nan = float("nan")
+    history = {"val_accuracy": [0.2, 0.3, 0.5, 0.4], "accuracy": [nan] * 4,
+               "labeled_1": [nan, nan, 900.0, 950.0], "noise_auc_1": [nan, nan, 0.7, 0.8],
+               "noise_auc_2": [nan, nan, 0.6, 0.6]}
+    summary = {"best_test_accuracy": 0.5, "last_test_accuracy": 0.4,
+               "mean_last10_test_accuracy": 0.35, "wall_seconds": 8.0,
+               "train_samples_per_second": 50.0, "epochs": 4, "backend": "jax",
+               "backbone": "small_cnn", "train_size": 100, "actual_noise_rate": 0.45}
+    (tmp_path / "history.json").write_text(json.dumps(history))
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    row = accuracy.run_row(accuracy.Cell("dividemix", True, "sym:0.5", 0), str(tmp_path))
+    assert row["warmup_end"] == 0.3  # the last warm-up epoch is the one before the first split
+    assert row["best_epoch"] == 3 and row["train_accuracy"] is None
+    assert row["auc"] == pytest.approx(0.7)  # last epoch, mean over both networks
+
+
+def test_train_arguments_of_each_cell_kind():
+    budget = accuracy.BUDGETS["cpu"]
+    ce = accuracy.train_arguments(budget, accuracy.Cell("ce", False, "sym:0.8", 2), "D", "O")
+    assert ce[ce.index("--epochs") + 1] == "15" and "--no-sanm" in ce
+    assert "--preset" not in ce and "--warmup-epochs" not in ce
+    assert ce[ce.index("--seed") + 1] == "2" and ce[ce.index("--train-size") + 1] == "2000"
+    dm = accuracy.train_arguments(budget, accuracy.Cell("dividemix", True, "sym:0.8", 0), "D", "O")
+    assert "--no-sanm" not in dm and dm[dm.index("--preset") + 1] == "cifar10-sym-0.8"
+    assert dm[dm.index("--warmup-epochs") + 1] == "4" and dm[dm.index("--epochs") + 1] == "7"
+    gpu = accuracy.train_arguments(accuracy.BUDGETS["gpu"], accuracy.Cell("ce", True, "sym:0.5", 0),
+                                   "D", "O")
+    assert gpu[gpu.index("--dtype-policy") + 1] == "mixed_bfloat16" and "--train-size" not in gpu
+    # Every argument list parses with the real command line.
+    for args in (ce, dm, gpu):
+        assert cli.build_parser().parse_args(args).command == "train"
+    assert len(accuracy.grid(budget, ["ce", "dividemix"])) == 2 * 2 * 3 * 2
+
+
+def test_grid_runs_writes_tables_and_resumes(tmp_path):
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    out = tmp_path / "grid"
+    argv = ["--budget", "smoke", "--data-dir", str(tmp_path), "--out", str(out),
+            "--methods", "ce", "--seeds", "0,1"]
+    assert accuracy.main(argv) == 0
+    with open(out / "runs.csv") as f:
+        runs = list(csv.DictReader(f))
+    assert len(runs) == 4
+    for run in runs:
+        assert 0.0 <= float(run["best"]) <= 1.0 and float(run["best"]) >= float(run["last"])
+        assert run["backend"] == keras.backend.backend()
+        assert 0.0 <= float(run["train_accuracy"]) <= 1.0
+        assert 1 <= int(run["best_epoch"]) <= 2 and run["warmup_end"] == ""
+        if run["sanm"] == "True":  # SANM(CE) splits the data by label quality; CE does not
+            assert 0.0 <= float(run["auc"]) <= 1.0
+        else:
+            assert run["auc"] == ""
+    for cell in ("ce_sym0.5_s0", "ce_sanm_sym0.5_s1"):
+        assert (out / cell / "cifar10_0.5_sym.json").exists()  # the noise file beside the log
+        assert "Epoch 2/2" in (out / cell / "train.log").read_text()
+    page = (out / "results.md").read_text()
+    assert "Budget `smoke`" in page and "| CE | sym:0.5 | 2 |" in page
+    with open(out / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2
+
+    # A second call reuses finished cells and reruns only the missing one.
+    kept = out / "ce_sym0.5_s0" / "summary.json"
+    kept_time = os.path.getmtime(kept)
+    os.remove(out / "ce_sanm_sym0.5_s1" / "summary.json")
+    assert accuracy.main(argv) == 0
+    assert os.path.getmtime(kept) == kept_time
+    rerun = json.loads((out / "ce_sanm_sym0.5_s1" / "summary.json").read_text())
+    assert rerun["seed"] == 1 and rerun["sanm"] is True
+
+
+def test_failed_cell_names_its_log(tmp_path):
+    bad = tmp_path / "cifar10_jpeg.npz"
+    bad.write_bytes(b"not an npz")
+    with pytest.raises(RuntimeError, match="ce_sym0.5_s0 failed.*train.log"):
+        accuracy.main(["--budget", "smoke", "--data-dir", str(tmp_path), "--out",
+                       str(tmp_path / "grid"), "--methods", "ce", "--seeds", "0"])
+    with pytest.raises(SystemExit, match="no epochs for"):
+        cli.main(["bench", "accuracy", "--budget", "smoke", "--methods", "cdr"])
+
+
+@pytest.mark.parametrize("method", ["ce", "dividemix"])
+def test_train_command_dtype_policy(tmp_path, method):
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    out = tmp_path / "run"
+    warmup = ["--warmup-epochs", "1"] if method == "dividemix" else []
+    cli.main([
+        "train", "--data-dir", str(tmp_path), "--noise", "sym:0.5", "--backbone", "small_cnn",
+        "--method", method, "--epochs", "2", *warmup, "--batch-size", "16",
+        "--dtype-policy", "mixed_bfloat16", "--output", str(out), "--verbose", "0",
+    ])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dtype_policy"] == "mixed_bfloat16" and summary["sanm"] is True
+    history = json.loads((out / "history.json").read_text())
+    assert all(math.isfinite(v) for v in history["loss"])
+    assert summary["output_dtype"] == "bfloat16"  # the network computed in bfloat16
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
