@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_sanm import losses
 from keras_sanm.backend import TrainStep
-from keras_sanm.callbacks import EpochLearningRate
+from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.data.normalization import normalize_images
 from keras_sanm.decoder import reconstruction_loss
@@ -315,9 +315,15 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         for images, labels in batches:
             yield keras.ops.convert_to_numpy(images), keras.ops.convert_to_numpy(labels)
 
+    # SANM methods refit each sample's label quality (GMM) every epoch from epoch 1.
+    refits_label_quality = False
+
     def method_callbacks(self, source):
         """Callbacks the method needs in every `fit` (added before the user's)."""
-        return [self._lr_schedule] if self._lr_schedule is not None else []
+        callbacks = [self._lr_schedule] if self._lr_schedule is not None else []
+        if self.refits_label_quality:
+            callbacks.insert(0, LabelQualityUpdate(source, start_epoch=1, seed=self.seed))
+        return callbacks
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, callbacks=None,
             shuffle=True, **kwargs):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from keras import ops
 
 from keras_sanm import losses
-from keras_sanm.callbacks import LabelQualityUpdate
 from keras_sanm.decoder import ReconstructionDecoder
 from keras_sanm.label_quality import (
     GMM_PARAMETER_COUNT,
@@ -55,6 +54,7 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
     """
 
     method_name = "ce"
+    refits_label_quality = True
     log_names = (
         "loss",
         "accuracy",
@@ -118,6 +118,3 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
             "mask_ratio": ratio,
         }
 
-    def method_callbacks(self, source):
-        quality = LabelQualityUpdate(source, start_epoch=1, seed=self.seed)
-        return [quality] + super().method_callbacks(source)

@@ -7,7 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_sanm import losses
-from keras_sanm.callbacks import AdamDecaySchedule, ForgetRateSchedule, LabelQualityUpdate
+from keras_sanm.callbacks import AdamDecaySchedule, ForgetRateSchedule
 from keras_sanm.two_networks import TwoNetworkTrainer
 
 
@@ -198,6 +198,7 @@ class SANMCoteachingTrainer(CoteachingTrainer):
     """
 
     needs_sample_indices = True
+    refits_label_quality = True
     log_names = CoteachingTrainer.log_names + (
         "classification_loss", "reconstruction_loss", "mask_ratio",
     )
@@ -247,6 +248,3 @@ class SANMCoteachingTrainer(CoteachingTrainer):
             "mask_ratio": ratio,
         }
 
-    def method_callbacks(self, source):
-        quality = LabelQualityUpdate(source, start_epoch=1, seed=self.seed)
-        return [quality] + super().method_callbacks(source)

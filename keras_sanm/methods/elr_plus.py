@@ -9,7 +9,7 @@ from keras import ops
 from keras_sanm import losses
 from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.backend import no_gradient
-from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate
+from keras_sanm.callbacks import EpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.mixmatch import mix
 
@@ -291,6 +291,7 @@ class SANMELRPlusTrainer(ELRPlusTrainer):
         **kwargs: passed to `ELRPlusTrainer`.
     """
 
+    refits_label_quality = True
     log_names = ELRPlusTrainer.log_names + ("reconstruction_loss", "mask_ratio")
 
     def __init__(self, networks, num_classes: int, reconstruction_weight: float = 0.02,
@@ -311,6 +312,3 @@ class SANMELRPlusTrainer(ELRPlusTrainer):
         return {"images": masked_images, "targets": masked_targets,
                 "reconstruction": reconstruction, "ratio": ratio}
 
-    def method_callbacks(self, source):
-        quality = LabelQualityUpdate(source, start_epoch=1, seed=self.seed)
-        return [quality] + super().method_callbacks(source)
