@@ -6,6 +6,10 @@ Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
 * `wrap(base_model, method="ce" | "coteaching" | "cdr" | "dividemix" |
   "elr_plus", sanm=True, ...)`: the training wrapper; `model.label_quality(x, y)` gives each sample's clean
   probability and `find_label_issues(model, x, y)` the likely mislabeled ones.
+* `load_model(path)`: a wrapped model saved with `model.save("m.keras")`,
+  on any backend.
+* `TrainingBackup(directory)`: a callback that checkpoints the whole training
+  state after every epoch and resumes from it when `fit` is called again.
 * `NoisyMask`, `ReconstructionDecoder`, `modulate_labels`,
   `reconstruction_loss`: SANM's components as layers and functions.
 * `backbones` (`PreActResNet18`, `CNN9`), `data` (`inject_noise`,
@@ -18,6 +22,8 @@ from keras_sanm.version import __version__
 
 _ATTRIBUTES = {
     "wrap": "keras_sanm.wrap",
+    "load_model": "keras_sanm.saving",
+    "TrainingBackup": "keras_sanm.training_backup",
     "NoisyMask": "keras_sanm.noisy_mask",
     "ReconstructionDecoder": "keras_sanm.decoder",
     "reconstruction_loss": "keras_sanm.decoder",

@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from keras_sanm.two_networks import TwoNetworkTrainer
+from keras_sanm.validation import check_class_count
 
 
 class MethodCallbacks:
@@ -95,10 +96,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
 
     def check_training_data(self, data) -> None:
         """Checks the classes and image shape of the training data against the model."""
-        if data.num_classes > self.num_classes:
-            raise ValueError(
-                f"The data has {data.num_classes} classes; the model outputs {self.num_classes}."
-            )
+        check_class_count(data.num_classes, self.num_classes)
         if self.image_shape is not None and data.images.shape[1:] != self.image_shape:
             raise ValueError(
                 f"Images have shape {data.images.shape[1:]}; the model expects {self.image_shape}."
@@ -143,7 +141,9 @@ class AlternatingTrainer(TwoNetworkTrainer):
         verbose = 1 if verbose == "auto" else verbose
         # Called directly (not through a CallbackList, which copies the logs)
         # so that their epoch statistics reach the user's callbacks.
-        method = MethodCallbacks(self.method_callbacks(data), self)
+        method_callbacks = self.method_callbacks(data)
+        self.start_fit(data, method_callbacks)
+        method = MethodCallbacks(method_callbacks, self)
         user = keras.callbacks.CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose,
             epochs=epochs, steps=None, model=self,
@@ -151,6 +151,8 @@ class AlternatingTrainer(TwoNetworkTrainer):
         self.stop_training = False
         method.on_train_begin()
         user.on_train_begin()
+        # A `TrainingBackup` that restored a checkpoint sets the epoch to resume from.
+        initial_epoch = self._initial_epoch or initial_epoch
         epoch_logs: dict = {}
         with concurrent.futures.ThreadPoolExecutor(1) as loader:
             for epoch in range(initial_epoch, epochs):
@@ -171,6 +173,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
                             pending = loader.submit(make_batch, steps[i + 1])
                         user.on_train_batch_begin(step)
                         logs = self.train_on_batch(batch, return_dict=True)
+                        method.on_train_batch_end(step, logs)
                         user.on_train_batch_end(step, logs)
                         step += 1
                 # Every epoch logs the same keys (NaN for terms of the other

@@ -55,8 +55,14 @@ class LabelQualityUpdate(keras.callbacks.Callback):
         self.stats: dict[str, float] = {}
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.stats = {}
         if epoch < self.start_epoch:
+            # NaN before the first fit, so every epoch logs the same keys (CSV logs).
+            labels = getattr(self.source, "labels", None)
+            names = split_statistics(
+                np.ones(1 if labels is None else len(labels)), labels,
+                getattr(self.source, "clean_labels", None),
+            )
+            self.stats = {name: float("nan") for name in names}
             return
         seed = None if self.seed is None else self.seed + epoch
         self.stats = self.model.update_label_quality(self.source, seed=seed)
@@ -132,6 +138,14 @@ class CoDivide(keras.callbacks.Callback):
         if logs is not None:
             logs.update(self.stats)
 
+    def get_state(self) -> dict:
+        """The recent loss vectors of each network (the GMM input when averaged)."""
+        return {f"loss_history_{k + 1}": np.asarray(self.loss_history[k], np.float64)
+                for k in (0, 1)}
+
+    def set_state(self, state: dict) -> None:
+        self.loss_history = [list(np.asarray(state[f"loss_history_{k + 1}"])) for k in (0, 1)]
+
 
 class ForgetRateSchedule(keras.callbacks.Callback):
     """Sets Co-teaching's forget rate at the start of every epoch (methods.md §3.1).
@@ -196,3 +210,47 @@ class AdamDecaySchedule(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = self.values(epoch)[0]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; raised by `NonFiniteLossGuard`."""
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, naming the step and the loss parts.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, which lets the epoch finish (and
+    any checkpoint callback save the broken weights), this raises
+    `NonFiniteLossError` from the batch, so no later callback of the run
+    writes anything: the last checkpoint stays the last good one. The wrappers
+    add it to every `fit`.
+
+    The parts are the method's logged terms (e.g. `classification_loss`,
+    `reconstruction_loss`) as running means over the epoch so far; a
+    non-finite part is the one that broke.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not logs or "loss" not in logs:
+            return
+        loss = float(keras.ops.convert_to_numpy(logs["loss"]))
+        if np.isfinite(loss):
+            return
+        parts = {name: float(keras.ops.convert_to_numpy(value)) for name, value in logs.items()
+                 if name != "loss" and np.size(keras.ops.convert_to_numpy(value)) == 1}
+        broken = sorted(name for name, value in parts.items() if not np.isfinite(value))
+        described = ", ".join(f"{name}={value:.4g}" for name, value in sorted(parts.items()))
+        optimizer = getattr(self.model, "optimizer", None)
+        step = int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer else -1
+        raise NonFiniteLossError(
+            f"The loss became {loss} at epoch {getattr(self, 'epoch', 0)}, batch {batch} "
+            f"(optimizer step {step}). Non-finite parts: {', '.join(broken) or 'none'}; "
+            f"all parts (epoch means so far): {described or 'none logged'}. Training "
+            "stopped before any checkpoint of this epoch was written. Lower the learning "
+            "rate, check the data for extreme values, or use float32 if a mixed "
+            "precision policy is set; then resume from the last checkpoint."
+        )
+

@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Keras dtype policy of the networks, e.g. mixed_bfloat16 on a GPU "
                             "(losses are computed in float32)")
     train.add_argument("--output", default=None, help="run folder (default runs/<name>)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --output from its last checkpoint (written "
+                            "after every epoch); starts it when there is none. Without this "
+                            "flag a folder holding a checkpoint is refused")
     train.add_argument("--backend", choices=BACKENDS, default=None)
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
 
@@ -84,16 +88,22 @@ BENCHMARKS = {"speed": "keras_sanm.benchmarks.step_time", "accuracy": "keras_san
 
 
 def _noisy_labels(args, data, out_dir):
+    """The noisy labels and the noise file beside the run's log (a copy of `--noise-file`)."""
+    import shutil
+
     from keras_sanm.data import noise_file_name, noisy_labels_from_file
 
     if data.noisy_train is not None:
         return data.noisy_train, None
     mode, rate = args.noise
-    path = args.noise_file or os.path.join(out_dir, noise_file_name(data.name, rate, mode))
+    beside_log = os.path.join(out_dir, noise_file_name(data.name, rate, mode))
+    path = args.noise_file or beside_log
     noisy, created = noisy_labels_from_file(
         path, data.y_train, data.num_classes, mode=mode, rate=rate
     )
     print(f"{'wrote' if created else 'reused'} noise file {path}")
+    if os.path.abspath(path) != os.path.abspath(beside_log):
+        shutil.copyfile(path, beside_log)
     return noisy, path
 
 
@@ -130,12 +140,57 @@ def _training_data(args, model, data, noisy):
     )
 
 
+# Settings a resumed run must share with the run it continues (`--epochs` may grow).
+RUN_SETTINGS = ("dataset", "train_size", "test_size", "method", "sanm", "preset", "backbone",
+                "batch_size", "warmup_epochs", "seed", "dtype_policy")
+
+
+def _run_config(args, noisy) -> dict:
+    import hashlib
+
+    import numpy as np
+
+    config = {name: getattr(args, name) for name in RUN_SETTINGS}
+    config["noise"] = f"{args.noise[0]}:{args.noise[1]}"
+    config["noisy_labels_sha256"] = hashlib.sha256(
+        np.asarray(noisy, np.int64).tobytes()).hexdigest()[:16]
+    return config
+
+
+def _checkpoint_to_resume(args, out_dir):
+    """The run folder's last checkpoint with `--resume`; refuses to overwrite one without."""
+    from keras_sanm.training_backup import TrainingBackup
+
+    latest = TrainingBackup.latest(os.path.join(out_dir, "checkpoint"))
+    if latest is not None and not args.resume:
+        raise SystemExit(
+            f"{out_dir} holds a run checkpointed after epoch {latest['epoch']}. Rerun the "
+            "same command with --resume to continue it, or pass another --output."
+        )
+    return latest
+
+
+def _write_csv_log(path: str, history: dict) -> None:
+    """A `CSVLogger`-format log of the epochs in `history`."""
+    import csv
+
+    keys = sorted(history)
+    epochs = len(history[keys[0]]) if keys else 0
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", *keys])
+        for epoch in range(epochs):
+            writer.writerow([epoch, *(history[k][epoch] for k in keys)])
+
+
 def train_command(args) -> dict:
     import keras
     import numpy as np
 
     import keras_sanm
+    from keras_sanm.callbacks import NonFiniteLossError
     from keras_sanm.data import normalize_images
+    from keras_sanm.training_backup import TrainingBackup
 
     args.noise = _resolve_noise(args)
 
@@ -144,6 +199,7 @@ def train_command(args) -> dict:
     )
     name = f"{args.dataset}_{args.method}{'_sanm' if args.sanm else ''}_{args.noise[0]}{args.noise[1]}"
     out_dir = args.output or os.path.join("runs", name)
+    checkpoint = _checkpoint_to_resume(args, out_dir)
     os.makedirs(out_dir, exist_ok=True)
     noisy, noise_path = _noisy_labels(args, data, out_dir)
     wrong = float(np.mean(noisy != data.y_train))
@@ -180,14 +236,30 @@ def train_command(args) -> dict:
         model, "epochs", 300)
     train = _training_data(args, model, data, noisy)
     x_test = normalize_images(data.x_test, data.mean, data.std)
+    log_path = os.path.join(out_dir, "log.csv")
+    if checkpoint is not None:
+        # The log gets the checkpoint's epochs only (a killed epoch's row is dropped).
+        _write_csv_log(log_path, checkpoint["history"])
+        print(f"resuming from the checkpoint after epoch {checkpoint['epoch']} "
+              f"({checkpoint['folder']})")
+    backup = TrainingBackup(os.path.join(out_dir, "checkpoint"), run_config=_run_config(args, noisy))
     start = time.time()
-    history = model.fit(
-        train, epochs=args.epochs, validation_data=(x_test, data.y_test),
-        callbacks=[keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"))],
-        verbose=args.verbose,
-    )
+    try:
+        model.fit(
+            train, epochs=args.epochs, validation_data=(x_test, data.y_test),
+            callbacks=[backup, keras.callbacks.CSVLogger(log_path, append=checkpoint is not None)],
+            verbose=args.verbose,
+        )
+    except NonFiniteLossError as error:
+        last = TrainingBackup.latest(os.path.join(out_dir, "checkpoint"))
+        where = (f"the checkpoint after epoch {last['epoch']} is kept in {last['folder']}"
+                 if last else "no epoch had finished, so there is no checkpoint")
+        raise SystemExit(f"{error}\n{where}; rerun with --resume to continue from it.") from None
     seconds = time.time() - start
-    test_acc = [float(v) for v in history.history["val_accuracy"]]
+    history = backup.history
+    model.save(os.path.join(out_dir, "model.keras"))
+    test_acc = [float(v) for v in history["val_accuracy"]]
+    trained_epochs = len(test_acc) - (0 if checkpoint is None else checkpoint["epoch"])
     summary = {
         "dataset": data.name, "method": args.method, "sanm": args.sanm,
         "noise": f"{args.noise[0]}:{args.noise[1]}", "actual_noise_rate": wrong,
@@ -200,11 +272,12 @@ def train_command(args) -> dict:
         "mean_last10_test_accuracy": float(np.mean(test_acc[-10:])),
         "wall_seconds": seconds,
         "preset": args.preset,
-        "train_samples_per_second": len(history.history["val_accuracy"]) * len(noisy) / seconds,
+        "train_samples_per_second": trained_epochs * len(noisy) / max(seconds, 1e-9),
         "noise_file": noise_path,
+        "resumed_from_epoch": None if checkpoint is None else checkpoint["epoch"],
     }
     with open(os.path.join(out_dir, "history.json"), "w") as f:
-        json.dump({k: [float(x) for x in v] for k, v in history.history.items()}, f, indent=1)
+        json.dump({k: [float(x) for x in v] for k, v in history.items()}, f, indent=1)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(f"best test accuracy {summary['best_test_accuracy']:.4f}, "

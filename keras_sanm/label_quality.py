@@ -66,7 +66,11 @@ def clean_probability(
     """
     losses = np.asarray(losses, dtype=np.float64)
     if not np.all(np.isfinite(losses)):
-        raise ValueError("Per-sample losses contain NaN or Inf; cannot fit the GMM.")
+        raise ValueError(
+            "Per-sample losses contain NaN or Inf, so the clean/noisy GMM cannot be fitted: "
+            "the network's outputs are not finite (training diverged). Lower the learning "
+            "rate and resume from the last checkpoint."
+        )
     if losses.size < 2 or np.ptp(losses) <= 0:
         return np.ones_like(losses), None
     normalised = (normalise_losses(losses) if normalise else losses).reshape(-1, 1)

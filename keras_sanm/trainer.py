@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_sanm import losses
 from keras_sanm.backend import TrainStep
-from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate
+from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.data.normalization import normalize_images
 from keras_sanm.decoder import reconstruction_loss
@@ -18,9 +18,16 @@ from keras_sanm.label_quality import (
     split_statistics,
 )
 from keras_sanm.masking import modulate_labels
-from keras_sanm.validation import check_images, check_labels
+from keras_sanm.validation import check_class_count, check_images, check_labels
 
 ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
+
+
+class Untracked:
+    """Holds objects that Keras' attribute tracking must not adopt."""
+
+    def __init__(self, **items):
+        self.__dict__.update(items)
 
 
 class NoisyLabelTrainer(TrainStep, keras.Model):
@@ -73,9 +80,14 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         self.seed = seed
         self.l2_weight_decay = 0.0
         self._lr_schedule = None
+        self._compile_arguments = None
+        # The training data and method callbacks of the `fit` in progress.
+        self._active_fit = None
         self._trackers = {name: keras.metrics.Mean(name=name) for name in self.log_names}
         shape = network.inputs[0].shape if getattr(network, "inputs", None) else None
         self.image_shape = tuple(shape[1:]) if shape is not None else None
+        # Every sub-model is built when it is created (save_weights works before fit).
+        self.built = True
 
     def init_sanm(self, reconstruction_weight: float, clip_negative_targets: bool,
                   mask_config: dict | None):
@@ -138,6 +150,111 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     def build(self, input_shape=None):
         # Every sub-model is built at construction.
         self.built = True
+
+    # ------------------------------------------------------------------ saving
+    def get_config(self) -> dict:
+        """The constructor arguments, with the network(s) serialized (for `model.save`).
+
+        Subclasses add their own options; a SANM trainer adds its branch's
+        options (`sanm_config`).
+        """
+        config = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_classes": self.num_classes,
+            "from_logits": self.from_logits,
+            "seed": self.seed,
+            **self.network_config(),
+        }
+        if getattr(self, "noisy_mask", None) is not None:
+            config.update(self.sanm_config())
+        return config
+
+    def network_config(self) -> dict:
+        """The serialized network(s), under the constructor's argument name."""
+        return {"network": keras.saving.serialize_keras_object(self.network)}
+
+    @staticmethod
+    def deserialize_networks(config: dict, custom_objects=None) -> dict:
+        """`config` with its `network` / `networks` entries rebuilt as models."""
+        config = dict(config)
+
+        def load(item):
+            return keras.saving.deserialize_keras_object(item, custom_objects=custom_objects)
+
+        if "network" in config:
+            config["network"] = load(config["network"])
+        if "networks" in config:
+            config["networks"] = [load(item) for item in config["networks"]]
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**cls.deserialize_networks(config, custom_objects))
+
+    def sanm_config(self) -> dict:
+        """The SANM branch's constructor options (`init_sanm`'s arguments)."""
+        mask = self.noisy_mask.get_config()
+        for key in ("name", "trainable", "dtype"):
+            mask.pop(key, None)
+        return {
+            "reconstruction_weight": self.reconstruction_weight,
+            "clip_negative_targets": self.clip_negative_targets,
+            "mask_config": mask,
+        }
+
+    def seed_generators(self) -> list:
+        """Every `SeedGenerator` of the model and its layers, in a fixed order.
+
+        Their states (masks, mixing weights, dropout) are training state that
+        Keras does not write by itself; `save_own_variables` adds them.
+        """
+        generators, seen = [], set()
+        for layer in self._flatten_layers(include_self=True):
+            for generator in layer._seed_generators:
+                if id(generator) not in seen:
+                    seen.add(id(generator))
+                    generators.append(generator)
+        return generators
+
+    def save_own_variables(self, store) -> None:
+        """The model's own variables, then every random-seed state (`seed_<i>`)."""
+        super().save_own_variables(store)
+        for i, generator in enumerate(self.seed_generators()):
+            store[f"seed_{i}"] = generator.state
+
+    def load_own_variables(self, store) -> None:
+        """Inverse of `save_own_variables`; files without seed states load the variables only."""
+        seeds = {key: store[key] for key in store.keys() if str(key).startswith("seed_")}
+        super().load_own_variables({key: store[key] for key in store.keys() if key not in seeds})
+        generators = self.seed_generators()
+        if seeds and len(seeds) != len(generators):
+            raise ValueError(
+                f"The saved model has {len(seeds)} random-seed states; this one has "
+                f"{len(generators)}. Load it into a model wrapped with the same method, "
+                "SANM setting and backbone."
+            )
+        for i, generator in enumerate(generators):
+            if f"seed_{i}" in seeds:
+                value = keras.ops.convert_to_numpy(seeds[f"seed_{i}"])
+                generator.state.assign(value.astype(generator.state.dtype))
+
+    def get_compile_config(self) -> dict | None:
+        """The arguments of the last `compile()` (`None` before it).
+
+        `optimizer=None` (the method's reference optimizer and schedule) is
+        kept as `None`, so a loaded model trains on with the same schedule.
+        """
+        return None if self._compile_arguments is None else dict(self._compile_arguments)
+
+    def compile_from_config(self, config) -> None:
+        """Compiles a loaded model as it was compiled when saved, optimizer state built."""
+        config = dict(config)
+        if config.get("optimizer") is not None:
+            config["optimizer"] = keras.saving.deserialize_keras_object(config["optimizer"])
+        self.compile(**config)
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     # ----------------------------------------------------------------- forward
     def features_and_scores(self, images, training: bool = False):
@@ -232,6 +349,12 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 f"method={self.method_name!r} defines its own loss; call compile() "
                 "without `loss`."
             )
+        # Kept serialized (plain values) for `get_compile_config`.
+        self._compile_arguments = {
+            "optimizer": None if optimizer is None else keras.saving.serialize_keras_object(optimizer),
+            "weight_decay": weight_decay,
+            **kwargs,
+        }
         for metric in metrics or []:
             if metric not in ACCURACY_NAMES:
                 raise ValueError(
@@ -258,6 +381,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         if isinstance(x, IndexedDataset):
             if y is not None:
                 raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
+            check_class_count(x.num_classes, self.num_classes)
             check_labels(x.labels, None, self.num_classes)
         elif _is_dataset(x):
             if y is not None:
@@ -323,7 +447,29 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         callbacks = [self._lr_schedule] if self._lr_schedule is not None else []
         if self.refits_label_quality:
             callbacks.insert(0, LabelQualityUpdate(source, start_epoch=1, seed=self.seed))
-        return callbacks
+        return callbacks + [NonFiniteLossGuard()]
+
+    def start_fit(self, source, callbacks) -> None:
+        """Records the data and method callbacks of the `fit` that starts (for backups)."""
+        self._active_fit = Untracked(source=source, callbacks=list(callbacks))
+
+    def resumable_state(self) -> dict:
+        """Objects of the running `fit` with state outside the model's variables.
+
+        Returns:
+            `{name: object}` for the training data and each method callback
+            that has `get_state()` / `set_state(state)` (e.g. the data's
+            random state and order, DivideMix's loss history);
+            `TrainingBackup` saves and restores them.
+        """
+        fit = self._active_fit
+        if fit is None:
+            return {}
+        objects = {"data": fit.source} if hasattr(fit.source, "get_state") else {}
+        for callback in fit.callbacks:
+            if hasattr(callback, "get_state"):
+                objects[type(callback).__name__] = callback
+        return objects
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, callbacks=None,
             shuffle=True, **kwargs):
@@ -348,8 +494,10 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         if "sample_weight" in kwargs or "class_weight" in kwargs:
             raise ValueError("sample_weight/class_weight are not supported by the wrappers.")
         source = self.training_source(x, y, batch_size, shuffle)
-        callbacks = self.method_callbacks(source) + list(callbacks or [])
-        return super().fit(source, epochs=epochs, callbacks=callbacks, shuffle=False, **kwargs)
+        method = self.method_callbacks(source)
+        self.start_fit(source, method)
+        return super().fit(source, epochs=epochs, callbacks=method + list(callbacks or []),
+                           shuffle=False, **kwargs)
 
     # ----------------------------------------------------------- label quality
     def quality_members(self):

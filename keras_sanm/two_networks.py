@@ -9,14 +9,7 @@ from keras import ops
 from keras_sanm import losses
 from keras_sanm.decoder import ReconstructionDecoder
 from keras_sanm.optimizers import NetworkOptimizers
-from keras_sanm.trainer import NoisyLabelTrainer
-
-
-class Untracked:
-    """Holds objects that Keras' attribute tracking must not adopt."""
-
-    def __init__(self, **items):
-        self.__dict__.update(items)
+from keras_sanm.trainer import NoisyLabelTrainer, Untracked
 
 
 class TwoNetworkTrainer(NoisyLabelTrainer):
@@ -67,6 +60,9 @@ class TwoNetworkTrainer(NoisyLabelTrainer):
             decoder = ReconstructionDecoder(self.image_shape, name=f"decoder_{k + 1}")
             decoder.build(tuple(net.outputs[0].shape))
             self.decoders.append(decoder)
+
+    def network_config(self) -> dict:
+        return {"networks": [keras.saving.serialize_keras_object(n) for n in self.networks]}
 
     # ----------------------------------------------------------------- forward
     def network_scores(self, k: int, images, training: bool):

@@ -81,3 +81,22 @@ def check_labels(labels, num_samples: int | None = None, num_classes: int | None
             "size match the dataset's number of classes?"
         )
     return labels.astype(np.int64)
+
+
+def check_class_count(data_classes: int, model_classes: int) -> None:
+    """Refuses training data with more classes than the model outputs.
+
+    Args:
+        data_classes: classes of the training data (its `num_classes`).
+        model_classes: the model's output size.
+
+    Raises:
+        ValueError: naming both counts and how to build a matching model.
+    """
+    if data_classes > model_classes:
+        raise ValueError(
+            f"The training data has {data_classes} classes but the model outputs "
+            f"{model_classes}. Build the model for {data_classes} classes (e.g. "
+            f"keras_sanm.backbones.get(name, num_classes={data_classes}, input_shape=...)) "
+            "or drop the extra classes from the data."
+        )

@@ -11,6 +11,7 @@ status=0
 for backend in jax torch tensorflow; do
   echo "=== KERAS_BACKEND=$backend"
   # pytest exits 5 when it collected nothing: any non-zero status fails the run.
-  KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=1
+  # Two workers (pytest-xdist): JAX and TensorFlow compile single-threaded.
+  KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 "$@" || status=1
 done
 exit $status

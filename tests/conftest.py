@@ -1,9 +1,25 @@
 """Shared fixtures: small models and data so each backend's run stays short."""
 
+import atexit
+import io
+import os
+import shutil
+import tempfile
+
+# JAX: a compilation cache for this session (and the CLI runs it starts), so the
+# many identical small programs of the suite compile once. Removed at exit.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="keras_sanm_jax_cache_")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=_cache,
+                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+
 import keras
 import numpy as np
 import pytest
 from keras import layers
+from PIL import Image
 
 
 def small_cnn(input_shape=(16, 16, 3), num_classes=4, name="small_cnn"):
@@ -39,3 +55,23 @@ def problem():
 def _seed():
     keras.utils.set_random_seed(0)
     yield
+
+
+def write_jpeg_npz(path, n_train=96, n_test=40, seed=0):
+    """A tiny file in the ../shared/data/cifar10 format (JPEG bytes + offsets)."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        blobs = []
+        for c in labels:
+            img = rng.integers(0, 60, (32, 32, 3)).astype(np.uint8)
+            img[8:24, 8:24, c % 3] = 200 + 5 * (c // 3)
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="JPEG", quality=90)
+            blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
+        arrays[f"{split}_jpeg"] = np.concatenate(blobs)
+        arrays[f"{split}_offsets"] = np.concatenate([[0], np.cumsum([len(b) for b in blobs])])
+        arrays[f"y_{split}"] = labels
+    np.savez(path, **arrays)
+    return arrays

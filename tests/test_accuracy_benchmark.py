@@ -10,7 +10,7 @@ import pytest
 
 from keras_sanm import cli
 from keras_sanm.benchmarks import accuracy
-from test_cli_and_datasets import write_jpeg_npz
+from conftest import write_jpeg_npz
 
 
 def _rows(method, sanm, best, last, auc=None, noise="sym:0.5"):

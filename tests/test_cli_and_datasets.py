@@ -1,32 +1,11 @@
-import io
 import json
 import os
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from keras_sanm import cli, datasets
-
-
-def write_jpeg_npz(path, n_train=96, n_test=40, seed=0):
-    """A tiny file in the ../shared/data/cifar10 format (JPEG bytes + offsets)."""
-    rng = np.random.default_rng(seed)
-    arrays = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        blobs = []
-        for c in labels:
-            img = rng.integers(0, 60, (32, 32, 3)).astype(np.uint8)
-            img[8:24, 8:24, c % 3] = 200 + 5 * (c // 3)
-            buf = io.BytesIO()
-            Image.fromarray(img).save(buf, format="JPEG", quality=90)
-            blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
-        arrays[f"{split}_jpeg"] = np.concatenate(blobs)
-        arrays[f"{split}_offsets"] = np.concatenate([[0], np.cumsum([len(b) for b in blobs])])
-        arrays[f"y_{split}"] = labels
-    np.savez(path, **arrays)
-    return arrays
+from conftest import write_jpeg_npz
 
 
 def test_local_loader_and_subset(tmp_path):

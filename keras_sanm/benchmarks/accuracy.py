@@ -126,7 +126,7 @@ def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str) -> 
             "--method", cell.method, "--backbone", budget.backbone,
             "--epochs", str(budget.epochs[cell.method]), "--batch-size", str(budget.batch_size),
             "--seed", str(cell.seed), "--output", out_dir, "--backend", budget.backend,
-            "--verbose", "2"]
+            "--verbose", "2", "--resume"]  # a cell killed mid-run continues from its checkpoint
     if not cell.sanm:
         args.append("--no-sanm")
     if cell.method in budget.warmup_epochs:
@@ -179,7 +179,7 @@ def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
         os.makedirs(run_dir, exist_ok=True)
         command = [sys.executable, "-m", "keras_sanm.cli",
                    *train_arguments(budget, cell, data_dir, run_dir)]
-        with open(os.path.join(run_dir, "train.log"), "w") as log:
+        with open(os.path.join(run_dir, "train.log"), "a") as log:
             code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
         if code:
             raise RuntimeError(f"{cell.name} failed (exit {code}); see {run_dir}/train.log")

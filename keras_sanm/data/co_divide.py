@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from keras_sanm.data.augment import weak_augment
-from keras_sanm.data.indexed_dataset import EvalView
+from keras_sanm.data.indexed_dataset import EvalView, check_fingerprint, data_fingerprint
 from keras_sanm.data.normalization import normalize_images
 from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
 from keras_sanm.validation import check_images, check_labels
@@ -109,6 +111,20 @@ class CoDivideData:
     def __len__(self) -> int:
         return len(self.images)
 
+    def get_state(self) -> dict:
+        """What a resumed run needs: the random state and the clean probabilities."""
+        return {
+            "rng": self.rng.bit_generator.state,
+            "label_quality": self.label_quality,
+            "fingerprint": data_fingerprint(self.images, self.labels),
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Restores `get_state()`, after checking it belongs to the same data."""
+        check_fingerprint(state["fingerprint"], data_fingerprint(self.images, self.labels))
+        self.rng.bit_generator.state = state["rng"]
+        self.label_quality = np.asarray(state["label_quality"], dtype=np.float32)
+
     def eval_view(self, batch_size: int = 512):
         """All samples in index order, unaugmented, as `(images,)` batches."""
         return EvalView(self, batch_size)
@@ -169,8 +185,23 @@ class CoDivideData:
         batch = self.batch_size
         labeled, unlabeled = self.split(network, threshold)
         if len(labeled) == 0:
+            warnings.warn(
+                f"Epoch {epoch}: network {network + 1}'s peer gives no sample a clean "
+                f"probability above threshold={threshold}, so its labeled set is empty; it "
+                f"trains on the {batch} most probably clean samples as labeled. If this "
+                "repeats, the networks do not separate clean from wrong labels: lengthen "
+                "the warm-up, lower `threshold`, or check the labels.",
+                stacklevel=2,
+            )
             labeled = np.argsort(-self.label_quality[1 - network], kind="stable")[:batch]
         if len(unlabeled) == 0:
+            warnings.warn(
+                f"Epoch {epoch}: network {network + 1}'s peer puts every sample above "
+                f"threshold={threshold}, so its unlabeled set is empty; unlabeled rows are "
+                "drawn from all samples. Expected when labels are nearly clean; with noisy "
+                "labels the warm-up has probably memorised them: shorten it.",
+                stacklevel=2,
+            )
             unlabeled = np.arange(len(self.images))
         steps = -(-len(labeled) // batch)
         order = self.rng.permutation(labeled)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import keras
@@ -12,6 +13,26 @@ from keras_sanm.data.normalization import normalize_images
 from keras_sanm.validation import check_images, check_labels
 
 AUGMENTATIONS = {None: None, "none": None, "weak": weak_augment}
+
+
+def data_fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
+    """A short digest of a training set: shapes, labels and a sample of pixels."""
+    digest = hashlib.sha256()
+    digest.update(repr((images.shape, str(images.dtype))).encode())
+    digest.update(np.ascontiguousarray(labels).tobytes())
+    step = max(1, len(images) // 64)
+    digest.update(np.ascontiguousarray(images[::step]).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_fingerprint(saved: str, current: str) -> None:
+    """Refuses to restore training state into different training data."""
+    if saved != current:
+        raise ValueError(
+            "The checkpoint was written for different training data (images or noisy "
+            "labels differ). Resume with the same data, noise file and seed, or start "
+            "a new run in another folder."
+        )
 
 
 class IndexedDataset(keras.utils.PyDataset):
@@ -79,11 +100,19 @@ class IndexedDataset(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.rng = np.random.default_rng(seed)
         self.label_quality = np.ones(len(self.images), dtype=np.float32)
-        self.order = self._new_order()
+        self._order = self._new_order()
+        self._order_stale = False
 
     def _new_order(self):
         n = len(self.images)
         return self.rng.permutation(n) if self.shuffle else np.arange(n)
+
+    @property
+    def order(self) -> np.ndarray:
+        """This epoch's sample order, drawn when first needed after `on_epoch_end`."""
+        if self._order_stale:
+            self._order, self._order_stale = self._new_order(), False
+        return self._order
 
     def __len__(self) -> int:
         return len(self.images) // self.batch_size
@@ -111,7 +140,32 @@ class IndexedDataset(keras.utils.PyDataset):
         )
 
     def on_epoch_end(self):
-        self.order = self._new_order()
+        # The next order is drawn lazily: Keras may signal the end of an epoch
+        # more than once (e.g. when fit starts), and a resumed run must draw
+        # the same orders as an uninterrupted one.
+        self._order_stale = True
+
+    def get_state(self) -> dict:
+        """What a resumed run needs: random state, order and label quality.
+
+        Returns:
+            A dict of JSON values and numpy arrays (see `set_state`).
+        """
+        return {
+            "rng": self.rng.bit_generator.state,
+            "order": self._order,
+            "order_stale": self._order_stale,
+            "label_quality": self.label_quality,
+            "fingerprint": data_fingerprint(self.images, self.labels),
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Restores `get_state()`, after checking it belongs to the same data."""
+        check_fingerprint(state["fingerprint"], data_fingerprint(self.images, self.labels))
+        self.rng.bit_generator.state = state["rng"]
+        self._order = np.asarray(state["order"])
+        self._order_stale = bool(state["order_stale"])
+        self.label_quality = np.asarray(state["label_quality"], dtype=np.float32)
 
     def eval_view(self, batch_size: int | None = None) -> "EvalView":
         """All samples in index order, unaugmented, as `(images,)` batches."""

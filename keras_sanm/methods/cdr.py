@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 from keras_sanm.methods.ce import CrossEntropyTrainer, SANMCrossEntropyTrainer
@@ -63,6 +64,9 @@ class _CriticalParameters:
             raise ValueError(f"noise_rate must be in [0, 1); got {noise_rate}.")
         self.noise_rate = float(noise_rate)
 
+    def get_config(self) -> dict:
+        return {**super().get_config(), "noise_rate": self.noise_rate}
+
     def critical_positions(self) -> list[int]:
         """Positions, among the step's variables, of the pooled network kernels."""
         network = {id(v) for v in self.network.trainable_variables}
@@ -93,6 +97,7 @@ _CDR_OPTIMIZER = {
 }
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
 class CDRTrainer(_CriticalParameters, CrossEntropyTrainer):
     """CDR: cross-entropy where only critical parameters learn from the labels.
 
@@ -120,6 +125,7 @@ class CDRTrainer(_CriticalParameters, CrossEntropyTrainer):
     reference_epochs = 200
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
 class SANMCDRTrainer(_CriticalParameters, SANMCrossEntropyTrainer):
     """SANM(CDR) (methods.md §1.10, PROPOSAL): SANM(CE)'s loss with CDR's update rule.
 

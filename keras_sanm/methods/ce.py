@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 from keras_sanm import losses
@@ -14,6 +15,7 @@ from keras_sanm.label_quality import (
 from keras_sanm.trainer import NoisyLabelTrainer
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
 class CrossEntropyTrainer(NoisyLabelTrainer):
     """Plain cross-entropy on the given (noisy) labels.
 
@@ -27,6 +29,7 @@ class CrossEntropyTrainer(NoisyLabelTrainer):
         return self.cross_entropy_logs(data[0], data[1], training=True)
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
 class SANMCrossEntropyTrainer(NoisyLabelTrainer):
     """SANM(CE): cross-entropy on clean, peak-masked and valley-masked images.
 

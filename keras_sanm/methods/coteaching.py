@@ -48,6 +48,7 @@ def forget_rate_at(epoch: int, forget_rate: float, gradual_epochs: int = 10,
     return float(forget_rate)
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
 class CoteachingTrainer(TwoNetworkTrainer):
     """Co-teaching: two networks teach each other which samples to trust.
 
@@ -124,6 +125,16 @@ class CoteachingTrainer(TwoNetworkTrainer):
             shape=(), initializer="zeros", trainable=False, name="forget_rate"
         )
 
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "forget_rate": self.final_forget_rate,
+            "gradual_epochs": self.gradual_epochs,
+            "exponent": self.exponent,
+            "decay_start": self.decay_start,
+            "total_epochs": self.total_epochs,
+        }
+
     def forget_rate_at(self, epoch: int) -> float:
         """The forget rate of Keras epoch `epoch`."""
         return forget_rate_at(epoch, self.final_forget_rate, self.gradual_epochs, self.exponent)
@@ -175,6 +186,7 @@ class CoteachingTrainer(TwoNetworkTrainer):
         return [ForgetRateSchedule(self.forget_rate_at)] + super().method_callbacks(source)
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
 class SANMCoteachingTrainer(CoteachingTrainer):
     """SANM(Co-teaching) (methods.md §1.10, PROPOSAL: no official code).
 

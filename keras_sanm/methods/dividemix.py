@@ -16,6 +16,7 @@ from keras_sanm.masking import modulate_labels
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
 class DivideMixTrainer(AlternatingTrainer):
     """DivideMix: two networks that divide the data for each other.
 
@@ -114,6 +115,23 @@ class DivideMixTrainer(AlternatingTrainer):
         self.warmup_clip_norm = warmup_clip_norm
         self.epochs = int(epochs)
         self.mix_seed = keras.random.SeedGenerator(seed=self.seed)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "warmup_epochs": self.warmup_epochs,
+            "lambda_u": self.lambda_u,
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            "temperature": self.temperature,
+            "confidence_penalty": self.use_confidence_penalty,
+            "history_length": self.history_length,
+            "rampup_length": self.rampup_length,
+            "batch_size": self.batch_size,
+            "warmup_batch_size": self.warmup_batch_size,
+            "warmup_clip_norm": self.warmup_clip_norm,
+            "epochs": self.epochs,
+        }
 
     def epoch_log_names(self) -> list[str]:
         names = super().epoch_log_names()
@@ -297,6 +315,7 @@ def sanm_mixmatch_groups(labeled_views, unlabeled_views, peak, valley, t_x, t_u,
     return inputs, targets
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
 class SANMDivideMixTrainer(DivideMixTrainer):
     """SANM(DivideMix): the reference CIFAR batch of `SANM-code` (methods.md §1.9).
 

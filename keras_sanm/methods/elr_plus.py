@@ -38,6 +38,7 @@ def elr_regulariser(logits, ensemble_targets):
     return ops.mean(ops.log(1.0 - agreement))
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
 class ELRPlusTrainer(AlternatingTrainer):
     """ELR+: early-learning regularisation with two networks, weight averages and mixup.
 
@@ -147,6 +148,22 @@ class ELRPlusTrainer(AlternatingTrainer):
             averages_per_network.append(averages)
         # Tracked once, as the model's weights; held here by network.
         self._held.averages = averages_per_network
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "num_samples": self.num_samples,
+            "beta": self.beta,
+            "lambda_elr": self.lambda_elr,
+            "alpha": self.alpha,
+            "coef_step": self.coef_step,
+            "ema_decay": self.ema_decay,
+            "ema_step": self.ema_step,
+            "target_weighted_labels": self.target_weighted_labels,
+            "batch_size": self.batch_size,
+            "drop_epoch": self.drop_epoch,
+            "epochs": self.epochs,
+        }
 
     def default_optimizer(self):
         optimizer = keras.optimizers.SGD(learning_rate=0.02, momentum=0.9)
@@ -269,6 +286,7 @@ class ELRPlusTrainer(AlternatingTrainer):
         return plan
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
 class SANMELRPlusTrainer(ELRPlusTrainer):
     """SANM(ELR+) (methods.md §1.10, PROPOSAL: no official code).
 

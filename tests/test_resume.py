@@ -1,0 +1,99 @@
+"""Kill-and-resume: a `keras-sanm train --resume` run killed mid-way ends as an uninterrupted one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_sanm
+from keras_sanm import cli
+from conftest import write_jpeg_npz
+
+# Kills the process (SIGKILL, no clean-up) at a chosen moment, then runs the CLI.
+KILLER = """
+import os, signal, sys
+import keras_sanm.data.indexed_dataset as indexed, keras_sanm.callbacks as callbacks
+from keras_sanm import cli
+kind, when = sys.argv[1], int(sys.argv[2])
+if kind == "batch":  # inside an epoch: when the training data builds batch number `when`
+    original, calls = indexed.IndexedDataset.batch_at, [0]
+    def batch_at(self, indices):
+        calls[0] += 1
+        if calls[0] == when:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, indices)
+    indexed.IndexedDataset.batch_at = batch_at
+elif kind == "split":  # right after DivideMix's GMM split of epoch `when`
+    original = callbacks.CoDivide.on_epoch_begin
+    def on_epoch_begin(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == when:
+            os.kill(os.getpid(), signal.SIGKILL)
+    callbacks.CoDivide.on_epoch_begin = on_epoch_begin
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+
+def train(args, kill=("none", 0)):
+    """`keras-sanm train ARGS` in a subprocess, killed as `kill` says."""
+    # (conftest's JAX compilation cache lets the runs of a case compile once.)
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+    return subprocess.run(
+        [sys.executable, "-c", KILLER, kill[0], str(kill[1]), "train", *args],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def saved_state(run_dir):
+    model = keras_sanm.load_model(str(run_dir / "model.keras"))
+    return [keras.ops.convert_to_numpy(v) for v in model.variables + model.optimizer.variables]
+
+
+CASES = {
+    # SANM(CE) through Keras' fit: killed at its 7th batch, i.e. inside epoch 1 (4 per epoch).
+    "ce": (["--method", "ce", "--batch-size", "16"], ("batch", 7), 1),
+    # DivideMix, own epoch loop: killed right after the co-divide of epoch 2. (SANM's
+    # extra state, masks' seeds and decoders, is covered by the SANM(CE) case.)
+    "dividemix": (["--method", "dividemix", "--no-sanm", "--batch-size", "8",
+                   "--warmup-epochs", "1"],
+                  ("split", 2), 2),
+}
+
+
+@pytest.mark.parametrize("method", sorted(CASES))
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, method):
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz", n_train=64, n_test=16)
+    extra, kill, checkpointed = CASES[method]
+    common = ["--data-dir", str(tmp_path), "--noise", "sym:0.5", "--backbone", "small_cnn",
+              "--epochs", "3", "--seed", "3", "--verbose", "0", "--resume", *extra]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert cli.main(["train", *common, "--output", str(whole)]) == 0  # in-process: uninterrupted
+
+    killed = train([*common, "--output", str(broken)], kill=kill)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert not (broken / "summary.json").exists()
+    pointer = json.loads((broken / "checkpoint" / "latest.json").read_text())
+    assert pointer["epoch"] == checkpointed
+
+    with pytest.raises(SystemExit, match="--resume to continue it"):  # never overwritten
+        cli.main(["train", *[a for a in common if a != "--resume"], "--output", str(broken)])
+
+    resumed = train([*common, "--output", str(broken)])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from the checkpoint after epoch {checkpointed}" in resumed.stdout
+
+    # Same per-epoch logs (test accuracy, losses, splits), bit for bit, and same final state.
+    np.testing.assert_equal(json.loads((broken / "history.json").read_text()),
+                            json.loads((whole / "history.json").read_text()))
+    assert (broken / "log.csv").read_text() == (whole / "log.csv").read_text()
+    for a, b in zip(saved_state(broken), saved_state(whole), strict=True):
+        np.testing.assert_array_equal(a, b)
+    summary = json.loads((broken / "summary.json").read_text())
+    assert summary["resumed_from_epoch"] == checkpointed
+    noise_files = [f for f in os.listdir(broken) if f.endswith("_sym.json")]
+    assert len(noise_files) == 1  # the noise file sits beside the log
