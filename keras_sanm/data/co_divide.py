@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from keras_sanm.data.augment import weak_augment
-from keras_sanm.data.indexed_dataset import EvalView, check_fingerprint, data_fingerprint
+from keras_sanm.data.indexed_dataset import EvalView, restore_sampling_state, sampling_state
 from keras_sanm.data.normalization import normalize_images
 from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
 from keras_sanm.validation import check_images, check_labels
@@ -113,17 +113,11 @@ class CoDivideData:
 
     def get_state(self) -> dict:
         """What a resumed run needs: the random state and the clean probabilities."""
-        return {
-            "rng": self.rng.bit_generator.state,
-            "label_quality": self.label_quality,
-            "fingerprint": data_fingerprint(self.images, self.labels),
-        }
+        return sampling_state(self)
 
     def set_state(self, state: dict) -> None:
         """Restores `get_state()`, after checking it belongs to the same data."""
-        check_fingerprint(state["fingerprint"], data_fingerprint(self.images, self.labels))
-        self.rng.bit_generator.state = state["rng"]
-        self.label_quality = np.asarray(state["label_quality"], dtype=np.float32)
+        restore_sampling_state(self, state)
 
     def eval_view(self, batch_size: int = 512):
         """All samples in index order, unaugmented, as `(images,)` batches."""

@@ -25,14 +25,26 @@ def data_fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
-def check_fingerprint(saved: str, current: str) -> None:
-    """Refuses to restore training state into different training data."""
-    if saved != current:
+def sampling_state(data) -> dict:
+    """The resumable state every indexed training set has: random state, clean
+    probabilities and a fingerprint of its images and labels."""
+    return {
+        "rng": data.rng.bit_generator.state,
+        "label_quality": data.label_quality,
+        "fingerprint": data_fingerprint(data.images, data.labels),
+    }
+
+
+def restore_sampling_state(data, state: dict) -> None:
+    """Inverse of `sampling_state`; refuses state written for different training data."""
+    if state["fingerprint"] != data_fingerprint(data.images, data.labels):
         raise ValueError(
             "The checkpoint was written for different training data (images or noisy "
             "labels differ). Resume with the same data, noise file and seed, or start "
             "a new run in another folder."
         )
+    data.rng.bit_generator.state = state["rng"]
+    data.label_quality = np.asarray(state["label_quality"], dtype=np.float32)
 
 
 class IndexedDataset(keras.utils.PyDataset):
@@ -151,21 +163,13 @@ class IndexedDataset(keras.utils.PyDataset):
         Returns:
             A dict of JSON values and numpy arrays (see `set_state`).
         """
-        return {
-            "rng": self.rng.bit_generator.state,
-            "order": self._order,
-            "order_stale": self._order_stale,
-            "label_quality": self.label_quality,
-            "fingerprint": data_fingerprint(self.images, self.labels),
-        }
+        return {**sampling_state(self), "order": self._order, "order_stale": self._order_stale}
 
     def set_state(self, state: dict) -> None:
         """Restores `get_state()`, after checking it belongs to the same data."""
-        check_fingerprint(state["fingerprint"], data_fingerprint(self.images, self.labels))
-        self.rng.bit_generator.state = state["rng"]
+        restore_sampling_state(self, state)
         self._order = np.asarray(state["order"])
         self._order_stale = bool(state["order_stale"])
-        self.label_quality = np.asarray(state["label_quality"], dtype=np.float32)
 
     def eval_view(self, batch_size: int | None = None) -> "EvalView":
         """All samples in index order, unaugmented, as `(images,)` batches."""
