@@ -1,4 +1,5 @@
-"""Command line: `keras-sanm train`, `keras-sanm demo` and `keras-sanm bench speed|accuracy`."""
+"""Command line: `keras-sanm train`, `keras-sanm demo`, `keras-sanm plot` and
+`keras-sanm bench speed|accuracy`."""
 
 from __future__ import annotations
 
@@ -73,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--backend", choices=BACKENDS, default=None)
     demo.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
+
+    plot = sub.add_parser(
+        "plot", help="write a run's figures as PNG: curves, activation maps, reconstructions")
+    plot.add_argument("run_dir", help="a `keras-sanm train` output folder")
+    plot.add_argument("--compare", default=None,
+                      help="another run on the same data, drawn beside it (e.g. CE next to SANM(CE))")
+    plot.add_argument("--data-dir", default=None,
+                      help="the run's dataset folder (default: the one recorded in summary.json)")
+    plot.add_argument("--output", default=None, help="figure folder (default RUN_DIR/figures)")
+    plot.add_argument("--samples", type=int, default=4,
+                      help="training samples per group (correct / wrong label) in the image figures")
+    plot.add_argument("--seed", type=int, default=0)
+    plot.add_argument("--backend", choices=BACKENDS, default=None)
 
     bench = sub.add_parser(
         "bench", help="speed (step time and memory per method and backend) or accuracy (CIFAR-10 grid)",
@@ -275,6 +289,7 @@ def train_command(args) -> dict:
         "train_samples_per_second": trained_epochs * len(noisy) / max(seconds, 1e-9),
         "noise_file": noise_path,
         "resumed_from_epoch": None if checkpoint is None else checkpoint["epoch"],
+        "data_dir": None if args.data_dir is None else os.path.abspath(args.data_dir),
     }
     with open(os.path.join(out_dir, "history.json"), "w") as f:
         json.dump({k: [float(x) for x in v] for k, v in history.items()}, f, indent=1)
@@ -343,6 +358,25 @@ def demo_command(args) -> dict:
     return results
 
 
+def plot_command(args) -> dict:
+    from keras_sanm.viz import plot_run
+
+    if not os.path.isdir(args.run_dir):
+        raise SystemExit(f"{args.run_dir} is not a folder.")
+    if args.samples < 1:
+        raise SystemExit("--samples must be at least 1.")
+    try:
+        result = plot_run(args.run_dir, args.output, args.data_dir, args.compare,
+                          args.samples, args.seed)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(str(error)) from None
+    for path in result["written"]:
+        print(f"wrote {path}")
+    for name, reason in result["skipped"].items():
+        print(f"skipped {name}: {reason}")
+    return result
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "bench":
@@ -353,10 +387,8 @@ def main(argv=None) -> int:
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
             raise SystemExit("--backend must be chosen before Keras is imported.")
         os.environ["KERAS_BACKEND"] = args.backend
-    if args.command == "train":
-        train_command(args)
-    else:
-        demo_command(args)
+    commands = {"train": train_command, "demo": demo_command, "plot": plot_command}
+    commands[args.command](args)
     return 0
 
 

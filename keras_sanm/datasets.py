@@ -89,11 +89,29 @@ def _load_local(path, train_size, test_size, seed):
     )
 
 
-def _load_tfds(tfds_name, data_dir, noisy_key, train_size, test_size, seed):
+def _tfds_split(tfds_name, split, data_dir, keys, download):
+    """One split as numpy arrays of `keys`, read in batches (only the needed features)."""
     import tensorflow_datasets as tfds
 
-    splits = tfds.load(tfds_name, split=["train", "test"], batch_size=-1, data_dir=data_dir)
-    train, test = (tfds.as_numpy(s) for s in splits)
+    dataset = tfds.load(tfds_name, split=split, data_dir=data_dir, download=download)
+    dataset = dataset.map(lambda example: {key: example[key] for key in keys}).batch(10_000)
+    parts = list(tfds.as_numpy(dataset))
+    return {key: np.concatenate([part[key] for part in parts]) for key in keys}
+
+
+def _load_tfds(tfds_name, data_dir, noisy_key, train_size, test_size, seed, download=True):
+    keys = ["image", "label"]
+    try:
+        train = _tfds_split(tfds_name, "train", data_dir, keys + ([noisy_key] if noisy_key else []),
+                            download)
+        test = _tfds_split(tfds_name, "test", data_dir, keys, download)
+    except AssertionError as error:  # tfds' "could not find data" with download=False
+        if download:
+            raise
+        raise FileNotFoundError(
+            f"{tfds_name} is neither a {tfds_name}_jpeg.npz in {data_dir} nor prepared in "
+            f"that tensorflow-datasets folder ({error})"
+        ) from None
     tr = _subset(len(train["label"]), train_size, seed)
     te = _subset(len(test["label"]), test_size, seed + 1)
     noisy = train[noisy_key][tr].astype(np.int64) if noisy_key else None
@@ -110,6 +128,7 @@ def load(
     test_size: int | None = None,
     noisy_label_key: str | None = None,
     seed: int = 0,
+    download: bool = True,
 ) -> ImageDataset:
     """Loads a dataset as uint8 arrays.
 
@@ -127,6 +146,8 @@ def load(
         noisy_label_key: CIFAR-N label set (`worse_label`, `aggre_label`,
             `random_label1..3` for CIFAR-10N; `noise_label` for CIFAR-100N).
         seed: seed of the subset draw.
+        download: let tensorflow-datasets download and prepare a dataset it
+            does not find (`False`: raise `FileNotFoundError` instead).
 
     Returns:
         An `ImageDataset`.
@@ -146,7 +167,7 @@ def load(
             raise ValueError(f"{name} is only available through tensorflow-datasets.")
         parts = _load_local(local, train_size, test_size, seed)
     else:
-        parts = _load_tfds(tfds_name, data_dir, noisy_key, train_size, test_size, seed)
+        parts = _load_tfds(tfds_name, data_dir, noisy_key, train_size, test_size, seed, download)
     x_train, y_train, x_test, y_test, noisy = parts
     mean, std = NORMALIZATION[name]
     return ImageDataset(name, x_train, y_train, x_test, y_test, num_classes, mean, std, noisy)

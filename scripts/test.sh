@@ -6,7 +6,7 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # The pinned CPU wheel first, so nothing pulls CUDA builds of torch.
 .venv/bin/pip install -q "torch==2.13.0"
-.venv/bin/pip install -q -e ".[jax,torch,tensorflow,dev]"
+.venv/bin/pip install -q -e ".[jax,torch,tensorflow,tfds,dev]"
 status=0
 for backend in jax torch tensorflow; do
   echo "=== KERAS_BACKEND=$backend"

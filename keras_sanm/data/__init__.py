@@ -1,7 +1,8 @@
-"""Data: noise injection, noise files, sample-indexed training batches, augmentation."""
+"""Data: image folders, noise injection, noise files, sample-indexed training batches, augmentation."""
 
 from keras_sanm.data.augment import weak_augment
 from keras_sanm.data.co_divide import CoDivideData
+from keras_sanm.data.image_folder import LabeledImages, load_image_folder
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.data.noise import (
     asymmetric_map,
@@ -17,10 +18,12 @@ from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, w
 __all__ = [
     "CoDivideData",
     "IndexedDataset",
+    "LabeledImages",
     "NORMALIZATION",
     "asymmetric_map",
     "autoaugment_view",
     "inject_noise",
+    "load_image_folder",
     "load_noise_file",
     "noise_file_name",
     "noisy_labels_from_file",

@@ -1,0 +1,106 @@
+"""The notebooks in examples/ run top to bottom at a tiny size, on the current backend."""
+
+import json
+import os
+
+import keras
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import write_jpeg_npz
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
+
+
+def run_notebook(name, overrides, cwd, before_setup=""):
+    """Executes `examples/<name>.ipynb` with `overrides` injected after its parameters cell.
+
+    Returns:
+        `(RESULTS, notebook)`: the notebook's `RESULTS` dict and the executed notebook.
+    """
+    notebook = nbformat.read(os.path.join(EXAMPLES, f"{name}.ipynb"), as_version=4)
+    tagged = [i for i, cell in enumerate(notebook.cells)
+              if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, "a notebook has exactly one cell tagged `parameters`"
+    overrides = dict(overrides, BACKEND=keras.backend.backend())
+    injected = "\n".join(f"{key} = {value!r}" for key, value in overrides.items())
+    cells = [nbformat.v4.new_code_cell(injected)]
+    if before_setup:
+        cells.append(nbformat.v4.new_code_cell(before_setup))
+    notebook.cells[tagged[0] + 1:tagged[0] + 1] = cells
+    notebook.cells.append(nbformat.v4.new_code_cell(
+        'import json; print("RESULTS=" + json.dumps(RESULTS))'))
+    NotebookClient(notebook, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            assert output.get("output_type") != "error", output
+    text = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)
+    return json.loads(text.split("RESULTS=", 1)[1]), notebook
+
+
+def figures(notebook) -> int:
+    """Number of PNG images the notebook displayed."""
+    return sum("image/png" in output.get("data", {})
+               for cell in notebook.cells for output in cell.get("outputs", []))
+
+
+def test_notebooks_have_a_parameters_cell_and_no_outputs():
+    names = sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".ipynb"))
+    assert len(names) == 4
+    for name in names:
+        notebook = nbformat.read(os.path.join(EXAMPLES, name), as_version=4)
+        nbformat.validate(notebook)
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert "parameters" in code[0].metadata.get("tags", []), name
+        assert "BACKEND" in code[0].source and "KERAS_BACKEND" in code[1].source, name
+        assert all(not cell.outputs and cell.execution_count is None for cell in code), name
+
+
+def test_quickstart(tmp_path):
+    results, notebook = run_notebook("01_quickstart", {"EPOCHS": 3, "TRAIN_SIZE": 256}, tmp_path)
+    for key in ("sanm_test_accuracy", "ce_test_accuracy"):
+        assert 0.0 <= results[key] <= 1.0
+    assert 0 <= results["issues"] <= 256
+    assert figures(notebook) == 2  # training curves and activation maps
+
+
+def test_cifar10_synthetic_noise(tmp_path):
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz", n_train=128, n_test=32)
+    results, notebook = run_notebook("02_cifar10_synthetic_noise", {
+        "DATA_DIR": str(tmp_path), "EPOCHS": 2, "WARMUP_EPOCHS": 1, "BACKBONE": "small_cnn",
+    }, tmp_path)
+    assert sorted(results) == ["CE", "SANM(CE)", "SANM(DivideMix)"]
+    for result in results.values():
+        assert result["epochs"] == 2 and 0.0 <= result["last_test_accuracy"] <= 1.0
+    assert figures(notebook) == 3  # curves, activation maps, reconstructions
+
+
+# tfds' mock data (random images and labels in cifar10_n's format) stands in for
+# CIFAR-10N, which the tests cannot download.
+MOCK_TFDS = """import tensorflow_datasets as tfds
+_mock = tfds.testing.mock_data(num_examples=128)
+_mock.__enter__()"""
+
+
+def test_cifar10n_real_noise(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    results, notebook = run_notebook("03_cifar10n_real_noise", {
+        "EPOCHS": 2, "WARMUP_EPOCHS": 1, "BACKBONE": "small_cnn", "TEST_SIZE": 32,
+    }, tmp_path, before_setup=MOCK_TFDS)
+    assert 0.0 <= results["last_test_accuracy"] <= 1.0
+    assert 0.5 < results["noise_rate"] < 1.0  # random mock labels: mostly "wrong"
+    assert 0.0 <= results["detection_auc"] <= 1.0
+    assert figures(notebook) == 2
+
+
+def test_your_own_images(tmp_path):
+    results, notebook = run_notebook("04_your_own_images", {
+        "EPOCHS": 2, "EXAMPLE_SIZE": 60, "IMAGE_SIZE": (16, 16), "BACKBONE": "small_cnn",
+    }, tmp_path)
+    assert results["reload_matches"] is True
+    assert 0.0 <= results["last_test_accuracy"] <= 1.0
+    assert (tmp_path / "example_images" / "labels.csv").exists()
+    assert (tmp_path / "my_model.keras").exists()
+    assert figures(notebook) == 2
