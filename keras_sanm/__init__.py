@@ -14,6 +14,8 @@ Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
   `reconstruction_loss`: SANM's components as layers and functions.
 * `backbones` (`PreActResNet18`, `CNN9`), `data` (`inject_noise`,
   `IndexedDataset`, ...), `datasets` (`load`), `masking`, `label_quality`.
+* `distribution`: `data_parallel()` trains on several devices through the
+  backend's own engine (JAX DataParallel, TF MirroredStrategy, torchrun).
 * `viz`: activation maps with SANM's boxes, reconstructions and training
   curves as matplotlib figures; `viz.plot_run(run_dir)` writes a run's PNGs.
 """
@@ -35,7 +37,7 @@ _ATTRIBUTES = {
 }
 _SUBMODULES = (
     "backbones", "data", "datasets", "masking", "label_quality", "label_issues", "callbacks",
-    "presets", "viz",
+    "presets", "viz", "distribution",
 )
 
 __all__ = ["__version__", *_ATTRIBUTES, *_SUBMODULES]

@@ -8,6 +8,8 @@ import functools
 import keras
 from keras import ops
 
+from keras_sanm.backend import distribute_batch
+from keras_sanm.distribution import check_batch_size
 from keras_sanm.two_networks import TwoNetworkTrainer
 from keras_sanm.validation import check_class_count
 
@@ -138,6 +140,8 @@ class AlternatingTrainer(TwoNetworkTrainer):
         self.build()
         epochs = self.epochs if epochs is None else int(epochs)
         data = self.training_data(x, y, batch_size)
+        check_batch_size(data.batch_size)
+        check_batch_size(getattr(data, "warmup_batch_size", None), "warmup_batch_size")
         verbose = 1 if verbose == "auto" else verbose
         # Called directly (not through a CallbackList, which copies the logs)
         # so that their epoch statistics reach the user's callbacks.
@@ -172,15 +176,16 @@ class AlternatingTrainer(TwoNetworkTrainer):
                         if i + 1 < len(steps):
                             pending = loader.submit(make_batch, steps[i + 1])
                         user.on_train_batch_begin(step)
-                        logs = self.train_on_batch(batch, return_dict=True)
+                        logs = self.train_on_batch(distribute_batch(self, batch), return_dict=True)
                         method.on_train_batch_end(step, logs)
                         user.on_train_batch_end(step, logs)
                         step += 1
                 # Every epoch logs the same keys (NaN for terms of the other
                 # phase), so CSV logs and History stay aligned.
                 epoch_logs = {
-                    name: (float(self._trackers[name].result())
-                           if float(self._trackers[name].count) > 0 else float("nan"))
+                    name: (float(ops.convert_to_numpy(self._trackers[name].result()))
+                           if float(ops.convert_to_numpy(self._trackers[name].count)) > 0
+                           else float("nan"))
                     for name in self.epoch_log_names()
                 }
                 if validation_data is not None:

@@ -12,6 +12,7 @@ from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFinit
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.data.normalization import normalize_images
 from keras_sanm.decoder import reconstruction_loss
+from keras_sanm.distribution import check_batch_size
 from keras_sanm.label_quality import (
     clean_probability,
     per_sample_cross_entropy,
@@ -494,6 +495,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         if "sample_weight" in kwargs or "class_weight" in kwargs:
             raise ValueError("sample_weight/class_weight are not supported by the wrappers.")
         source = self.training_source(x, y, batch_size, shuffle)
+        check_batch_size(getattr(source, "batch_size", None))
         method = self.method_callbacks(source)
         self.start_fit(source, method)
         return super().fit(source, epochs=epochs, callbacks=method + list(callbacks or []),

@@ -19,6 +19,13 @@ may train a subset of its variables with its own optimizer per step
 (`step_variables()`, two networks in turn). `no_gradient()` marks forward
 passes whose outputs are only used under `ops.stop_gradient` (targets,
 guesses), so PyTorch does not record them.
+
+Data parallelism goes through each backend's own engine: `replica_count()`
+is the number of data-parallel replicas, `gather_replicas(x)` concatenates
+a per-replica value over the replicas inside a step (for per-sample state
+written by sample index), and `distribute_batch(model, batch)` splits a
+global batch for `train_on_batch` where Keras does not (see
+keras_sanm/distribution.py and docs/multi_device.md).
 """
 
 import keras
@@ -26,11 +33,29 @@ import keras
 _BACKEND = keras.backend.backend()
 
 if _BACKEND == "jax":
-    from keras_sanm.backend.jax import TrainStep, no_gradient
+    from keras_sanm.backend.jax import (
+        TrainStep,
+        distribute_batch,
+        gather_replicas,
+        no_gradient,
+        replica_count,
+    )
 elif _BACKEND == "tensorflow":
-    from keras_sanm.backend.tensorflow import TrainStep, no_gradient
+    from keras_sanm.backend.tensorflow import (
+        TrainStep,
+        distribute_batch,
+        gather_replicas,
+        no_gradient,
+        replica_count,
+    )
 elif _BACKEND == "torch":
-    from keras_sanm.backend.torch import TrainStep, no_gradient
+    from keras_sanm.backend.torch import (
+        TrainStep,
+        distribute_batch,
+        gather_replicas,
+        no_gradient,
+        replica_count,
+    )
 else:  # pragma: no cover - depends on the environment
     raise ImportError(
         f"keras_sanm supports the jax, tensorflow and torch backends; "
@@ -43,4 +68,11 @@ else:  # pragma: no cover - depends on the environment
 # (PyTorch) and TensorFlow's own kernels are faster with the native op.
 SUBPIXEL_TRANSPOSED_CONV = _BACKEND == "jax"
 
-__all__ = ["SUBPIXEL_TRANSPOSED_CONV", "TrainStep", "no_gradient"]
+__all__ = [
+    "SUBPIXEL_TRANSPOSED_CONV",
+    "TrainStep",
+    "distribute_batch",
+    "gather_replicas",
+    "no_gradient",
+    "replica_count",
+]

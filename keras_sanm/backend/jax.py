@@ -1,9 +1,45 @@
-"""JAX: gradients with `jax.value_and_grad` over a stateless call of the method."""
+"""JAX: gradients with `jax.value_and_grad` over a stateless call of the method.
+
+Data parallelism is Keras' distribution API (`keras.distribution.DataParallel`):
+the jitted step is one global (SPMD) program over the batch sharded across
+devices, so gradients, batch statistics and per-sample state updates are
+those of the single-device step; XLA inserts the cross-device reductions.
+"""
 
 import contextlib
 
 import jax
 import keras
+import numpy as np
+
+
+def replica_count() -> int:
+    """Devices the batch dimension is split over by the current Keras distribution."""
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return 1
+    mesh = distribution.device_mesh
+    name = distribution.batch_dim_name
+    return int(mesh.shape[mesh.axis_names.index(name)]) if name in mesh.axis_names else 1
+
+
+def gather_replicas(value):
+    """Identity: a JAX step is one global program, each value already whole."""
+    return value
+
+
+def distribute_batch(model, batch):
+    """Checks the batch splits evenly; `train_on_batch` shards it itself."""
+    replicas = replica_count()
+    if replicas > 1:
+        for array in jax.tree_util.tree_leaves(batch):
+            if np.ndim(array) and np.shape(array)[0] % replicas:
+                raise ValueError(
+                    f"A batch part has {np.shape(array)[0]} rows, not divisible by the "
+                    f"{replicas} devices of the distribution; choose a batch size "
+                    f"divisible by {replicas}."
+                )
+    return batch
 
 
 def _stateless(variables, values, fn):

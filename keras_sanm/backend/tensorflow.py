@@ -1,8 +1,69 @@
-"""TensorFlow: gradients with `tf.GradientTape`, update with `optimizer.apply`."""
+"""TensorFlow: gradients with `tf.GradientTape`, update with `optimizer.apply`.
+
+Under `tf.distribute.MirroredStrategy` the step runs once per replica on its
+slice of the global batch: gradients are averaged across replicas before
+the method's gradient transforms (DDP semantics), and per-sample state
+updates are all-gathered so every replica writes the whole global batch.
+"""
 
 import contextlib
 
+import numpy as np
 import tensorflow as tf
+
+
+def replica_count() -> int:
+    """Data-parallel replicas of the current `tf.distribute` strategy (1 without one)."""
+    return int(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def _replicas_in_step() -> int:
+    """Replicas the traced step runs on (1 outside a replica context)."""
+    if tf.distribute.in_cross_replica_context():
+        return 1
+    return replica_count()
+
+
+def gather_replicas(value):
+    """`value` of every replica, concatenated along axis 0 in replica order.
+
+    Inside a multi-replica step each replica holds a slice of the global
+    batch; per-sample state (e.g. ELR+'s targets, updated by sample index)
+    is written from the gathered rows, so every replica writes the same
+    global update. Identity with one replica.
+    """
+    if _replicas_in_step() == 1:
+        return value
+    return tf.distribute.get_replica_context().all_gather(value, axis=0)
+
+
+def distribute_batch(model, batch):
+    """Splits a global batch (a structure of numpy arrays) across the replicas.
+
+    `fit` distributes its datasets itself; this is for steps run with
+    `train_on_batch` (the alternating methods' loop). Replica `r` gets rows
+    `[r * B / n, (r + 1) * B / n)` of every array, so the replicas' rows
+    concatenated in order are the global batch.
+    """
+    strategy = model.distribute_strategy
+    replicas = int(strategy.num_replicas_in_sync)
+    if replicas == 1:
+        return batch
+    flat = tf.nest.flatten(batch)
+    for array in flat:
+        if np.shape(array)[0] % replicas:
+            raise ValueError(
+                f"A batch part has {np.shape(array)[0]} rows, not divisible by the "
+                f"{replicas} replicas; choose a batch size divisible by {replicas}."
+            )
+
+    def replica_part(context):
+        r = context.replica_id_in_sync_group
+        parts = [np.asarray(a)[r * (len(a) // replicas):(r + 1) * (len(a) // replicas)]
+                 for a in flat]
+        return tf.nest.pack_sequence_as(batch, [tf.constant(p) for p in parts])
+
+    return strategy.experimental_distribute_values_from_function(replica_part)
 
 
 class TrainStep:
@@ -16,7 +77,15 @@ class TrainStep:
         grads = [
             tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)
         ]
+        replicas = _replicas_in_step()
+        if replicas > 1:
+            # Every replica transforms the global mean gradient (DDP semantics:
+            # clipping and CDR's top-k mask see the whole batch's gradient).
+            grads = tf.distribute.get_replica_context().all_reduce("MEAN", grads)
         grads = self.transform_gradients(grads, [v.value for v in variables])
+        if replicas > 1:
+            # Keras' optimizer sums the replicas' gradients in `apply`.
+            grads = [g / replicas for g in grads]
         optimizer.apply(grads, variables)
         if optimizer is not self.optimizer:
             self.optimizer.iterations.assign_add(1)

@@ -1,12 +1,117 @@
-"""PyTorch: gradients with `loss.backward()`, update with `optimizer.apply`."""
+"""PyTorch: gradients with `loss.backward()`, update with `optimizer.apply`.
 
+Keras has no distribution support for PyTorch, so data parallelism here is
+`torch.distributed` (one process per device, launched by `torchrun`; gloo on
+CPU, nccl on GPU) with DDP semantics: every process reads the same global
+batch and trains on its contiguous slice; gradients are averaged with one
+all-reduce before the method's gradient transforms; per-sample state
+updates are all-gathered; batch-normalisation statistics are averaged after
+each step, so every process holds the same model.
+"""
+
+import weakref
+
+import keras
 import torch
+
+# Models whose variables were broadcast from rank 0 by their first step.
+_SYNCED = weakref.WeakSet()
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def replica_count() -> int:
+    """Processes of the initialised `torch.distributed` group (1 without one)."""
+    return torch.distributed.get_world_size() if _distributed() else 1
+
+
+def gather_replicas(value):
+    """`value` of every process, concatenated along axis 0 in rank order (no gradient)."""
+    replicas = replica_count()
+    if replicas == 1:
+        return value
+    value = value.detach().contiguous()
+    parts = [torch.empty_like(value) for _ in range(replicas)]
+    torch.distributed.all_gather(parts, value)
+    return torch.cat(parts, dim=0)
+
+
+def distribute_batch(model, batch):
+    """Identity: each process slices the global batch inside the step."""
+    return batch
+
+
+def _local_rows(data, replicas: int):
+    """This process's contiguous slice of every batch-sized tensor of `data`."""
+    rank = torch.distributed.get_rank()
+
+    def part(x):
+        if x is None or not hasattr(x, "shape") or len(x.shape) == 0:
+            return x
+        if x.shape[0] % replicas:
+            raise ValueError(
+                f"A batch part has {x.shape[0]} rows, not divisible by the {replicas} "
+                f"processes; choose a batch size divisible by {replicas}."
+            )
+        size = x.shape[0] // replicas
+        return x[rank * size:(rank + 1) * size]
+
+    return keras.tree.map_structure(part, data)
+
+
+def _all_reduce_mean(tensors):
+    """Mean over processes of a list of tensors, with one all-reduce."""
+    if not tensors:
+        return tensors
+    flat = torch.cat([t.reshape(-1).to(torch.float32) for t in tensors])
+    torch.distributed.all_reduce(flat)
+    flat = flat / replica_count()
+    out, start = [], 0
+    for t in tensors:
+        out.append(flat[start:start + t.numel()].reshape(t.shape).to(t.dtype))
+        start += t.numel()
+    return out
+
+
+def _broadcast_state(model) -> None:
+    """Every variable of `model` and its optimizer as on rank 0."""
+    variables = list(model.variables)
+    if model.optimizer is not None:
+        variables += list(model.optimizer.variables)
+    with torch.no_grad():
+        for v in variables:
+            value = v.value.detach().clone().contiguous()
+            torch.distributed.broadcast(value, src=0)
+            v.assign(value)
+
+
+def _average_statistics(model) -> None:
+    """Averages float non-trainable state kept per process (batch-norm statistics).
+
+    Variables declared `aggregation="only_first_replica"` are written with
+    equal values on every process and are left as they are.
+    """
+    variables = [
+        v for v in model.non_trainable_variables
+        if "float" in str(v.dtype) and v.aggregation != "only_first_replica"
+    ]
+    for v, value in zip(variables, _all_reduce_mean([v.value for v in variables])):
+        v.assign(value)
 
 
 class TrainStep:
     """Keras PyTorch `train_step`/`test_step` built from the method's loss."""
 
     def train_step(self, data):
+        replicas = replica_count()
+        full_data = data
+        if replicas > 1:
+            if self not in _SYNCED:
+                _broadcast_state(self)
+                _SYNCED.add(self)
+            data = _local_rows(data, replicas)
         variables, optimizer = self.step_variables()
         self.zero_grad()
         loss, logs = self.compute_train_loss(data)
@@ -16,14 +121,22 @@ class TrainStep:
             for v in variables
         ]
         with torch.no_grad():
+            if replicas > 1:
+                grads = _all_reduce_mean(grads)
             grads = self.transform_gradients(grads, [v.value for v in variables])
             optimizer.apply(grads, variables)
             if optimizer is not self.optimizer:
                 self.optimizer.iterations.assign_add(1)
             if self.has_after_step:
                 self.after_step()
+            if replicas > 1:
+                _average_statistics(self)
         logs = {name: value.detach() for name, value in logs.items()}
-        return self.update_trackers(logs, data)
+        if replicas > 1:
+            # Scalar logs of equal-sized slices: the global batch's means.
+            names = list(logs)
+            logs = dict(zip(names, _all_reduce_mean([logs[n] for n in names])))
+        return self.update_trackers(logs, full_data)
 
     def test_step(self, data):
         with torch.no_grad():

@@ -219,7 +219,7 @@ class DivideMixTrainer(AlternatingTrainer):
         inputs = ops.concatenate(labeled + unlabeled, axis=0)
         targets = ops.concatenate([t_x, t_x, t_u, t_u], axis=0)
         loss, logs = self.mixmatch_loss(
-            k, inputs, targets, 2 * self.batch_size, batch["progress"]
+            k, inputs, targets, 2 * _rows(batch), batch["progress"]
         )
         logs["loss"] = loss
         return loss, logs
@@ -382,7 +382,7 @@ class SANMDivideMixTrainer(DivideMixTrainer):
                 self.clip_negative_targets,
             )
         )
-        b = self.batch_size
+        b = _rows(batch)
         peak, valley = masked["peak_images"], masked["valley_images"]
 
         # Reconstruction: one training-mode pass of all 4B masked images.
@@ -402,3 +402,8 @@ class SANMDivideMixTrainer(DivideMixTrainer):
             mask_ratio=ops.mean(masked["peak_ratio"]),
         )
         return loss, logs
+
+
+def _rows(batch) -> int:
+    """Labeled rows of this step's batch (a replica's slice under data parallelism)."""
+    return int(batch["labels"].shape[0])

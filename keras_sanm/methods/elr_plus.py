@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_sanm import losses
 from keras_sanm.alternating import AlternatingTrainer
-from keras_sanm.backend import no_gradient
+from keras_sanm.backend import gather_replicas, no_gradient
 from keras_sanm.callbacks import EpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.mixmatch import mix
@@ -129,10 +129,12 @@ class ELRPlusTrainer(AlternatingTrainer):
         self.mix_seed = keras.random.SeedGenerator(seed=self.seed)
         self.ensemble_targets = self.add_weight(
             shape=(2, self.num_samples, self.num_classes), initializer="zeros",
-            trainable=False, name="ensemble_targets",
+            trainable=False, name="ensemble_targets", aggregation="only_first_replica",
         )
+        # Written with values equal on every replica (tf.distribute: first replica's).
         self.step_counts = self.add_weight(
-            shape=(2,), initializer="zeros", trainable=False, name="step_counts"
+            shape=(2,), initializer="zeros", trainable=False, name="step_counts",
+            aggregation="only_first_replica",
         )
         averages_per_network = []
         for k, net in enumerate(self.networks):
@@ -141,6 +143,7 @@ class ELRPlusTrainer(AlternatingTrainer):
                 average = self.add_weight(
                     shape=variable.shape, initializer="zeros", trainable=False,
                     name=f"average_{k + 1}_{variable.name}",
+                    aggregation="only_first_replica",
                 )
                 # A copy (not the same buffer): the averaged copy starts as the network.
                 average.assign(ops.copy(variable.value))
@@ -189,8 +192,13 @@ class ELRPlusTrainer(AlternatingTrainer):
         old = ops.take(self.ensemble_targets[k], indices, axis=0)
         p_hat = peer_probabilities / ops.sum(peer_probabilities, axis=-1, keepdims=True)
         new = ops.stop_gradient(self.beta * old + (1.0 - self.beta) * p_hat)
-        where = ops.stack([ops.full_like(indices, k), indices], axis=1)
-        self.ensemble_targets.assign(ops.scatter_update(self.ensemble_targets.value, where, new))
+        # With several replicas, each holds a slice of the batch: every one
+        # writes the rows of the whole global batch, so the state stays equal.
+        all_indices, all_new = gather_replicas(indices), gather_replicas(new)
+        where = ops.stack([ops.full_like(all_indices, k), all_indices], axis=1)
+        self.ensemble_targets.assign(
+            ops.scatter_update(self.ensemble_targets.value, where, all_new)
+        )
         return new
 
     def sanm_pool(self, k: int, batch, one_hot):
