@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_sanm import masking
+from keras_sanm.backend import replica_rows, replicas_in_step
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
@@ -93,9 +94,14 @@ class NoisyMask(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def _uniform(self, shape, value_range):
-        return keras.random.uniform(
+        """Per-sample uniform draws; a data-parallel replica draws the global
+        batch's and keeps its own rows (the draws of a one-device step)."""
+        replicas = replicas_in_step()
+        shape = (shape[0] * replicas, *shape[1:])
+        values = keras.random.uniform(
             shape, value_range[0], value_range[1], seed=self.seed_generator
         )
+        return replica_rows(values)
 
     def _draw_ratio_and_aspect(self, batch, quality):
         ratio = self._uniform((batch,), self.ratio_range)

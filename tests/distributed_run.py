@@ -7,12 +7,12 @@ trains once on one device and once data-parallel on two, from the same
 seeds, and writes `<out>/<method>_{single,multi}.npz` with every model
 weight (per-sample ELR+ targets included) and the epoch logs.
 
-TensorFlow and PyTorch run the step per replica, so random draws whose
-shape is the batch (mixup's permutation, SANM's box sizes and fill) differ
-from the single-device run's; with `--deterministic` the SANM boxes have
-fixed sizes and fills and mixup is the identity, so the comparison checks
-the data-parallel machinery itself (batch split, gradient averaging,
-gathered per-sample state, statistics) exactly.
+TensorFlow and PyTorch run the step per replica. SANM's per-sample draws
+(box sizes, fills) are made for the global batch and sliced per replica, so
+they equal the one-device run's; mixup's permutation, however, mixes rows
+within a replica's slice. With `--deterministic` mixup is the identity, so
+the comparison checks the data-parallel machinery itself (batch split,
+gradient averaging, gathered per-sample state, statistics, SANM's draws).
 
 Usage: python tests/distributed_run.py OUT_DIR METHOD [METHOD ...] [--deterministic]
 (prints, per method, the largest single- vs two-device weight and log differences)
@@ -33,9 +33,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 SAMPLES, BATCH, EPOCHS = 64, 16, 2
-FIXED_MASKS = {"ratio_range": (0.2, 0.2), "aspect_range": (1.0, 1.0), "fill_range": (0.5, 0.5)}
 METHOD_OPTIONS = {
     "ce": {"method": "ce", "sanm": True},
+    # Probes of where a difference comes from: no SANM, SANM without the decoder's term.
+    "ce_plain": {"method": "ce", "sanm": False},
+    "ce_no_decoder": {"method": "ce", "sanm": True, "reconstruction_weight": 0.0},
     "elr_plus": {"method": "elr_plus", "sanm": False, "num_samples": SAMPLES, "ema_step": 0},
     "dividemix": {"method": "dividemix", "sanm": False, "warmup_epochs": 1, "batch_size": 8},
 }
@@ -75,8 +77,6 @@ def train(method: str, deterministic: bool, batch_norm: bool):
     keras.utils.set_random_seed(0)
     x, y = learnable_problem(SAMPLES)
     options = dict(METHOD_OPTIONS[method])
-    if deterministic and options["sanm"]:
-        options["mask_config"] = FIXED_MASKS
     model = keras_sanm.wrap(network(batch_norm), seed=0, **options)
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), weight_decay=5e-4)
     batch = None if method == "dividemix" else BATCH

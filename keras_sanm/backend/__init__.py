@@ -23,7 +23,9 @@ guesses), so PyTorch does not record them.
 Data parallelism goes through each backend's own engine: `replica_count()`
 is the number of data-parallel replicas, `gather_replicas(x)` concatenates
 a per-replica value over the replicas inside a step (for per-sample state
-written by sample index), and `distribute_batch(model, batch)` splits a
+written by sample index), `replica_rows(x)` keeps a replica's rows of a
+value drawn for the global batch (per-sample random draws, so they equal a
+one-device step's; `replicas_in_step()` is the split inside a step), and `distribute_batch(model, batch)` splits a
 global batch for `train_on_batch` where Keras does not (see
 keras_sanm/distribution.py and docs/multi_device.md).
 """
@@ -39,6 +41,8 @@ if _BACKEND == "jax":
         gather_replicas,
         no_gradient,
         replica_count,
+        replica_rows,
+        replicas_in_step,
     )
 elif _BACKEND == "tensorflow":
     from keras_sanm.backend.tensorflow import (
@@ -47,6 +51,8 @@ elif _BACKEND == "tensorflow":
         gather_replicas,
         no_gradient,
         replica_count,
+        replica_rows,
+        replicas_in_step,
     )
 elif _BACKEND == "torch":
     from keras_sanm.backend.torch import (
@@ -55,6 +61,8 @@ elif _BACKEND == "torch":
         gather_replicas,
         no_gradient,
         replica_count,
+        replica_rows,
+        replicas_in_step,
     )
 else:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -75,4 +83,6 @@ __all__ = [
     "gather_replicas",
     "no_gradient",
     "replica_count",
+    "replica_rows",
+    "replicas_in_step",
 ]

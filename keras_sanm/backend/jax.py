@@ -28,6 +28,16 @@ def gather_replicas(value):
     return value
 
 
+def replicas_in_step() -> int:
+    """1: a JAX step is one global program (random draws are the global batch's)."""
+    return 1
+
+
+def replica_rows(value):
+    """Identity: a JAX step sees the whole global batch."""
+    return value
+
+
 def distribute_batch(model, batch):
     """Checks the batch splits evenly; `train_on_batch` shards it itself."""
     replicas = replica_count()

@@ -17,11 +17,26 @@ def replica_count() -> int:
     return int(tf.distribute.get_strategy().num_replicas_in_sync)
 
 
-def _replicas_in_step() -> int:
+def replicas_in_step() -> int:
     """Replicas the traced step runs on (1 outside a replica context)."""
     if tf.distribute.in_cross_replica_context():
         return 1
     return replica_count()
+
+
+def replica_rows(value):
+    """This replica's rows of a value drawn for the global batch (`replicas_in_step()` slices).
+
+    Random draws per sample (SANM's box sizes and fills) are made for the
+    global batch with the seed state every replica shares, and each replica
+    keeps the rows of its own samples, as a one-device step would draw them.
+    """
+    replicas = replicas_in_step()
+    if replicas == 1:
+        return value
+    rows = tf.shape(value)[0] // replicas
+    start = tf.distribute.get_replica_context().replica_id_in_sync_group * rows
+    return value[start:start + rows]
 
 
 def gather_replicas(value):
@@ -32,7 +47,7 @@ def gather_replicas(value):
     is written from the gathered rows, so every replica writes the same
     global update. Identity with one replica.
     """
-    if _replicas_in_step() == 1:
+    if replicas_in_step() == 1:
         return value
     return tf.distribute.get_replica_context().all_gather(value, axis=0)
 
@@ -77,7 +92,7 @@ class TrainStep:
         grads = [
             tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)
         ]
-        replicas = _replicas_in_step()
+        replicas = replicas_in_step()
         if replicas > 1:
             # Every replica transforms the global mean gradient (DDP semantics:
             # clipping and CDR's top-k mask see the whole batch's gradient).

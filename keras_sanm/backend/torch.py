@@ -16,6 +16,8 @@ import torch
 
 # Models whose variables were broadcast from rank 0 by their first step.
 _SYNCED = weakref.WeakSet()
+# Processes the running training step is split over (1 outside a step).
+_STEP_REPLICAS = [1]
 
 
 def _distributed() -> bool:
@@ -36,6 +38,26 @@ def gather_replicas(value):
     parts = [torch.empty_like(value) for _ in range(replicas)]
     torch.distributed.all_gather(parts, value)
     return torch.cat(parts, dim=0)
+
+
+def replicas_in_step() -> int:
+    """Processes the running training step is split over (1 outside a step)."""
+    return _STEP_REPLICAS[0]
+
+
+def replica_rows(value):
+    """This process's rows of a value drawn for the global batch (`replicas_in_step()` slices).
+
+    Every process draws per-sample randomness (SANM's box sizes and fills)
+    for the global batch from the same seed state and keeps its own rows,
+    as a one-device step would draw them.
+    """
+    replicas = replicas_in_step()
+    if replicas == 1:
+        return value
+    rows = value.shape[0] // replicas
+    rank = torch.distributed.get_rank()
+    return value[rank * rows:(rank + 1) * rows]
 
 
 def distribute_batch(model, batch):
@@ -114,7 +136,11 @@ class TrainStep:
             data = _local_rows(data, replicas)
         variables, optimizer = self.step_variables()
         self.zero_grad()
-        loss, logs = self.compute_train_loss(data)
+        _STEP_REPLICAS[0] = replicas
+        try:
+            loss, logs = self.compute_train_loss(data)
+        finally:
+            _STEP_REPLICAS[0] = 1
         loss.backward()
         grads = [
             torch.zeros_like(v.value) if v.value.grad is None else v.value.grad
