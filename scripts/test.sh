@@ -11,7 +11,8 @@ status=0
 for backend in jax torch tensorflow; do
   echo "=== KERAS_BACKEND=$backend"
   # pytest exits 5 when it collected nothing: any non-zero status fails the run.
-  # Two workers (pytest-xdist): JAX and TensorFlow compile single-threaded.
-  KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 "$@" || status=1
+  # Two workers (pytest-xdist): JAX and TensorFlow compile single-threaded;
+  # work stealing keeps both busy when the long tests come last.
+  KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist worksteal "$@" || status=1
 done
 exit $status
