@@ -17,14 +17,7 @@ docs/multi_device.md for what differs from one device.
 
 from __future__ import annotations
 
-import contextlib
-import os
-
-import keras
-
-from keras_sanm.backend import replica_count
-
-_TF_STRATEGIES: dict = {}
+from keras_sanm.backend import data_parallel_scope, replica_count
 
 
 def data_parallel(devices: list[str] | None = None):
@@ -54,43 +47,7 @@ def data_parallel(devices: list[str] | None = None):
     ...     model.compile()
     >>> model.fit(x, y, batch_size=128)   # 128 = global batch, split over devices
     """
-    backend = keras.backend.backend()
-    if backend == "jax":
-        distribution = keras.distribution.DataParallel(devices=devices)
-        keras.distribution.set_distribution(distribution)
-        return distribution.scope()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        # One strategy per device set and process: strategies created side by
-        # side in one process can mix up their collective operations.
-        key = None if devices is None else tuple(devices)
-        if key not in _TF_STRATEGIES:
-            _TF_STRATEGIES[key] = tf.distribute.MirroredStrategy(devices)
-        return _TF_STRATEGIES[key].scope()
-    if backend == "torch":
-        _init_torch_process_group()
-        return contextlib.nullcontext()
-    raise ValueError(f"Unsupported backend {backend!r}.")  # pragma: no cover
-
-
-def _init_torch_process_group() -> None:
-    """Joins the `torchrun` process group (nccl with CUDA, else gloo) if not yet done."""
-    import torch
-
-    if torch.distributed.is_initialized():
-        return
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        raise RuntimeError(
-            "With KERAS_BACKEND=torch, data parallelism runs one process per device: "
-            "launch the script with `torchrun --nproc_per_node=<devices> script.py` "
-            "(or initialise torch.distributed yourself before building the model)."
-        )
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        torch.distributed.init_process_group("nccl")
-    else:
-        torch.distributed.init_process_group("gloo")
+    return data_parallel_scope(None if devices is None else list(devices))
 
 
 def check_batch_size(batch_size: int | None, what: str = "batch_size") -> None:

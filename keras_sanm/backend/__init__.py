@@ -20,7 +20,9 @@ may train a subset of its variables with its own optimizer per step
 passes whose outputs are only used under `ops.stop_gradient` (targets,
 guesses), so PyTorch does not record them.
 
-Data parallelism goes through each backend's own engine: `replica_count()`
+Data parallelism goes through each backend's own engine:
+`data_parallel_scope(devices)` sets it up (Keras' `DataParallel`, a
+`MirroredStrategy` scope, or the `torchrun` process group), `replica_count()`
 is the number of data-parallel replicas, `gather_replicas(x)` concatenates
 a per-replica value over the replicas inside a step (for per-sample state
 written by sample index), `replica_rows(x)` keeps a replica's rows of a
@@ -37,6 +39,7 @@ _BACKEND = keras.backend.backend()
 if _BACKEND == "jax":
     from keras_sanm.backend.jax import (
         TrainStep,
+        data_parallel_scope,
         distribute_batch,
         gather_replicas,
         no_gradient,
@@ -47,6 +50,7 @@ if _BACKEND == "jax":
 elif _BACKEND == "tensorflow":
     from keras_sanm.backend.tensorflow import (
         TrainStep,
+        data_parallel_scope,
         distribute_batch,
         gather_replicas,
         no_gradient,
@@ -57,6 +61,7 @@ elif _BACKEND == "tensorflow":
 elif _BACKEND == "torch":
     from keras_sanm.backend.torch import (
         TrainStep,
+        data_parallel_scope,
         distribute_batch,
         gather_replicas,
         no_gradient,
@@ -79,6 +84,7 @@ SUBPIXEL_TRANSPOSED_CONV = _BACKEND == "jax"
 __all__ = [
     "SUBPIXEL_TRANSPOSED_CONV",
     "TrainStep",
+    "data_parallel_scope",
     "distribute_batch",
     "gather_replicas",
     "no_gradient",

@@ -23,6 +23,13 @@ def replica_count() -> int:
     return int(mesh.shape[mesh.axis_names.index(name)]) if name in mesh.axis_names else 1
 
 
+def data_parallel_scope(devices: list[str] | None = None):
+    """Sets Keras' `DataParallel` distribution globally (so `fit` shards the data); returns its scope."""
+    distribution = keras.distribution.DataParallel(devices=devices)
+    keras.distribution.set_distribution(distribution)
+    return distribution.scope()
+
+
 def gather_replicas(value):
     """Identity: a JAX step is one global program, each value already whole."""
     return value

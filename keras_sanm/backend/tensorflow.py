@@ -12,6 +12,19 @@ import numpy as np
 import tensorflow as tf
 
 
+# One strategy per device set and process: strategies created side by side in
+# one process can mix up their collective operations.
+_STRATEGIES: dict = {}
+
+
+def data_parallel_scope(devices: list[str] | None = None):
+    """The scope of a `MirroredStrategy` over `devices` (every GPU, else the CPU, by default)."""
+    key = None if devices is None else tuple(devices)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = tf.distribute.MirroredStrategy(devices)
+    return _STRATEGIES[key].scope()
+
+
 def replica_count() -> int:
     """Data-parallel replicas of the current `tf.distribute` strategy (1 without one)."""
     return int(tf.distribute.get_strategy().num_replicas_in_sync)

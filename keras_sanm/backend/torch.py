@@ -9,6 +9,8 @@ updates are all-gathered; batch-normalisation statistics are averaged after
 each step, so every process holds the same model.
 """
 
+import contextlib
+import os
 import weakref
 
 import keras
@@ -18,6 +20,29 @@ import torch
 _SYNCED = weakref.WeakSet()
 # Processes the running training step is split over (1 outside a step).
 _STEP_REPLICAS = [1]
+
+
+def data_parallel_scope(devices: list[str] | None = None):
+    """Joins the `torchrun` process group (nccl with CUDA, else gloo); a no-op context.
+
+    Each process owns one device, so `devices` is not used.
+
+    Raises:
+        RuntimeError: outside a `torchrun` launch (no `RANK`/`WORLD_SIZE`).
+    """
+    if not torch.distributed.is_initialized():
+        if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+            raise RuntimeError(
+                "With KERAS_BACKEND=torch, data parallelism runs one process per device: "
+                "launch the script with `torchrun --nproc_per_node=<devices> script.py` "
+                "(or initialise torch.distributed yourself before building the model)."
+            )
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            torch.distributed.init_process_group("nccl")
+        else:
+            torch.distributed.init_process_group("gloo")
+    return contextlib.nullcontext()
 
 
 def _distributed() -> bool:
