@@ -32,48 +32,29 @@ global batch for `train_on_batch` where Keras does not (see
 keras_sanm/distribution.py and docs/multi_device.md).
 """
 
+import importlib
+
 import keras
 
 _BACKEND = keras.backend.backend()
+# What every backend module defines (the only backend-specific code).
+_NAMES = ("TrainStep", "data_parallel_scope", "distribute_batch", "gather_replicas",
+          "no_gradient", "replica_count", "replica_rows", "replicas_in_step")
 
-if _BACKEND == "jax":
-    from keras_sanm.backend.jax import (
-        TrainStep,
-        data_parallel_scope,
-        distribute_batch,
-        gather_replicas,
-        no_gradient,
-        replica_count,
-        replica_rows,
-        replicas_in_step,
-    )
-elif _BACKEND == "tensorflow":
-    from keras_sanm.backend.tensorflow import (
-        TrainStep,
-        data_parallel_scope,
-        distribute_batch,
-        gather_replicas,
-        no_gradient,
-        replica_count,
-        replica_rows,
-        replicas_in_step,
-    )
-elif _BACKEND == "torch":
-    from keras_sanm.backend.torch import (
-        TrainStep,
-        data_parallel_scope,
-        distribute_batch,
-        gather_replicas,
-        no_gradient,
-        replica_count,
-        replica_rows,
-        replicas_in_step,
-    )
-else:  # pragma: no cover - depends on the environment
+if _BACKEND not in ("jax", "tensorflow", "torch"):  # pragma: no cover - environment
     raise ImportError(
         f"keras_sanm supports the jax, tensorflow and torch backends; "
         f"KERAS_BACKEND is {_BACKEND!r}."
     )
+_module = importlib.import_module(f"keras_sanm.backend.{_BACKEND}")
+TrainStep = _module.TrainStep
+data_parallel_scope = _module.data_parallel_scope
+distribute_batch = _module.distribute_batch
+gather_replicas = _module.gather_replicas
+no_gradient = _module.no_gradient
+replica_count = _module.replica_count
+replica_rows = _module.replica_rows
+replicas_in_step = _module.replicas_in_step
 
 # XLA on CPU computes the gradients of strided transposed convolutions
 # through a slow generic path (about 4x the time of the same work written as
@@ -81,14 +62,4 @@ else:  # pragma: no cover - depends on the environment
 # (PyTorch) and TensorFlow's own kernels are faster with the native op.
 SUBPIXEL_TRANSPOSED_CONV = _BACKEND == "jax"
 
-__all__ = [
-    "SUBPIXEL_TRANSPOSED_CONV",
-    "TrainStep",
-    "data_parallel_scope",
-    "distribute_batch",
-    "gather_replicas",
-    "no_gradient",
-    "replica_count",
-    "replica_rows",
-    "replicas_in_step",
-]
+__all__ = ["SUBPIXEL_TRANSPOSED_CONV", *_NAMES]

@@ -10,7 +10,6 @@ import contextlib
 
 import jax
 import keras
-import numpy as np
 
 
 def replica_count() -> int:
@@ -46,16 +45,7 @@ def replica_rows(value):
 
 
 def distribute_batch(model, batch):
-    """Checks the batch splits evenly; `train_on_batch` shards it itself."""
-    replicas = replica_count()
-    if replicas > 1:
-        for array in jax.tree_util.tree_leaves(batch):
-            if np.ndim(array) and np.shape(array)[0] % replicas:
-                raise ValueError(
-                    f"A batch part has {np.shape(array)[0]} rows, not divisible by the "
-                    f"{replicas} devices of the distribution; choose a batch size "
-                    f"divisible by {replicas}."
-                )
+    """Identity: `train_on_batch` shards the batch itself (its size is checked once, in `fit`)."""
     return batch
 
 
