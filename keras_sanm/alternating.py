@@ -139,6 +139,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
         # sub-model is already built.
         self.build()
         epochs = self.epochs if epochs is None else int(epochs)
+        self.fit_schedule_to_run(epochs)
         data = self.training_data(x, y, batch_size)
         check_batch_size(data.batch_size)
         check_batch_size(getattr(data, "warmup_batch_size", None), "warmup_batch_size")

@@ -36,22 +36,35 @@ def _preact_block(x, filters, stride, name, output_name=None):
     else:
         # DM-code quirk: the identity shortcut carries the activated input.
         shortcut = activated
-    out = _conv(filters, 3, stride, name=f"{name}_conv1")(activated)
+    if stride == 1:
+        out = _conv(filters, 3, 1, name=f"{name}_conv1")(activated)
+    else:
+        # PyTorch's padding=1 pads one pixel on every side; Keras' "same" with
+        # stride 2 would pad 0 before and 1 after, shifting this path one
+        # pixel against the 1x1 stride-2 shortcut.
+        padded = layers.ZeroPadding2D(1, name=f"{name}_pad1")(activated)
+        out = _conv(filters, 3, stride, "valid", name=f"{name}_conv1")(padded)
     out = layers.ReLU(name=f"{name}_relu2")(_bn(f"{name}_bn2")(out))
     out = _conv(filters, 3, 1, name=f"{name}_conv2")(out)
     return layers.Add(name=output_name or f"{name}_add")([out, shortcut])
 
 
-def PreActResNet18(num_classes: int = 10, input_shape=(32, 32, 3), name="preact_resnet18"):
-    """PreAct ResNet-18 as in DivideMix (`DM-code PreResNet.py`), returning logits.
+def PreActResNet18(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64,
+                   name="preact_resnet18"):
+    """PreAct ResNet-18 as in DivideMix's reference code, returning logits.
 
-    3x3 conv 64 -> BN -> ReLU -> 4 stages of 2 pre-activation blocks (64, 128,
-    256, 512 filters, strides 1, 2, 2, 2) -> global average pool -> dense.
-    The last block's output (`4x4x512` at 32x32) is the layer `feature_map`.
+    3x3 conv `width` -> BN -> ReLU -> 4 stages of 2 pre-activation blocks
+    (`width` x 1, 2, 4, 8 filters, strides 1, 2, 2, 2) -> global average pool
+    -> dense. Every 3x3 convolution pads one pixel on each side, as PyTorch's
+    `padding=1`. The last block's output (`4x4x512` at 32x32 and width 64)
+    is the layer `feature_map`.
 
     Args:
         num_classes: output size.
         input_shape: `(H, W, C)`.
+        width: filters of the stem and the first stage (64 is the paper's
+            network, about 11 M parameters; 16 or 32 make CPU runs
+            affordable, with about 1/16 or 1/4 of the parameters and work).
         name: model name.
 
     Returns:
@@ -62,10 +75,12 @@ def PreActResNet18(num_classes: int = 10, input_shape=(32, 32, 3), name="preact_
     >>> tuple(model.get_layer("feature_map").output.shape)
     (None, 4, 4, 512)
     """
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive integer; got {width!r}.")
     inputs = keras.Input(input_shape, name="images")
-    x = _conv(64, 3, name="stem_conv")(inputs)
+    x = _conv(width, 3, name="stem_conv")(inputs)
     x = layers.ReLU(name="stem_relu")(_bn("stem_bn")(x))
-    stages = ((64, 1), (128, 2), (256, 2), (512, 2))
+    stages = ((width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2))
     for s, (filters, stride) in enumerate(stages):
         for b in range(2):
             last = s == len(stages) - 1 and b == 1
@@ -160,8 +175,23 @@ def SmallCNN(num_classes: int = 10, input_shape=(32, 32, 3), name="small_cnn"):
 BACKBONES = {"preact_resnet18": PreActResNet18, "cnn9": CNN9, "small_cnn": SmallCNN}
 
 
-def get(name: str, num_classes: int, input_shape):
-    """A backbone by name (`preact_resnet18`, `cnn9`, `small_cnn`)."""
+def get(name: str, num_classes: int, input_shape, width: int | None = None):
+    """A backbone by name (`preact_resnet18`, `cnn9`, `small_cnn`).
+
+    Args:
+        name: one of `BACKBONES`.
+        num_classes: output size.
+        input_shape: `(H, W, C)`.
+        width: base channel count (`preact_resnet18` only; `None`: its default).
+
+    Returns:
+        A Functional `keras.Model` with a `feature_map` layer.
+    """
     if name not in BACKBONES:
         raise ValueError(f"Unknown backbone {name!r}; choose from {sorted(BACKBONES)}.")
-    return BACKBONES[name](num_classes=num_classes, input_shape=input_shape)
+    options = {}
+    if width is not None:
+        if name != "preact_resnet18":
+            raise ValueError(f"width applies to preact_resnet18 only, not {name!r}.")
+        options["width"] = width
+    return BACKBONES[name](num_classes=num_classes, input_shape=input_shape, **options)

@@ -12,16 +12,40 @@ from keras_sanm.optimizers import set_learning_rate
 class EpochLearningRate(keras.callbacks.Callback):
     """Step-wise learning rate by epoch: `base * factor ** (number of drops passed)`.
 
+    With `reference_epochs`, the drops are those of a run of that length and
+    move with the length of each `fit` (`fit_to_run`): the reference CE drops
+    at epoch 150 of 300, so a 100-epoch fit drops at epoch 50 and a 300-epoch
+    fit at 150, exactly as the reference. Without it, the drops are absolute
+    epochs.
+
     Args:
         base: learning rate at epoch 0.
-        drop_epochs: epochs from which the rate is multiplied by `factor`
-            (DivideMix/SANM CIFAR: `(150,)`).
+        drop_epochs: epochs (0-based) from which the rate is multiplied by
+            `factor` (reference CE and DivideMix: `(150,)`).
         factor: multiplier per drop.
+        reference_epochs: the run length `drop_epochs` belong to, or `None`
+            for drops that do not scale.
+
+    Example:
+    >>> schedule = EpochLearningRate(0.02, (150,), 0.1, reference_epochs=300)
+    >>> schedule.fit_to_run(100); schedule.drop_epochs
+    (50,)
     """
 
-    def __init__(self, base: float, drop_epochs=(), factor: float = 0.1):
+    def __init__(self, base: float, drop_epochs=(), factor: float = 0.1,
+                 reference_epochs: int | None = None):
         super().__init__()
-        self.base, self.drop_epochs, self.factor = base, tuple(drop_epochs), factor
+        self.base, self.factor = base, factor
+        self.reference_drops = tuple(int(e) for e in drop_epochs)
+        self.drop_epochs = self.reference_drops
+        self.reference_epochs = reference_epochs
+
+    def fit_to_run(self, epochs: int) -> None:
+        """Places the drops for a run of `epochs` epochs (scaled drops only)."""
+        if self.reference_epochs:
+            self.drop_epochs = tuple(
+                max(1, round(e * epochs / self.reference_epochs)) for e in self.reference_drops
+            )
 
     def rate(self, epoch: int) -> float:
         return self.base * self.factor ** sum(epoch >= e for e in self.drop_epochs)
@@ -254,3 +278,74 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
             "precision policy is set; then resume from the last checkpoint."
         )
 
+
+
+class LabelFitMonitor(keras.callbacks.Callback):
+    """How much of the noisy training labels the model fits, by label kind.
+
+    After the last epoch (and every `every` epochs when set), predicts the
+    training images in inference mode without augmentation and logs, as
+    fractions:
+
+    * `fit_noisy_labels`: predictions equal to the given (noisy) label;
+    * `fit_correct_labels`: the same among samples whose label is correct;
+    * `memorised_wrong_labels`: the same among samples whose label is wrong
+      (the network has learned the wrong label);
+    * `wrong_predicted_true`: samples with a wrong label predicted as their
+      true class.
+
+    `fit_noisy_labels` above the fraction of correct labels means the
+    network has started to fit wrong labels. Other epochs log NaN, so every
+    epoch has the same keys (CSV logs).
+
+    Args:
+        images: `(N, H, W, C)` training images as the model takes them
+            (normalised like the validation data).
+        labels: `(N,)` the given (noisy) labels.
+        true_labels: `(N,)` the true labels.
+        every: also evaluate every `every` epochs (`None`: the last only).
+        batch_size: prediction batch size.
+
+    Example:
+    >>> monitor = LabelFitMonitor(x_train, y_noisy, y_true, every=10)
+    >>> model.fit(..., callbacks=[monitor])
+    """
+
+    NAMES = ("fit_noisy_labels", "fit_correct_labels", "memorised_wrong_labels",
+             "wrong_predicted_true")
+
+    def __init__(self, images, labels, true_labels, every: int | None = None,
+                 batch_size: int = 256):
+        super().__init__()
+        self.images = images
+        self.labels = np.asarray(labels).reshape(-1)
+        self.true_labels = np.asarray(true_labels).reshape(-1)
+        if len(self.labels) != len(images) or len(self.true_labels) != len(images):
+            raise ValueError("images, labels and true_labels must have the same length.")
+        if every is not None and every < 1:
+            raise ValueError(f"every must be a positive number of epochs; got {every}.")
+        self.every, self.batch_size = every, batch_size
+
+    def measure(self) -> dict[str, float]:
+        """The four fractions for the model as it is now."""
+        scores = self.model.predict(self.images, batch_size=self.batch_size, verbose=0)
+        predicted = np.argmax(keras.ops.convert_to_numpy(scores), axis=-1)
+        wrong = self.labels != self.true_labels
+
+        def share(hit, where):
+            return float(np.mean(hit[where])) if np.any(where) else float("nan")
+
+        fits = predicted == self.labels
+        return {
+            "fit_noisy_labels": float(np.mean(fits)),
+            "fit_correct_labels": share(fits, ~wrong),
+            "memorised_wrong_labels": share(fits, wrong),
+            "wrong_predicted_true": share(predicted == self.true_labels, wrong),
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        last = epoch + 1 == self.params.get("epochs")
+        due = self.every is not None and (epoch + 1) % self.every == 0
+        logs.update(self.measure() if last or due else dict.fromkeys(self.NAMES, float("nan")))

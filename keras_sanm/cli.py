@@ -48,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backbone", default=None,
                        help="preact_resnet18, cnn9 or small_cnn (default: cnn9 for coteaching, "
                             "else preact_resnet18)")
+    train.add_argument("--width", type=int, default=None,
+                       help="base channels of preact_resnet18 (64, the paper's, by default; "
+                            "16 or 32 for CPU runs)")
+    train.add_argument("--lr-drop-epochs", default=None,
+                       help="comma-separated epochs (0-based) from which the learning rate is "
+                            "divided by 10 (default: the reference drops scaled to --epochs, "
+                            "e.g. CE's 150 of 300 becomes 50 of 100)")
+    train.add_argument("--track-fit-every", type=int, default=None,
+                       help="also measure the fit of correct and wrong training labels every "
+                            "N epochs (always measured after the last epoch)")
     train.add_argument("--epochs", type=int, default=None,
                        help="default: the method's reference count (CE 300, DivideMix 301/361, "
                             "Co-teaching 199, CDR 200, ELR+ 200)")
@@ -89,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--backend", choices=BACKENDS, default=None)
 
     bench = sub.add_parser(
-        "bench", help="speed (step time and memory per method and backend) or accuracy (CIFAR-10 grid)",
-        description="keras-sanm bench speed [options] | keras-sanm bench accuracy [options]; "
+        "bench", help="speed (step time and memory per method and backend), accuracy (CIFAR-10 "
+                      "grid) or regime (CE runs that memorise wrong labels)",
+        description="keras-sanm bench speed|accuracy|regime [options]; "
                     "`keras-sanm bench speed --help` lists a benchmark's options.")
     bench.add_argument("kind", choices=BENCHMARKS)
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
@@ -98,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # `keras-sanm bench KIND` -> module with a `main(argv)`.
-BENCHMARKS = {"speed": "keras_sanm.benchmarks.step_time", "accuracy": "keras_sanm.benchmarks.accuracy"}
+BENCHMARKS = {"speed": "keras_sanm.benchmarks.step_time", "accuracy": "keras_sanm.benchmarks.accuracy",
+              "regime": "keras_sanm.benchmarks.regime"}
 
 
 def _noisy_labels(args, data, out_dir):
@@ -119,6 +131,19 @@ def _noisy_labels(args, data, out_dir):
     if os.path.abspath(path) != os.path.abspath(beside_log):
         shutil.copyfile(path, beside_log)
     return noisy, path
+
+
+def _parse_epochs(text):
+    """`--lr-drop-epochs 50,75` -> `(50, 75)`; `None` stays `None`."""
+    if text is None:
+        return None
+    try:
+        epochs = tuple(int(part) for part in str(text).split(","))
+    except ValueError:
+        raise SystemExit(f"--lr-drop-epochs takes comma-separated epochs; got {text!r}.") from None
+    if any(e < 1 for e in epochs):
+        raise SystemExit(f"--lr-drop-epochs must be epochs >= 1; got {text!r}.")
+    return epochs
 
 
 def _resolve_noise(args):
@@ -156,7 +181,7 @@ def _training_data(args, model, data, noisy):
 
 # Settings a resumed run must share with the run it continues (`--epochs` may grow).
 RUN_SETTINGS = ("dataset", "train_size", "test_size", "method", "sanm", "preset", "backbone",
-                "batch_size", "warmup_epochs", "seed", "dtype_policy")
+                "width", "batch_size", "warmup_epochs", "seed", "dtype_policy", "lr_drop_epochs")
 
 
 def _run_config(args, noisy) -> dict:
@@ -166,6 +191,8 @@ def _run_config(args, noisy) -> dict:
 
     config = {name: getattr(args, name) for name in RUN_SETTINGS}
     config["noise"] = f"{args.noise[0]}:{args.noise[1]}"
+    if config["lr_drop_epochs"] is not None:  # as JSON stores it
+        config["lr_drop_epochs"] = list(config["lr_drop_epochs"])
     config["noisy_labels_sha256"] = hashlib.sha256(
         np.asarray(noisy, np.int64).tobytes()).hexdigest()[:16]
     return config
@@ -202,11 +229,12 @@ def train_command(args) -> dict:
     import numpy as np
 
     import keras_sanm
-    from keras_sanm.callbacks import NonFiniteLossError
+    from keras_sanm.callbacks import LabelFitMonitor, NonFiniteLossError
     from keras_sanm.data import normalize_images
     from keras_sanm.training_backup import TrainingBackup
 
     args.noise = _resolve_noise(args)
+    args.lr_drop_epochs = _parse_epochs(args.lr_drop_epochs)
 
     data = keras_sanm.datasets.load(
         args.dataset, args.data_dir, args.train_size, args.test_size, seed=args.seed
@@ -239,13 +267,14 @@ def train_command(args) -> dict:
     if args.dtype_policy:
         keras.config.set_dtype_policy(args.dtype_policy)
     try:  # Layers take the policy when they are created.
-        base = keras_sanm.backbones.get(args.backbone, data.num_classes, data.x_train.shape[1:])
+        base = keras_sanm.backbones.get(args.backbone, data.num_classes, data.x_train.shape[1:],
+                                        width=args.width)
         model = keras_sanm.wrap(
             base, method=args.method, sanm=args.sanm, seed=args.seed, preset=args.preset, **config
         )
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    model.compile()
+    model.compile(lr_drop_epochs=args.lr_drop_epochs)
     args.epochs = args.epochs or getattr(model, "reference_epochs", None) or getattr(
         model, "epochs", 300)
     train = _training_data(args, model, data, noisy)
@@ -257,11 +286,15 @@ def train_command(args) -> dict:
         print(f"resuming from the checkpoint after epoch {checkpoint['epoch']} "
               f"({checkpoint['folder']})")
     backup = TrainingBackup(os.path.join(out_dir, "checkpoint"), run_config=_run_config(args, noisy))
+    # Fit of correct and wrong training labels (logged before the backup and CSV see the logs).
+    label_fit = LabelFitMonitor(normalize_images(data.x_train, data.mean, data.std), noisy,
+                                data.y_train, every=args.track_fit_every)
     start = time.time()
     try:
         model.fit(
             train, epochs=args.epochs, validation_data=(x_test, data.y_test),
-            callbacks=[backup, keras.callbacks.CSVLogger(log_path, append=checkpoint is not None)],
+            callbacks=[label_fit, backup,
+                       keras.callbacks.CSVLogger(log_path, append=checkpoint is not None)],
             verbose=args.verbose,
         )
     except NonFiniteLossError as error:
@@ -282,6 +315,9 @@ def train_command(args) -> dict:
         "output_dtype": str(np.asarray(model.predict(x_test[:1], verbose=0)).dtype),
         "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
         "train_size": len(noisy), "test_size": len(data.y_test),
+        "width": args.width, "lr_drop_epochs": args.lr_drop_epochs,
+        "learning_rates": sorted({float(v) for v in history.get("learning_rate", [])}, reverse=True),
+        **{name: float(history[name][-1]) for name in LabelFitMonitor.NAMES if name in history},
         "best_test_accuracy": max(test_acc), "last_test_accuracy": test_acc[-1],
         "mean_last10_test_accuracy": float(np.mean(test_acc[-10:])),
         "wall_seconds": seconds,

@@ -55,13 +55,15 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     # Whether the step runs `after_step()` after the optimizer update.
     has_after_step = False
     log_names: tuple[str, ...] = ("loss", "accuracy")
-    # Reference optimisation for CIFAR (SANM-code / DM-code, methods.md §2.9).
+    # Reference optimisation for CIFAR (SANM-code / DM-code): the drop at 150
+    # belongs to a 300-epoch run and scales with the length of `fit`.
     paper_optimizer = {
         "learning_rate": 0.02,
         "momentum": 0.9,
         "weight_decay": 5e-4,
         "drop_epochs": (150,),
         "drop_factor": 0.1,
+        "reference_epochs": 300,
     }
 
     def __init__(
@@ -314,25 +316,41 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         return {name: self._trackers[name].result() for name in logs}
 
     # ----------------------------------------------------------------- compile
+    def reference_run_length(self) -> int:
+        """The epoch count the reference learning-rate drops belong to."""
+        return self.paper_optimizer["reference_epochs"]
+
     def default_optimizer(self):
         """The method's reference optimizer, its epoch schedule and weight decay.
 
         Returns:
             `(optimizer, schedule_callback, weight_decay)`: SGD with momentum
-            and a step-wise learning rate from `paper_optimizer`.
+            and a step-wise learning rate from `paper_optimizer`, its drops
+            scaled to the length of each `fit`.
         """
         settings = self.paper_optimizer
         optimizer = keras.optimizers.SGD(
             learning_rate=settings["learning_rate"], momentum=settings["momentum"]
         )
         schedule = EpochLearningRate(
-            settings["learning_rate"], settings["drop_epochs"], settings["drop_factor"]
+            settings["learning_rate"], settings["drop_epochs"], settings["drop_factor"],
+            reference_epochs=self.reference_run_length(),
         )
         return optimizer, schedule, settings["weight_decay"]
 
+    def fit_schedule_to_run(self, epochs: int) -> None:
+        """Places the default schedule's learning-rate drops for a `fit` of `epochs`."""
+        if self._lr_schedule is not None and hasattr(self._lr_schedule, "fit_to_run"):
+            self._lr_schedule.fit_to_run(int(epochs))
+
     def compile(self, optimizer=None, weight_decay: float | None = None, loss=None,
-                metrics=None, **kwargs):
+                metrics=None, lr_drop_epochs=None, **kwargs):
         """Configures training; with no optimizer, the paper's settings.
+
+        The reference schedule multiplies the learning rate by 0.1 at half of
+        the reference run (CE: epoch 150 of 300); its drops scale with the
+        `epochs` of each `fit`, so a 100-epoch fit drops at epoch 50. The
+        learning rate of every epoch is logged as `learning_rate`.
 
         Args:
             optimizer: a Keras optimizer, or `None` for the method's reference
@@ -340,6 +358,10 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 coupled weight decay).
             weight_decay: coupled L2 weight decay added to every gradient
                 (reference default with `optimizer=None`, else 0).
+            lr_drop_epochs: with `optimizer=None`, fixed epochs (0-based) from
+                which the reference learning rate is divided by 10, instead
+                of the scaled reference drops. A user optimizer brings its
+                own schedule (a `keras.optimizers.schedules` object).
             loss: not accepted: the method defines its loss.
             metrics: `None` or `["accuracy"]` (accuracy is always reported).
             **kwargs: passed to `keras.Model.compile` (`jit_compile`,
@@ -350,10 +372,20 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 f"method={self.method_name!r} defines its own loss; call compile() "
                 "without `loss`."
             )
+        if lr_drop_epochs is not None:
+            if optimizer is not None:
+                raise ValueError(
+                    "lr_drop_epochs sets the reference optimizer's schedule; with your own "
+                    "optimizer, give it a keras.optimizers.schedules learning rate instead."
+                )
+            lr_drop_epochs = tuple(int(e) for e in lr_drop_epochs)
+            if any(e < 1 for e in lr_drop_epochs):
+                raise ValueError(f"lr_drop_epochs must be epochs >= 1; got {lr_drop_epochs}.")
         # Kept serialized (plain values) for `get_compile_config`.
         self._compile_arguments = {
             "optimizer": None if optimizer is None else keras.saving.serialize_keras_object(optimizer),
             "weight_decay": weight_decay,
+            "lr_drop_epochs": lr_drop_epochs,
             **kwargs,
         }
         for metric in metrics or []:
@@ -365,6 +397,15 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 )
         if optimizer is None:
             optimizer, self._lr_schedule, default_decay = self.default_optimizer()
+            if lr_drop_epochs is not None:
+                if not isinstance(self._lr_schedule, EpochLearningRate):
+                    raise ValueError(
+                        f"method={self.method_name!r} has no step-wise reference schedule "
+                        "for lr_drop_epochs to change."
+                    )
+                self._lr_schedule = EpochLearningRate(
+                    self._lr_schedule.base, lr_drop_epochs, self._lr_schedule.factor
+                )
             if weight_decay is None:
                 weight_decay = default_decay
         else:
@@ -496,6 +537,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             raise ValueError("sample_weight/class_weight are not supported by the wrappers.")
         source = self.training_source(x, y, batch_size, shuffle)
         check_batch_size(getattr(source, "batch_size", None))
+        self.fit_schedule_to_run(epochs)
         method = self.method_callbacks(source)
         self.start_fit(source, method)
         return super().fit(source, epochs=epochs, callbacks=method + list(callbacks or []),

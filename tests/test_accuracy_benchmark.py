@@ -15,7 +15,8 @@ from conftest import write_jpeg_npz
 
 def _rows(method, sanm, best, last, auc=None, noise="sym:0.5"):
     return [{"method": method, "sanm": sanm, "noise": noise, "seed": seed, "best": b, "last": l,
-             "last10": l, "train_accuracy": None if auc is None else 0.5, "wall_s": 10.0,
+             "last10": l, "train_accuracy": None if auc is None else 0.5,
+             "memorised": None if auc is None else 0.25, "wall_s": 10.0,
              "images_per_s": 100.0, "auc": auc, "best_epoch": 3 + seed, "epochs": 5,
              "warmup_end": 0.2 if method == "dividemix" else None}
             for seed, (b, l) in enumerate(zip(best, last))]
@@ -49,9 +50,9 @@ def test_gain_rows_verdict_uses_the_larger_spread_and_pairs_by_seed():
     assert "| CE | sym:0.5 | 3 | +10.00 (0.00) | 2.00 | yes | +0.50 (0.00) | 1.00 | no |" in page
     assert "| CE | no | sym:0.5 | 3 | 42.00 ± 2.00 |" in page
     assert ("| CE | yes | sym:0.5 | 3 | 52.00 ± 2.00 | 31.50 ± 1.00 | 31.50 ± 1.00 | 4.0 / 5 | "
-            "50.00 ± 0.00 | – | 0.800 ± 0.000 |") in page
-    assert "| CE | no | sym:0.5 | 3 | 42.00 ± 2.00 | 31.00 ± 1.00 | 31.00 ± 1.00 | 4.0 / 5 | – | – | – |" in page
-    assert "| DivideMix | yes | sym:0.5 | 3 | 65.00 ± 10.00 | 55.00 ± 10.00 | 55.00 ± 10.00 | 4.0 / 5 | 50.00 ± 0.00 | 20.00 ± 0.00 |" in page
+            "50.00 ± 0.00 | 25.00 ± 0.00 | – | 0.800 ± 0.000 |") in page
+    assert "| CE | no | sym:0.5 | 3 | 42.00 ± 2.00 | 31.00 ± 1.00 | 31.00 ± 1.00 | 4.0 / 5 | – | – | – | – |" in page
+    assert "| DivideMix | yes | sym:0.5 | 3 | 65.00 ± 10.00 | 55.00 ± 10.00 | 55.00 ± 10.00 | 4.0 / 5 | 50.00 ± 0.00 | 25.00 ± 0.00 | 20.00 ± 0.00 |" in page
 
 
 def test_single_seed_never_beats_spread():

@@ -256,8 +256,10 @@ def test_validation_data_as_a_dataset():
         def __getitem__(self, i):
             return x[32 * i : 32 * (i + 1)], y[32 * i : 32 * (i + 1)]
 
-    history = model.fit(x, noisy, epochs=1, verbose=0, validation_data=Validation()).history
+    history = model.fit(x, noisy, epochs=2, verbose=0, validation_data=Validation()).history
     assert 0.0 <= history["val_accuracy"][0] <= 1.0
+    # The default schedule's drop (150 of 301 epochs) moved to half of this fit.
+    np.testing.assert_allclose(history["learning_rate"], [0.02, 0.002])
 
 
 def test_presets_set_the_reference_values():

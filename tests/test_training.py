@@ -79,6 +79,33 @@ def test_paper_defaults_and_schedule():
     assert model._lr_schedule.rate(150) == pytest.approx(0.002)
 
 
+def test_reference_schedule_scales_with_the_length_of_fit():
+    x, y = learnable_problem(n=64, seed=3)
+    model = keras_sanm.wrap(small_cnn(), sanm=False, seed=0)
+    model.compile()  # the reference drop at 150 of 300 epochs: half of any fit
+    history = model.fit(x, y, batch_size=32, epochs=4, verbose=0).history
+    np.testing.assert_allclose(history["learning_rate"], [0.02, 0.02, 0.002, 0.002])
+    model = keras_sanm.wrap(small_cnn(), sanm=False, seed=0)
+    model.compile(lr_drop_epochs=(3,))  # fixed epochs do not scale
+    history = model.fit(x, y, batch_size=32, epochs=4, verbose=0).history
+    np.testing.assert_allclose(history["learning_rate"], [0.02, 0.02, 0.02, 0.002])
+    with pytest.raises(ValueError, match="own optimizer"):
+        model.compile(optimizer=keras.optimizers.SGD(0.1), lr_drop_epochs=(3,))
+    with pytest.raises(ValueError, match=">= 1"):
+        model.compile(lr_drop_epochs=(0,))
+    with pytest.raises(ValueError, match="no step-wise"):
+        keras_sanm.wrap(small_cnn(), method="coteaching", forget_rate=0.2).compile(
+            lr_drop_epochs=(3,))
+
+
+def test_dividemix_schedule_drops_at_150_of_its_reference_length():
+    for reference, epochs, drop in ((301, 301, 150), (361, 361, 150), (361, 100, 42)):
+        model = keras_sanm.wrap(small_cnn(), method="dividemix", epochs=reference)
+        model.compile()
+        model.fit_schedule_to_run(epochs)
+        assert model._lr_schedule.drop_epochs == (drop,)
+
+
 def test_coupled_weight_decay_in_gradients():
     model = keras_sanm.wrap(small_cnn(), sanm=False)
     model.compile(optimizer=keras.optimizers.SGD(0.1), weight_decay=0.5)

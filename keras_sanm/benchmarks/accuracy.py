@@ -62,6 +62,12 @@ class Budget:
         warmup_epochs: warm-up epochs per method (DivideMix).
         batch_size: training batch size.
         dtype_policy: Keras dtype policy, e.g. `mixed_float16`.
+        width: base channels of `preact_resnet18` (`None`: 64).
+        lr_drop_fraction: the learning rate is divided by 10 from this
+            fraction of each run's epochs, the same epoch for every method
+            (`None`: each method's reference drops scaled to its epochs).
+        track_fit_every: also measure the fit of correct and wrong training
+            labels every this many epochs (`None`: after the last only).
     """
 
     backend: str
@@ -74,6 +80,15 @@ class Budget:
     warmup_epochs: dict
     batch_size: int = 64
     dtype_policy: str | None = None
+    width: int | None = None
+    lr_drop_fraction: float | None = None
+    track_fit_every: int | None = None
+
+    def drop_epoch(self, method: str) -> int | None:
+        """The epoch of the learning-rate drop of `method`'s runs (or `None`)."""
+        if self.lr_drop_fraction is None:
+            return None
+        return max(1, round(self.epochs[method] * self.lr_drop_fraction))
 
 
 BUDGETS = {
@@ -135,7 +150,9 @@ def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str) -> 
         mode, rate = cell.noise.split(":")
         args += ["--preset", f"cifar10-{mode}-{float(rate)}"]
     for flag, value in (("--train-size", budget.train_size), ("--test-size", budget.test_size),
-                        ("--dtype-policy", budget.dtype_policy)):
+                        ("--dtype-policy", budget.dtype_policy), ("--width", budget.width),
+                        ("--lr-drop-epochs", budget.drop_epoch(cell.method)),
+                        ("--track-fit-every", budget.track_fit_every)):
         if value is not None:
             args += [flag, str(value)]
     return args
@@ -149,9 +166,12 @@ def run_row(cell: Cell, run_dir: str) -> dict:
         history = json.load(f)
     aucs = [values[-1] for key, values in history.items()
             if key.startswith("noise_auc") and values]
-    # Accuracy on the noisy training labels: above the clean fraction means
-    # the network has started to fit wrong labels. DivideMix logs none (NaN).
-    train_accuracy = history.get("accuracy", [float("nan")])[-1]
+    # Accuracy on the noisy training labels (inference mode, no augmentation,
+    # after the last epoch): above the fraction of correct labels means the
+    # network fits wrong labels. Older runs have the training-mode running
+    # accuracy of the last epoch instead (DivideMix: none).
+    train_accuracy = summary.get("fit_noisy_labels",
+                                 history.get("accuracy", [float("nan")])[-1])
     test_accuracy = history["val_accuracy"]
     # DivideMix logs its labeled-set size from the first epoch after warm-up.
     split = history.get("labeled_1")
@@ -166,6 +186,8 @@ def run_row(cell: Cell, run_dir: str) -> dict:
         "images_per_s": summary["train_samples_per_second"],
         "auc": statistics.fmean(aucs) if aucs else None,
         "train_accuracy": None if train_accuracy != train_accuracy else train_accuracy,
+        "memorised": summary.get("memorised_wrong_labels"),
+        "correct_fraction": 1.0 - summary["actual_noise_rate"],
         "epochs": summary["epochs"], "backend": summary["backend"],
         "backbone": summary["backbone"], "train_size": summary["train_size"],
         "actual_noise_rate": summary["actual_noise_rate"],
@@ -202,7 +224,7 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     for (method, sanm, noise), group in groups.items():
         entry = {"method": method, "sanm": sanm, "noise": noise, "seeds": len(group),
                  "epochs": max(r.get("epochs", 0) for r in group)}
-        for key in ("best", "last", "last10", "best_epoch", "train_accuracy", "warmup_end",
+        for key in ("best", "last", "last10", "best_epoch", "train_accuracy", "memorised", "warmup_end",
                     "wall_s", "images_per_s", "auc"):
             entry[f"{key}_mean"], entry[f"{key}_std"] = _mean_std(r[key] for r in group)
         out.append(entry)
@@ -247,9 +269,9 @@ def markdown(rows: list[dict], header: str) -> str:
     """The results page: provenance header, per-setting table, gain table."""
     lines = [header, "",
              "| method | SANM | noise | seeds | best acc % | last acc % | mean of last 10 % | "
-             "epoch of best | train acc on noisy labels % | acc at end of warm-up % | "
-             "detection AUC | wall time (s) | train img/s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "epoch of best | train acc on noisy labels % | wrong labels memorised % | "
+             "acc at end of warm-up % | detection AUC | wall time (s) | train img/s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in summary_rows(rows):
         auc = "–" if s["auc_mean"] != s["auc_mean"] else f"{s['auc_mean']:.3f} ± {s['auc_std']:.3f}"
         lines.append(
@@ -258,6 +280,7 @@ def markdown(rows: list[dict], header: str) -> str:
             f"{_pct(s['last_mean'], s['last_std'])} | {_pct(s['last10_mean'], s['last10_std'])} | "
             f"{s['best_epoch_mean']:.1f} / {s['epochs']} | "
             f"{_pct(s['train_accuracy_mean'], s['train_accuracy_std'])} | "
+            f"{_pct(s['memorised_mean'], s['memorised_std'])} | "
             f"{_pct(s['warmup_end_mean'], s['warmup_end_std'])} | {auc} | {s['wall_s_mean']:.0f} | {s['images_per_s_mean']:.0f} |")
     lines += ["", "SANM gain (percentage points; spread = the larger seed-to-seed std):", "",
               "| method | noise | seeds | best: gain (paired std) | best: spread | best: gain > spread | "

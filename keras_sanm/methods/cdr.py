@@ -94,6 +94,7 @@ _CDR_OPTIMIZER = {
     "weight_decay": 1e-3,
     "drop_epochs": (39, 79),
     "drop_factor": 0.1,
+    "reference_epochs": 200,
 }
 
 

@@ -133,6 +133,10 @@ class DivideMixTrainer(AlternatingTrainer):
             "epochs": self.epochs,
         }
 
+    def reference_run_length(self) -> int:
+        """The reference drops the learning rate at epoch 150 of `epochs` (301, SANM 361)."""
+        return self.epochs
+
     def epoch_log_names(self) -> list[str]:
         names = super().epoch_log_names()
         return [n for n in names if n != "confidence_penalty" or self.use_confidence_penalty]

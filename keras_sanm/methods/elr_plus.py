@@ -77,7 +77,8 @@ class ELRPlusTrainer(AlternatingTrainer):
         target_weighted_labels: reweight mixed labels by the targets
             (default: when `num_classes == 100`, as the reference).
         batch_size: batch size for array input (128).
-        drop_epoch: epoch of the /10 learning-rate drop (150; CIFAR-100 200).
+        drop_epoch: epoch of the /10 learning-rate drop in a run of `epochs`
+            epochs (150; CIFAR-100 200); it moves with the length of `fit`.
         epochs: default number of epochs of `fit` (200; CIFAR-100 250).
         **kwargs: passed to `AlternatingTrainer` (`from_logits`, `seed`, ...).
 
@@ -170,7 +171,8 @@ class ELRPlusTrainer(AlternatingTrainer):
 
     def default_optimizer(self):
         optimizer = keras.optimizers.SGD(learning_rate=0.02, momentum=0.9)
-        return optimizer, EpochLearningRate(0.02, (self.drop_epoch,), 0.1), 5e-4
+        return optimizer, EpochLearningRate(
+            0.02, (self.drop_epoch,), 0.1, reference_epochs=self.epochs), 5e-4
 
     # -------------------------------------------------------------------- step
     def averaged_scores(self, k: int, images):
