@@ -26,6 +26,8 @@ def _parse_noise(text: str):
 
 
 METHOD_NAMES = ("ce", "coteaching", "cdr", "dividemix", "elr_plus")
+# SANM(DivideMix)'s parts that `--sanm-without` can switch off (its constructor flags).
+ABLATION_PARTS = ("strong_views", "strong_warmup", "masking")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reference settings of the method, e.g. cifar10-sym-0.5 (keras_sanm.presets)")
     train.add_argument("--warmup-epochs", type=int, default=None, help="override the warm-up length")
     train.add_argument("--no-sanm", dest="sanm", action="store_false")
+    train.add_argument("--sanm-without", default=None,
+                       help="SANM(DivideMix) ablation: comma-separated parts to switch off "
+                            f"({', '.join(ABLATION_PARTS)})")
     train.add_argument("--backbone", default=None,
                        help="preact_resnet18, cnn9 or small_cnn (default: cnn9 for coteaching, "
                             "else preact_resnet18)")
@@ -110,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # `keras-sanm bench KIND` -> module with a `main(argv)`.
 BENCHMARKS = {"speed": "keras_sanm.benchmarks.step_time", "accuracy": "keras_sanm.benchmarks.accuracy",
-              "regime": "keras_sanm.benchmarks.regime"}
+              "regime": "keras_sanm.benchmarks.regime",
+              "keras-baseline": "keras_sanm.benchmarks.keras_baseline"}
 
 
 def _noisy_labels(args, data, out_dir):
@@ -144,6 +150,20 @@ def _parse_epochs(text):
     if any(e < 1 for e in epochs):
         raise SystemExit(f"--lr-drop-epochs must be epochs >= 1; got {text!r}.")
     return epochs
+
+
+def _parse_ablation(args) -> list[str]:
+    """`--sanm-without masking,strong_views` -> sorted part names (checked)."""
+    if not args.sanm_without:
+        return []
+    parts = sorted(set(args.sanm_without.split(",")))
+    unknown = [p for p in parts if p not in ABLATION_PARTS]
+    if unknown:
+        raise SystemExit(f"--sanm-without: unknown parts {unknown}; choose from {ABLATION_PARTS}.")
+    if args.method != "dividemix" or not args.sanm:
+        raise SystemExit("--sanm-without switches off parts of SANM(DivideMix): use it with "
+                         "--method dividemix and without --no-sanm.")
+    return parts
 
 
 def _resolve_noise(args):
@@ -180,8 +200,9 @@ def _training_data(args, model, data, noisy):
 
 
 # Settings a resumed run must share with the run it continues (`--epochs` may grow).
-RUN_SETTINGS = ("dataset", "train_size", "test_size", "method", "sanm", "preset", "backbone",
-                "width", "batch_size", "warmup_epochs", "seed", "dtype_policy", "lr_drop_epochs")
+RUN_SETTINGS = ("dataset", "train_size", "test_size", "method", "sanm", "sanm_without", "preset",
+                "backbone", "width", "batch_size", "warmup_epochs", "seed", "dtype_policy",
+                "lr_drop_epochs")
 
 
 def _run_config(args, noisy) -> dict:
@@ -193,6 +214,7 @@ def _run_config(args, noisy) -> dict:
     config["noise"] = f"{args.noise[0]}:{args.noise[1]}"
     if config["lr_drop_epochs"] is not None:  # as JSON stores it
         config["lr_drop_epochs"] = list(config["lr_drop_epochs"])
+    config["sanm_without"] = config["sanm_without"] or None
     config["noisy_labels_sha256"] = hashlib.sha256(
         np.asarray(noisy, np.int64).tobytes()).hexdigest()[:16]
     return config
@@ -235,6 +257,7 @@ def train_command(args) -> dict:
 
     args.noise = _resolve_noise(args)
     args.lr_drop_epochs = _parse_epochs(args.lr_drop_epochs)
+    args.sanm_without = _parse_ablation(args)
 
     data = keras_sanm.datasets.load(
         args.dataset, args.data_dir, args.train_size, args.test_size, seed=args.seed
@@ -263,6 +286,8 @@ def train_command(args) -> dict:
         config["noise_rate"] = args.noise[1]
     if args.warmup_epochs is not None:
         config["warmup_epochs"] = args.warmup_epochs
+    for part in args.sanm_without:
+        config[part] = False
     previous_policy = keras.config.dtype_policy()
     if args.dtype_policy:
         keras.config.set_dtype_policy(args.dtype_policy)
@@ -316,6 +341,7 @@ def train_command(args) -> dict:
         "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
         "train_size": len(noisy), "test_size": len(data.y_test),
         "width": args.width, "lr_drop_epochs": args.lr_drop_epochs,
+        "sanm_without": args.sanm_without,
         "learning_rates": sorted({float(v) for v in history.get("learning_rate", [])}, reverse=True),
         **{name: float(history[name][-1]) for name in LabelFitMonitor.NAMES if name in history},
         "best_test_accuracy": max(test_acc), "last_test_accuracy": test_acc[-1],

@@ -18,6 +18,10 @@ REFERENCE_LAYOUTS = {
 }
 
 
+# Hidden channels of the reference decoders (ResNet-18 and ResNet-50 alike).
+REFERENCE_FILTERS = (256, 128, 64, 32)
+
+
 def _axis_layout(feature_size: int, image_size: int):
     """Valid-padding transposed convolutions taking one axis from `n` to `N`."""
     if feature_size > image_size:
@@ -75,15 +79,22 @@ class ReconstructionDecoder(keras.layers.Layer):
     Three (or more) valid-padding `Conv2DTranspose` layers with biases and no
     normalisation or activation in between, as the reference decoder; the
     last layer outputs the image's channels with no activation (it targets
-    normalised pixels). For a `4x4` feature map and `32x32` images the layout
-    is exactly the reference's (`512 -> 256, k4 s2 -> 128, k6 s1 -> C, k4 s2`);
-    other sizes get a layout of the same style that lands exactly on the
-    image size.
+    normalised pixels). For a `4x4x512` feature map and `32x32` images the
+    layout is exactly the reference's (`512 -> 256, k4 s2 -> 128, k6 s1 ->
+    C, k4 s2`); other sizes get a layout of the same style that lands exactly
+    on the image size. The hidden layers have the reference's 256, 128, 64, 32
+    channels, or half, a quarter, ... of the feature map's channels where
+    that is fewer, so a narrow encoder keeps the reference's proportion (a
+    width-16 PreAct ResNet-18's 128 channels give 64 and 32) instead of being
+    outweighed by its decoder (the reference decoder at 128 channels costs
+    several times the width-16 network).
 
     Args:
         image_shape: `(H, W, C)` of the images to reconstruct.
         filters: channel counts of the hidden layers, from the first; reused
-            from the end when the layout needs more layers.
+            from the end when the layout needs more layers. `None`: the
+            reference's `(256, 128, 64, 32)`, each capped at the feature
+            map's channels / 2, / 4, / 8, / 16 (at least 8).
         implementation: how the transposed convolutions are computed,
             `"auto"` (default: the faster on the current backend), `"native"`
             or `"subpixel"`; all give the same outputs from the same weights
@@ -104,7 +115,7 @@ class ReconstructionDecoder(keras.layers.Layer):
     def __init__(
         self,
         image_shape,
-        filters=(256, 128, 64, 32),
+        filters=None,
         implementation: str = "auto",
         **kwargs,
     ):
@@ -113,7 +124,7 @@ class ReconstructionDecoder(keras.layers.Layer):
         if len(image_shape) != 3:
             raise ValueError(f"image_shape must be (H, W, C); got {image_shape}.")
         self.image_shape = image_shape
-        self.filters = tuple(int(f) for f in filters)
+        self.filters = None if filters is None else tuple(int(f) for f in filters)
         self.implementation = implementation
         self.conv_layers = []
 
@@ -124,9 +135,12 @@ class ReconstructionDecoder(keras.layers.Layer):
                 f"with known sizes; got {tuple(feature_shape)}."
             )
         layout = decoder_layout(tuple(feature_shape[1:3]), self.image_shape[:2])
-        hidden = list(self.filters[: len(layout) - 1])
+        filters = self.filters or tuple(
+            min(reference, max(8, int(feature_shape[-1]) // 2 ** (i + 1)))
+            for i, reference in enumerate(REFERENCE_FILTERS))
+        hidden = list(filters[: len(layout) - 1])
         while len(hidden) < len(layout) - 1:
-            hidden.append(self.filters[-1])
+            hidden.append(filters[-1])
         channels = hidden + [self.image_shape[2]]
         self.conv_layers = [
             SubPixelConv2DTranspose(

@@ -90,10 +90,36 @@ def test_train_arguments_of_each_cell_kind():
     gpu = accuracy.train_arguments(accuracy.BUDGETS["gpu"], accuracy.Cell("ce", True, "sym:0.5", 0),
                                    "D", "O")
     assert gpu[gpu.index("--dtype-policy") + 1] == "mixed_bfloat16" and "--train-size" not in gpu
+    # The learning rate drops at half of the run (the reference's 150 of 300).
+    assert gpu[gpu.index("--lr-drop-epochs") + 1] == "50" and "--lr-drop-epochs" not in ce
     # Every argument list parses with the real command line.
     for args in (ce, dm, gpu):
         assert cli.build_parser().parse_args(args).command == "train"
     assert len(accuracy.grid(budget, ["ce", "dividemix"])) == 2 * 2 * 3 * 2
+
+
+def test_ablation_cells_arguments_and_tables():
+    budget = accuracy.dataclasses.replace(accuracy.BUDGETS["cpu"], width=16, lr_drop_fraction=0.5)
+    cells = accuracy.grid(budget, ["ce", "dividemix"], ablation=True)
+    assert len(cells) == 2 * 3 * (2 + 2 + 3)
+    without = [c for c in cells if c.without and c.seed == 0 and c.noise == "sym:0.5"]
+    assert [c.without for c in without] == ["strong_views", "strong_warmup", "masking"]
+    assert without[2].name == "dividemix_sanm_without-masking_sym0.5_s0"
+    args = accuracy.train_arguments(budget, without[2], "D", "O")
+    assert args[args.index("--sanm-without") + 1] == "masking"
+    assert args[args.index("--width") + 1] == "16"
+    assert args[args.index("--lr-drop-epochs") + 1] == "4"  # round(7 * 0.5)
+    parsed = cli.build_parser().parse_args(args)
+    assert parsed.sanm_without == "masking" and parsed.width == 16
+    rows = (_rows("dividemix", False, [0.40, 0.42], [0.30, 0.32])
+            + _rows("dividemix", True, [0.50, 0.52], [0.40, 0.42]))
+    rows += [{**r, "without": "masking", "best": r["best"] - 0.05} for r in rows if r["sanm"]]
+    gains = {g["without"]: g for g in accuracy.gain_rows(rows)}
+    assert gains[""]["best_gain"] == pytest.approx(0.10)
+    assert gains["masking"]["best_gain"] == pytest.approx(0.05)
+    page = accuracy.markdown(rows, "header")
+    assert "| DivideMix | yes, without masking | sym:0.5 | 2 | 46.00 ± 1.41 |" in page
+    assert "| DivideMix (SANM without masking) | sym:0.5 | 2 | +5.00 (0.00) |" in page
 
 
 def test_grid_runs_writes_tables_and_resumes(tmp_path):

@@ -88,3 +88,19 @@ def test_cli_argument_errors():
         cli.main(["train", "--noise", "sym-0.5"])
     with pytest.raises(SystemExit):
         cli.main(["train", "--noise", "pair:0.2"])
+
+
+def test_train_refuses_a_bad_ablation_or_drop_epochs(tmp_path):
+    from keras_sanm import cli
+
+    base = ["train", "--data-dir", str(tmp_path), "--output", str(tmp_path / "run")]
+    with pytest.raises(SystemExit, match="unknown parts"):
+        cli.main(base + ["--method", "dividemix", "--sanm-without", "decoder"])
+    with pytest.raises(SystemExit, match="--method dividemix"):
+        cli.main(base + ["--method", "ce", "--sanm-without", "masking"])
+    with pytest.raises(SystemExit, match="--method dividemix"):
+        cli.main(base + ["--method", "dividemix", "--no-sanm", "--sanm-without", "masking"])
+    with pytest.raises(SystemExit, match="comma-separated"):
+        cli.main(base + ["--lr-drop-epochs", "half"])
+    with pytest.raises(SystemExit, match=">= 1"):
+        cli.main(base + ["--lr-drop-epochs", "0"])

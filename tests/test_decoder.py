@@ -20,6 +20,15 @@ def test_reference_layout_preact_resnet18():
     assert decoder.count_params() == (512 * 256 * 16 + 256) + (256 * 128 * 36 + 128) + (128 * 3 * 16 + 3)
 
 
+@pytest.mark.parametrize("channels,filters", [(2048, [256, 128, 3]), (512, [256, 128, 3]),
+                                              (128, [64, 32, 3]), (16, [8, 8, 3])])
+def test_hidden_channels_follow_the_reference_capped_by_the_encoder(channels, filters):
+    decoder = ReconstructionDecoder((32, 32, 3))
+    decoder.build((None, 4, 4, channels))
+    assert [c.filters for c in decoder.conv_layers] == filters
+    assert ReconstructionDecoder((32, 32, 3), filters=(32, 16)).get_config()["filters"] == (32, 16)
+
+
 @pytest.mark.parametrize(
     "feature_shape,image_shape",
     [((2, 2, 128), (32, 32, 3)), ((7, 7, 2048), (224, 224, 3)), ((4, 4, 16), (16, 16, 3)),

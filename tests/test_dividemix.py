@@ -329,3 +329,63 @@ def test_xla_compiled_sanm_dividemix_steps():
     data = CoDivideData(to_uint8(x), noisy, batch_size=16, seed=0, views=("weak",) * 6)
     history = model.fit(data, epochs=2, verbose=0).history
     assert np.isfinite(history["loss"]).all() and np.isfinite(history["reconstruction_loss"][1])
+
+
+def _division_batch(b=8, views=2, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "labeled_views": rng.normal(size=(b, views, size, size, 3)).astype("float32"),
+        "labels": rng.integers(0, 4, b).astype("int32"),
+        "labeled_quality": rng.uniform(0.5, 1.0, b).astype("float32"),
+        "unlabeled_views": rng.normal(size=(b, views, size, size, 3)).astype("float32"),
+        "unlabeled_quality": rng.uniform(0.0, 0.5, b).astype("float32"),
+        "progress": np.array([12.0], "float32"),
+    }
+
+
+def test_sanm_dividemix_with_every_part_off_is_dividemix():
+    base = small_cnn()
+    plain = keras_sanm.wrap(base, method="dividemix", sanm=False, seed=0, warmup_epochs=10)
+    ablated = keras_sanm.wrap(base, method="dividemix", seed=0, warmup_epochs=10,
+                              strong_views=False, strong_warmup=False, masking=False)
+    ablated.networks[1].set_weights(plain.networks[1].get_weights())
+    assert ablated.views == plain.views == ("weak", "weak")
+    assert ablated.warmup_augment == "weak" and ablated.warmup_clip_norm is None
+    batch = _division_batch()
+    results = []
+    for model in (plain, ablated):
+        model._held.phase = ("train", 0)
+        loss, logs = model.compute_train_loss((batch,))
+        results.append((float(ops.convert_to_numpy(loss)), sorted(logs)))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    assert results[0][1] == results[1][1]  # no reconstruction or mask terms
+    # Masking on DivideMix's own views adds the reconstruction loss and the masked groups.
+    masked = keras_sanm.wrap(base, method="dividemix", seed=0, warmup_epochs=10,
+                             strong_views=False, strong_warmup=False)
+    masked.networks[1].set_weights(plain.networks[1].get_weights())
+    masked._held.phase = ("train", 0)
+    loss, logs = masked.compute_train_loss((batch,))
+    assert {"reconstruction_loss", "mask_ratio"} <= set(logs)
+    assert float(ops.convert_to_numpy(loss)) != pytest.approx(results[0][0], rel=1e-3)
+
+
+def test_sanm_dividemix_ablation_switches_and_config():
+    full = keras_sanm.wrap(small_cnn(), method="dividemix")
+    assert len(full.views) == 6 and full.warmup_augment == "strong_warmup"
+    assert full.warmup_clip_norm == 1.0 and full.masking
+    views_off = keras_sanm.wrap(small_cnn(), method="dividemix", strong_views=False)
+    assert views_off.views == ("weak", "weak") and views_off.warmup_augment == "strong_warmup"
+    warmup_off = keras_sanm.wrap(small_cnn(), method="dividemix", strong_warmup=False)
+    assert len(warmup_off.views) == 6 and warmup_off.warmup_clip_norm is None
+    restored = type(views_off).from_config(views_off.get_config())
+    assert (restored.strong_views, restored.strong_warmup, restored.masking) == (False, True, True)
+
+
+def test_masking_on_weak_views_trains():
+    x, y, noisy = noisy_problem(n=96)
+    model = keras_sanm.wrap(small_cnn(), method="dividemix", seed=0, warmup_epochs=1,
+                            batch_size=16, strong_views=False, strong_warmup=False)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    history = model.fit(to_uint8(x), noisy, epochs=2, verbose=0).history
+    assert np.isnan(history["mask_ratio"][0]) and 0.0 < history["mask_ratio"][1] < 0.2
+    assert np.isfinite(history["reconstruction_loss"][1]) and np.isfinite(history["labeled_loss"][1])

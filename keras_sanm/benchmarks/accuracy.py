@@ -107,7 +107,7 @@ BUDGETS = {
         backend="jax", backbone="preact_resnet18", train_size=None, test_size=None,
         noises=("sym:0.5",), seeds=(0, 1, 2),
         epochs={"ce": 100, "dividemix": 100}, warmup_epochs={"dividemix": 10},
-        dtype_policy="mixed_bfloat16",
+        dtype_policy="mixed_bfloat16", lr_drop_fraction=0.5,
     ),
     "smoke": Budget(
         backend=os.environ.get("KERAS_BACKEND", "torch"), backbone="small_cnn",
@@ -119,20 +119,48 @@ BUDGETS = {
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
+    """One run of the grid.
+
+    Attributes:
+        method: training method.
+        sanm: with SANM.
+        noise: `MODE:RATE`.
+        seed: subset, noise, initialisation and order seed.
+        without: SANM(DivideMix) parts switched off (an ablation), as the
+            sorted comma-separated `--sanm-without` value; `""` for none.
+    """
+
     method: str
     sanm: bool
     noise: str
     seed: int
+    without: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.method}{'_sanm' if self.sanm else ''}_{self.noise.replace(':', '')}_s{self.seed}"
+        ablation = f"_without-{self.without.replace(',', '-')}" if self.without else ""
+        return (f"{self.method}{'_sanm' if self.sanm else ''}{ablation}_"
+                f"{self.noise.replace(':', '')}_s{self.seed}")
 
 
-def grid(budget: Budget, methods) -> list[Cell]:
-    """All cells, plain before SANM, in (noise, seed, method) order."""
-    return [Cell(m, s, n, seed) for n in budget.noises for seed in budget.seeds
-            for m in methods for s in (False, True)]
+# SANM(DivideMix) ablation: each part left out in turn (`keras-sanm train --sanm-without`).
+ABLATIONS = ("strong_views", "strong_warmup", "masking")
+
+
+def grid(budget: Budget, methods, ablation: bool = False) -> list[Cell]:
+    """All cells, plain before SANM, in (noise, seed, method) order.
+
+    With `ablation`, DivideMix also gets SANM(DivideMix) with each of its
+    three parts left out in turn.
+    """
+    cells = []
+    for n in budget.noises:
+        for seed in budget.seeds:
+            for m in methods:
+                cells += [Cell(m, False, n, seed), Cell(m, True, n, seed)]
+                if ablation and m == "dividemix":
+                    cells += [Cell(m, True, n, seed, part) for part in ABLATIONS]
+    return cells
 
 
 def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str) -> list[str]:
@@ -144,6 +172,8 @@ def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str) -> 
             "--verbose", "2", "--resume"]  # a cell killed mid-run continues from its checkpoint
     if not cell.sanm:
         args.append("--no-sanm")
+    if cell.without:
+        args += ["--sanm-without", cell.without]
     if cell.method in budget.warmup_epochs:
         args += ["--warmup-epochs", str(budget.warmup_epochs[cell.method])]
     if cell.method == "dividemix":
@@ -177,7 +207,8 @@ def run_row(cell: Cell, run_dir: str) -> dict:
     split = history.get("labeled_1")
     warmup = next((i for i, v in enumerate(split) if v == v), None) if split else None
     return {
-        "method": cell.method, "sanm": cell.sanm, "noise": cell.noise, "seed": cell.seed,
+        "method": cell.method, "sanm": cell.sanm, "without": cell.without,
+        "noise": cell.noise, "seed": cell.seed,
         "best": summary["best_test_accuracy"], "last": summary["last_test_accuracy"],
         "last10": summary["mean_last10_test_accuracy"],
         "best_epoch": 1 + max(range(len(test_accuracy)), key=test_accuracy.__getitem__),
@@ -219,10 +250,12 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     """Mean and sample std over seeds per (method, sanm, noise)."""
     groups: dict = {}
     for row in rows:
-        groups.setdefault((row["method"], row["sanm"], row["noise"]), []).append(row)
+        key = (row["method"], row["sanm"], row.get("without", ""), row["noise"])
+        groups.setdefault(key, []).append(row)
     out = []
-    for (method, sanm, noise), group in groups.items():
-        entry = {"method": method, "sanm": sanm, "noise": noise, "seeds": len(group),
+    for (method, sanm, without, noise), group in groups.items():
+        entry = {"method": method, "sanm": sanm, "without": without, "noise": noise,
+                 "seeds": len(group),
                  "epochs": max(r.get("epochs", 0) for r in group)}
         for key in ("best", "last", "last10", "best_epoch", "train_accuracy", "memorised", "warmup_end",
                     "wall_s", "images_per_s", "auc"):
@@ -239,14 +272,16 @@ def gain_rows(rows: list[dict]) -> list[dict]:
     standard deviations. The paired gain (same seed: same subset, noisy
     labels and initial weights) is reported as mean +- std.
     """
-    by_key = {(r["method"], r["sanm"], r["noise"], r["seed"]): r for r in rows}
+    plain = {(r["method"], r["noise"], r["seed"]): r for r in rows if not r["sanm"]}
     pairs: dict = {}
-    for (method, sanm, noise, seed), row in by_key.items():
-        if sanm and (method, False, noise, seed) in by_key:
-            pairs.setdefault((method, noise), []).append((by_key[(method, False, noise, seed)], row))
+    for row in rows:
+        key = (row["method"], row["noise"], row["seed"])
+        if row["sanm"] and key in plain:
+            group = (row["method"], row.get("without", ""), row["noise"])
+            pairs.setdefault(group, []).append((plain[key], row))
     out = []
-    for (method, noise), group in pairs.items():
-        entry = {"method": method, "noise": noise, "seeds": len(group)}
+    for (method, without, noise), group in pairs.items():
+        entry = {"method": method, "without": without, "noise": noise, "seeds": len(group)}
         for key in ("best", "last"):
             plain_mean, plain_std = _mean_std(p[key] for p, _ in group)
             sanm_mean, sanm_std = _mean_std(s[key] for _, s in group)
@@ -257,6 +292,14 @@ def gain_rows(rows: list[dict]) -> list[dict]:
                 entry[f"{key}_gain"] > entry[f"{key}_spread"])
         out.append(entry)
     return out
+
+
+def _sanm_label(entry: dict) -> str:
+    if not entry.get("sanm", True):
+        return "no"
+    if entry.get("without"):
+        return "yes, without " + " and ".join(p.replace("_", " ") for p in entry["without"].split(","))
+    return "yes"
 
 
 def _pct(mean, std) -> str:
@@ -275,7 +318,7 @@ def markdown(rows: list[dict], header: str) -> str:
     for s in summary_rows(rows):
         auc = "–" if s["auc_mean"] != s["auc_mean"] else f"{s['auc_mean']:.3f} ± {s['auc_std']:.3f}"
         lines.append(
-            f"| {METHOD_LABELS[s['method']]} | {'yes' if s['sanm'] else 'no'} | {s['noise']} | "
+            f"| {METHOD_LABELS[s['method']]} | {_sanm_label(s)} | {s['noise']} | "
             f"{s['seeds']} | {_pct(s['best_mean'], s['best_std'])} | "
             f"{_pct(s['last_mean'], s['last_std'])} | {_pct(s['last10_mean'], s['last10_std'])} | "
             f"{s['best_epoch_mean']:.1f} / {s['epochs']} | "
@@ -292,8 +335,9 @@ def markdown(rows: list[dict], header: str) -> str:
             cells += [f"{100 * g[f'{key}_gain']:+.2f} ({100 * g[f'{key}_paired_std']:.2f})",
                       f"{100 * g[f'{key}_spread']:.2f}",
                       "yes" if g[f"{key}_beats_spread"] else "no"]
-        lines.append(f"| {METHOD_LABELS[g['method']]} | {g['noise']} | {g['seeds']} | "
-                     + " | ".join(cells) + " |")
+        label = METHOD_LABELS[g["method"]] + (
+            f" (SANM {_sanm_label(g)[5:]})" if g["without"] else "")
+        lines.append(f"| {label} | {g['noise']} | {g['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -336,6 +380,9 @@ def main(argv=None) -> int:
     parser.add_argument("--noises", default=None, help="override, e.g. sym:0.5,sym:0.8")
     parser.add_argument("--seeds", default=None, help="override, e.g. 0,1,2")
     parser.add_argument("--backend", default=None, help="override the budget's backend")
+    parser.add_argument("--ablation", action="store_true",
+                        help="DivideMix: also SANM(DivideMix) with each of its parts "
+                             "(strong views, strong warm-up, masking) left out in turn")
     args = parser.parse_args(argv)
     budget = BUDGETS[args.budget]
     methods = args.methods.split(",")
@@ -353,7 +400,7 @@ def main(argv=None) -> int:
     budget = dataclasses.replace(budget, **overrides)
     out = args.out or os.path.join("results", args.budget)
     os.makedirs(out, exist_ok=True)
-    cells = grid(budget, methods)
+    cells = grid(budget, methods, args.ablation)
     rows = []
     start = time.time()
     for i, cell in enumerate(cells, 1):

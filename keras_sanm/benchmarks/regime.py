@@ -14,8 +14,10 @@ at the given noise. A candidate qualifies when both hold:
 * (b) its last test accuracy is at least `--drop-margin` (5 points) below
   its best: learning them costs accuracy.
 
-Among qualifying candidates the cheapest (training images x epochs x width^2,
-proportional to the work) is chosen. Finished runs are reused, so the search
+A candidate must qualify on every seed of `--seeds` (the grid runs several;
+seeds after a failing one are not run). Among qualifying candidates the
+cheapest (training images x epochs x width^2, proportional to the work) is
+chosen. Finished runs are reused, so the search
 resumes; `<out>/regime.md` and `<out>/regime.csv` list every candidate tried,
 failures included.
 
@@ -94,16 +96,17 @@ def verdict(row: dict, fit_margin: float, drop_margin: float) -> dict:
 
 def markdown(results: list[tuple[Candidate, dict, dict]], header: str, chosen) -> str:
     lines = [header, "",
-             "| candidate (images x width x epochs) | relative work | wall time (s) | "
+             "| candidate (images x width x epochs) | seed | relative work | wall time (s) | "
              "best acc % | last acc % | mean of last 10 % | epoch of best | correct labels % | "
              "noisy labels fitted % | wrong labels memorised % | (a) fit - correct | "
              "(b) best - last | qualifies |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     smallest = min(c.work for c, _, _ in results)
     for candidate, row, v in results:
         memorised = "–" if row.get("memorised") is None else f"{100 * row['memorised']:.1f}"
         lines.append(
-            f"| {candidate.name} | {candidate.work / smallest:.2f} | {row['wall_s']:.0f} | "
+            f"| {candidate.name} | {row['seed']} | {candidate.work / smallest:.2f} | "
+            f"{row['wall_s']:.0f} | "
             f"{100 * row['best']:.2f} | {100 * row['last']:.2f} | {100 * row['last10']:.2f} | "
             f"{row['best_epoch']} / {row['epochs']} | {100 * row['correct_fraction']:.1f} | "
             f"{100 * row['train_accuracy']:.1f} | {memorised} | {100 * v['fit_excess']:+.1f} "
@@ -126,41 +129,48 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="tensorflow")
     parser.add_argument("--test-size", type=int, default=2000)
     parser.add_argument("--noise", default="sym:0.5")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1",
+                        help="a candidate qualifies only if it does on every seed")
     parser.add_argument("--fit-margin", type=float, default=0.10)
     parser.add_argument("--drop-margin", type=float, default=0.05)
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    results = []
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    results, qualifying = [], []
     for i, candidate in enumerate(args.candidates, 1):
-        print(f"[{i}/{len(args.candidates)}] {candidate.name} ...", end=" ", flush=True)
-        budget = budget_for(candidate, args.backend, args.test_size, args.noise, args.seed)
-        row = run_cell(budget, Cell("ce", False, args.noise, args.seed),
-                       args.data_dir, os.path.join(args.out, candidate.name))
-        if row.get("memorised") is None:
-            raise RuntimeError(f"{candidate.name}: the run has no label-fit measurement.")
-        v = verdict(row, args.fit_margin, args.drop_margin)
-        results.append((candidate, row, v))
-        print(f"best {row['best']:.4f} last {row['last']:.4f}, fits noisy labels "
-              f"{row['train_accuracy']:.3f} (correct {row['correct_fraction']:.3f}): "
-              f"{'qualifies' if v['qualifies'] else 'does not qualify'} ({row['wall_s']:.0f} s)",
-              flush=True)
-    qualifying = [c for c, _, v in results if v["qualifies"]]
+        for seed in seeds:
+            print(f"[{i}/{len(args.candidates)}] {candidate.name} seed {seed} ...", end=" ",
+                  flush=True)
+            budget = budget_for(candidate, args.backend, args.test_size, args.noise, seed)
+            row = run_cell(budget, Cell("ce", False, args.noise, seed),
+                           args.data_dir, os.path.join(args.out, candidate.name))
+            if row.get("memorised") is None:
+                raise RuntimeError(f"{candidate.name}: the run has no label-fit measurement.")
+            v = verdict(row, args.fit_margin, args.drop_margin)
+            results.append((candidate, row, v))
+            print(f"best {row['best']:.4f} last {row['last']:.4f}, fits noisy labels "
+                  f"{row['train_accuracy']:.3f} (correct {row['correct_fraction']:.3f}): "
+                  f"{'qualifies' if v['qualifies'] else 'does not qualify'} "
+                  f"({row['wall_s']:.0f} s)", flush=True)
+            if not v["qualifies"]:
+                break
+        else:
+            qualifying.append(candidate)
     chosen = min(qualifying, key=lambda c: c.work) if qualifying else None
     command = "keras-sanm bench regime " + " ".join(argv if argv is not None else sys.argv[1:])
     header = provenance(command, "regime search", budget_for(
-        args.candidates[0], args.backend, args.test_size, args.noise, args.seed))
+        args.candidates[0], args.backend, args.test_size, args.noise, seeds[0]))
     header = header.split("\n\n", 1)[1]  # the budget line describes one candidate only
-    header = (f"CE only, noise {args.noise}, seed {args.seed}, backend {args.backend}, "
+    header = (f"CE only, noise {args.noise}, seeds {args.seeds}, backend {args.backend}, "
               f"PreAct ResNet-18, {args.test_size} test images, batch 64, reference SGD, "
               f"learning rate /10 at half the epochs; criteria: (a) fit - correct >= "
               f"{100 * args.fit_margin:.0f} points, (b) best - last >= "
-              f"{100 * args.drop_margin:.0f} points.\n\n" + header)
+              f"{100 * args.drop_margin:.0f} points, on every seed.\n\n" + header)
     page = markdown(results, header, chosen)
     with open(os.path.join(args.out, "regime.md"), "w") as f:
         f.write(page)
     with open(os.path.join(args.out, "regime.csv"), "w") as f:
-        keys = ["candidate", "work", "best", "last", "last10", "best_epoch", "epochs",
+        keys = ["candidate", "seed", "work", "best", "last", "last10", "best_epoch", "epochs",
                 "correct_fraction", "train_accuracy", "memorised", "wall_s", "qualifies"]
         f.write(",".join(keys) + "\n")
         for candidate, row, v in results:

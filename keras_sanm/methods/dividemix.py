@@ -292,36 +292,44 @@ class DivideMixTrainer(AlternatingTrainer):
 
 
 def sanm_mixmatch_groups(labeled_views, unlabeled_views, peak, valley, t_x, t_u, modulated):
-    """The twelve MixMatch groups of SANM(DivideMix) (methods.md §1.9, step 4).
+    """The MixMatch groups of SANM(DivideMix): the training views, then the masked copies.
+
+    With the reference's four training views this is its twelve-group batch.
 
     Args:
-        labeled_views: `[xa1, xa2, xr1, xr2]`, each `(B, H, W, C)`.
-        unlabeled_views: `[ua1, ua2, ur1, ur2]`.
-        peak, valley: `(2B, H, W, C)` masked `[xc1; uc1]`.
+        labeled_views: the labeled training views, e.g. `[xa1, xa2, xr1, xr2]`,
+            each `(B, H, W, C)`.
+        unlabeled_views: the unlabeled ones, e.g. `[ua1, ua2, ur1, ur2]`.
+        peak, valley: `(2B, H, W, C)` masked `[xc1; uc1]`, or `None` for
+            no masked groups.
         t_x, t_u: `(B, C)` refined and guessed targets.
-        modulated: `(2B, C)` modulated `[t_x; t_u]`.
+        modulated: `(2B, C)` modulated `[t_x; t_u]` (unused without masks).
 
     Returns:
-        `(inputs, targets)` of `12B` rows: labeled groups
-        `xa1, xa2, xr1, xr2, m+_x, m-_x` then the same for the unlabeled
-        part; rows `[0, 6B)` are labeled.
+        `(inputs, targets)`: labeled groups `xa1, xa2, xr1, xr2, m+_x, m-_x`
+        then the same for the unlabeled part; the first
+        `B * (len(labeled_views) + 2)` rows (without masks
+        `B * len(labeled_views)`) are labeled.
     """
-    b = ops.shape(t_x)[0]
-    inputs = ops.concatenate(
-        list(labeled_views) + [peak[:b], valley[:b]]
-        + list(unlabeled_views) + [peak[b:], valley[b:]],
-        axis=0,
-    )
-    m_x, m_u = modulated[:b], modulated[b:]
-    targets = ops.concatenate(
-        [t_x, t_x, t_x, t_x, m_x, m_x, t_u, t_u, t_u, t_u, m_u, m_u], axis=0
-    )
-    return inputs, targets
+    x_groups, u_groups = list(labeled_views), list(unlabeled_views)
+    x_targets, u_targets = [t_x] * len(x_groups), [t_u] * len(u_groups)
+    if peak is not None:
+        b = ops.shape(t_x)[0]
+        x_groups += [peak[:b], valley[:b]]
+        u_groups += [peak[b:], valley[b:]]
+        x_targets += [modulated[:b]] * 2
+        u_targets += [modulated[b:]] * 2
+    return (ops.concatenate(x_groups + u_groups, axis=0),
+            ops.concatenate(x_targets + u_targets, axis=0))
+
+
+STRONG_VIEWS = ("autoaugment", "autoaugment", "randaugment", "randaugment",
+                "autoaugment", "autoaugment")
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
 class SANMDivideMixTrainer(DivideMixTrainer):
-    """SANM(DivideMix): the reference CIFAR batch of `SANM-code` (methods.md §1.9).
+    """SANM(DivideMix): the reference CIFAR batch of the official SANM code.
 
     Each sample comes with six views: two AutoAugment (`xa`), two
     RandAugment + Cutout (`xr`) and two more AutoAugment (`xc`). Targets are
@@ -335,19 +343,38 @@ class SANMDivideMixTrainer(DivideMixTrainer):
     SANM code's warm-up augmentation (colour jitter, crop/flip, random
     affine), with the gradient clipped to norm 1.0.
 
+    SANM(DivideMix) differs from DivideMix in three ways at once; each can be
+    switched off to measure its share (an ablation):
+
+    * `strong_views=False`: DivideMix's two weak views (crop and flip) per
+      sample; targets are guessed from them, the first one is masked and
+      reconstructed, and MixMatch mixes eight groups (`x1, x2, m+_x, m-_x`
+      and the same for unlabeled).
+    * `strong_warmup=False`: DivideMix's warm-up (weak augmentation, no
+      gradient clipping unless `warmup_clip_norm` says otherwise).
+    * `masking=False`: no masked copies, no modulated targets and no
+      reconstruction loss (the decoders stay, untrained).
+
+    With all three off, a step is DivideMix's step.
+
     Args:
         networks: two networks returning `(feature_map, scores)`.
         num_classes: number of classes.
         reconstruction_weight: weight of `L_rec` (0.02 CIFAR).
-        clip_negative_targets: clip negative modulated targets (B4).
+        clip_negative_targets: clip negative modulated targets.
         mask_config: keyword arguments of `NoisyMask`.
+        warmup_clip_norm: global-norm clip of warm-up gradients;
+            `"reference"`: 1.0 with the strong warm-up, none without.
+        strong_views: the six strong views (else two weak ones).
+        strong_warmup: the SANM code's warm-up augmentation and clipping.
+        masking: the masked copies and the reconstruction loss.
         **kwargs: passed to `DivideMixTrainer`.
+
+    Example:
+    >>> model = keras_sanm.wrap(base, method="dividemix", masking=False)  # ablation
     """
 
     log_names = DivideMixTrainer.log_names + ("reconstruction_loss", "mask_ratio")
-    views = ("autoaugment", "autoaugment", "randaugment", "randaugment",
-             "autoaugment", "autoaugment")
-    warmup_augment = "strong_warmup"
 
     def __init__(
         self,
@@ -356,55 +383,76 @@ class SANMDivideMixTrainer(DivideMixTrainer):
         reconstruction_weight: float = 0.02,
         clip_negative_targets: bool = False,
         mask_config: dict | None = None,
-        warmup_clip_norm: float | None = 1.0,
+        warmup_clip_norm: float | None | str = "reference",
+        strong_views: bool = True,
+        strong_warmup: bool = True,
+        masking: bool = True,
         **kwargs,
     ):
+        if warmup_clip_norm == "reference":
+            warmup_clip_norm = 1.0 if strong_warmup else None
         super().__init__(
             networks, num_classes, returns_features=True,
             warmup_clip_norm=warmup_clip_norm, **kwargs,
         )
+        self.strong_views, self.strong_warmup = bool(strong_views), bool(strong_warmup)
+        self.masking = bool(masking)
+        self.views = STRONG_VIEWS if self.strong_views else DivideMixTrainer.views
+        self.warmup_augment = "strong_warmup" if self.strong_warmup else "weak"
         self.init_sanm_branch(reconstruction_weight, clip_negative_targets, mask_config)
 
+    def get_config(self) -> dict:
+        return {**super().get_config(), "strong_views": self.strong_views,
+                "strong_warmup": self.strong_warmup, "masking": self.masking}
+
     def division_loss(self, batch, k: int):
-        xa1, xa2, xr1, xr2, xc1, xc2 = [batch["labeled_views"][:, v] for v in range(6)]
-        ua1, ua2, ur1, ur2, uc1, uc2 = [batch["unlabeled_views"][:, v] for v in range(6)]
+        count = len(self.views)
+        x_views = [batch["labeled_views"][:, v] for v in range(count)]
+        u_views = [batch["unlabeled_views"][:, v] for v in range(count)]
+        # Targets come from the last two views (xc1, xc2; with weak views, the
+        # two views that are also trained on, as in DivideMix).
+        x_train, u_train = (x_views[:-2], u_views[:-2]) if count > 2 else (x_views, u_views)
         t_x, t_u, features_x, features_u = self.guess_targets(
-            batch, k, [xc1, xc2], [uc1, uc2]
-        )
-        # Masking of [xc1; uc1] with the peer's w.
-        images = ops.concatenate([xc1, uc1], axis=0)
-        quality = ops.concatenate(
-            [batch["labeled_quality"], batch["unlabeled_quality"]], axis=0
-        )
-        masked = self.noisy_mask(
-            images, ops.concatenate([features_x, features_u], axis=0), quality
-        )
-        modulated = ops.stop_gradient(
-            modulate_labels(
-                ops.concatenate([t_x, t_u], axis=0),
-                masked["peak_ratio"],
-                self.clip_negative_targets,
-            )
+            batch, k, x_views[-2:], u_views[-2:]
         )
         b = _rows(batch)
-        peak, valley = masked["peak_images"], masked["valley_images"]
-
-        # Reconstruction: one training-mode pass of all 4B masked images.
-        masked_features = self.network_scores(
-            k, ops.concatenate([peak, valley], axis=0), training=True
-        )[0]
-        reconstruction = self.reconstruction_term(self.decoders[k], masked_features, images)
+        logs = {}
+        peak = valley = modulated = None
+        reconstruction = 0.0
+        if self.masking:
+            # Masking of [xc1; uc1] with the peer's w.
+            images = ops.concatenate([x_views[-2], u_views[-2]], axis=0)
+            quality = ops.concatenate(
+                [batch["labeled_quality"], batch["unlabeled_quality"]], axis=0
+            )
+            masked = self.noisy_mask(
+                images, ops.concatenate([features_x, features_u], axis=0), quality
+            )
+            modulated = ops.stop_gradient(
+                modulate_labels(
+                    ops.concatenate([t_x, t_u], axis=0),
+                    masked["peak_ratio"],
+                    self.clip_negative_targets,
+                )
+            )
+            peak, valley = masked["peak_images"], masked["valley_images"]
+            # Reconstruction: one training-mode pass of all 4B masked images.
+            masked_features = self.network_scores(
+                k, ops.concatenate([peak, valley], axis=0), training=True
+            )[0]
+            reconstruction = self.reconstruction_term(self.decoders[k], masked_features, images)
+            logs.update(reconstruction_loss=reconstruction,
+                        mask_ratio=ops.mean(masked["peak_ratio"]))
 
         inputs, targets = sanm_mixmatch_groups(
-            [xa1, xa2, xr1, xr2], [ua1, ua2, ur1, ur2], peak, valley, t_x, t_u, modulated
+            x_train, u_train, peak, valley, t_x, t_u, modulated
         )
-        loss, logs = self.mixmatch_loss(k, inputs, targets, 6 * b, batch["progress"])
+        labeled_groups = len(x_train) + (2 if self.masking else 0)
+        loss, mix_logs = self.mixmatch_loss(
+            k, inputs, targets, labeled_groups * b, batch["progress"]
+        )
         loss = loss + self.reconstruction_weight * reconstruction
-        logs.update(
-            loss=loss,
-            reconstruction_loss=reconstruction,
-            mask_ratio=ops.mean(masked["peak_ratio"]),
-        )
+        logs.update(mix_logs, loss=loss)
         return loss, logs
 
 
