@@ -5,7 +5,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_sanm.label_quality import clean_probability, normalise_losses, split_statistics
+from keras_sanm.label_quality import (
+    clean_probability,
+    normalise_losses,
+    per_sample_cross_entropy,
+    split_statistics,
+)
 from keras_sanm.optimizers import set_learning_rate
 
 
@@ -292,7 +297,9 @@ class LabelFitMonitor(keras.callbacks.Callback):
     * `memorised_wrong_labels`: the same among samples whose label is wrong
       (the network has learned the wrong label);
     * `wrong_predicted_true`: samples with a wrong label predicted as their
-      true class.
+      true class;
+    * `loss_correct_labels` / `loss_wrong_labels`: the mean cross-entropy
+      against the given label of samples whose label is correct / wrong.
 
     `fit_noisy_labels` above the fraction of correct labels means the
     network has started to fit wrong labels. Other epochs log NaN, so every
@@ -312,7 +319,7 @@ class LabelFitMonitor(keras.callbacks.Callback):
     """
 
     NAMES = ("fit_noisy_labels", "fit_correct_labels", "memorised_wrong_labels",
-             "wrong_predicted_true")
+             "wrong_predicted_true", "loss_correct_labels", "loss_wrong_labels")
 
     def __init__(self, images, labels, true_labels, every: int | None = None,
                  batch_size: int = 256):
@@ -327,20 +334,25 @@ class LabelFitMonitor(keras.callbacks.Callback):
         self.every, self.batch_size = every, batch_size
 
     def measure(self) -> dict[str, float]:
-        """The four fractions for the model as it is now."""
-        scores = self.model.predict(self.images, batch_size=self.batch_size, verbose=0)
-        predicted = np.argmax(keras.ops.convert_to_numpy(scores), axis=-1)
+        """The fractions and losses of `NAMES` for the model as it is now."""
+        scores = keras.ops.convert_to_numpy(
+            self.model.predict(self.images, batch_size=self.batch_size, verbose=0))
+        predicted = np.argmax(scores, axis=-1)
+        losses = per_sample_cross_entropy(scores, self.labels,
+                                          getattr(self.model, "from_logits", True))
         wrong = self.labels != self.true_labels
 
-        def share(hit, where):
-            return float(np.mean(hit[where])) if np.any(where) else float("nan")
+        def mean(values, where):
+            return float(np.mean(values[where])) if np.any(where) else float("nan")
 
         fits = predicted == self.labels
         return {
             "fit_noisy_labels": float(np.mean(fits)),
-            "fit_correct_labels": share(fits, ~wrong),
-            "memorised_wrong_labels": share(fits, wrong),
-            "wrong_predicted_true": share(predicted == self.true_labels, wrong),
+            "fit_correct_labels": mean(fits, ~wrong),
+            "memorised_wrong_labels": mean(fits, wrong),
+            "wrong_predicted_true": mean(predicted == self.true_labels, wrong),
+            "loss_correct_labels": mean(losses, ~wrong),
+            "loss_wrong_labels": mean(losses, wrong),
         }
 
     def on_epoch_end(self, epoch, logs=None):

@@ -105,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench", help="speed (step time and memory per method and backend), accuracy (CIFAR-10 "
-                      "grid) or regime (CE runs that memorise wrong labels)",
-        description="keras-sanm bench speed|accuracy|regime [options]; "
+                      "grid), regime (CE runs that memorise wrong labels), keras-baseline "
+                      "(plain Keras fit) or mechanism (what SANM's masked copies do)",
+        description="keras-sanm bench speed|accuracy|regime|keras-baseline|mechanism [options]; "
                     "`keras-sanm bench speed --help` lists a benchmark's options.")
     bench.add_argument("kind", choices=BENCHMARKS)
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
@@ -116,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 # `keras-sanm bench KIND` -> module with a `main(argv)`.
 BENCHMARKS = {"speed": "keras_sanm.benchmarks.step_time", "accuracy": "keras_sanm.benchmarks.accuracy",
               "regime": "keras_sanm.benchmarks.regime",
-              "keras-baseline": "keras_sanm.benchmarks.keras_baseline"}
+              "keras-baseline": "keras_sanm.benchmarks.keras_baseline",
+              "mechanism": "keras_sanm.benchmarks.mechanism"}
 
 
 def _noisy_labels(args, data, out_dir):

@@ -99,7 +99,9 @@ def split_statistics(
         A dict: `label_quality` (mean), `clean_fraction` (share above the
         threshold) and, with true labels, `noise_auc` (ROC AUC of `quality`
         for "label is correct"), `clean_precision` and `clean_recall` of the
-        samples kept as clean.
+        samples kept as clean, and `quality_correct` / `quality_wrong`, the
+        mean clean probability of samples whose label is correct / wrong
+        (SANM's boxes grow as it falls).
     """
     quality = np.asarray(quality)
     kept = quality > threshold
@@ -112,6 +114,8 @@ def split_statistics(
             stats["noise_auc"] = float(roc_auc_score(is_clean, quality))
         stats["clean_precision"] = float(is_clean[kept].mean()) if kept.any() else 0.0
         stats["clean_recall"] = float(kept[is_clean].mean()) if is_clean.any() else 0.0
+        for name, group in (("quality_correct", is_clean), ("quality_wrong", ~is_clean)):
+            stats[name] = float(quality[group].mean()) if group.any() else float("nan")
     return stats
 
 

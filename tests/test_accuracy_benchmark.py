@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import os
+import shutil
 
 import keras
 import pytest
@@ -156,6 +157,25 @@ def test_grid_runs_writes_tables_and_resumes(tmp_path):
     assert os.path.getmtime(kept) == kept_time
     rerun = json.loads((out / "ce_sanm_sym0.5_s1" / "summary.json").read_text())
     assert rerun["seed"] == 1 and rerun["sanm"] is True
+
+    # On another machine only the committed table survives: `--known` takes its
+    # rows as they are (with their own commit and date) and trains nothing.
+    committed = tmp_path / "committed_runs.csv"
+    shutil.copy(out / "runs.csv", committed)
+    again = tmp_path / "elsewhere"
+    assert accuracy.main(argv[:5] + [str(again)] + argv[6:] + ["--known", str(committed)]) == 0
+    assert sorted(os.listdir(again)) == ["results.csv", "results.md", "runs.csv"]
+    with open(committed) as f:
+        before = list(csv.DictReader(f))
+    with open(again / "runs.csv") as f:
+        after = list(csv.DictReader(f))
+    assert after == before and all(row["date"] and row["commit"] for row in after)
+    assert (again / "results.md").read_text().split("\n", 3)[3] == (
+        out / "results.md").read_text().split("\n", 3)[3]
+    # A table of another budget is refused before anything runs.
+    other = accuracy.dataclasses.replace(accuracy.BUDGETS["smoke"], epochs={"ce": 3})
+    with pytest.raises(ValueError, match="belongs to another grid"):
+        accuracy.known_rows(str(committed), other)
 
 
 def test_failed_cell_names_its_log(tmp_path):

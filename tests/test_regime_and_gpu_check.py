@@ -42,6 +42,7 @@ def test_regime_search_runs_ce_per_seed_and_stops_at_a_failing_seed(tmp_path):
     assert summary["sanm"] is False and summary["width"] == 2 and summary["epochs"] == 2
     assert summary["lr_drop_epochs"] == [1] and summary["learning_rates"] == [0.02, 0.002]
     assert 0.0 <= summary["memorised_wrong_labels"] <= 1.0
+    assert summary["loss_wrong_labels"] > 0 and summary["loss_correct_labels"] > 0
     # Criteria every run meets: both seeds run, the cheaper candidate is chosen.
     assert cli.main(argv + ["--fit-margin", "-2", "--drop-margin", "-2"]) == 0
     page = (out / "regime.md").read_text()

@@ -38,6 +38,9 @@ def test_sanm_loss_parts_logged_and_decrease(problem):
     loss = history["loss"][-1]
     expected = history["classification_loss"][-1] + 0.02 * history["reconstruction_loss"][-1]
     assert loss == pytest.approx(expected, rel=1e-3)
+    # The classification loss is the mean over [x; m+; m-]: one third clean, two thirds masked.
+    parts = (history["clean_loss"][-1] + 2 * history["masked_loss"][-1]) / 3
+    assert history["classification_loss"][-1] == pytest.approx(parts, rel=1e-4)
     assert "label_quality" in history and "clean_fraction" in history
 
 
@@ -68,6 +71,8 @@ def test_label_quality_updates_from_epoch_one_and_flags_noisy_samples():
     clean = noisy == y
     assert data.label_quality[clean].mean() > data.label_quality[~clean].mean() + 0.2
     assert history["noise_auc"][-1] > 0.75
+    # Logged per epoch: the mean quality of correct and of wrong labels (this epoch's split).
+    assert history["quality_correct"][-1] > history["quality_wrong"][-1] + 0.2
 
 
 def test_paper_defaults_and_schedule():

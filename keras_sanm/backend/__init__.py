@@ -18,7 +18,8 @@ on TensorFlow, `loss.backward()` and `optimizer.apply` on PyTorch. A method
 may train a subset of its variables with its own optimizer per step
 (`step_variables()`, two networks in turn). `no_gradient()` marks forward
 passes whose outputs are only used under `ops.stop_gradient` (targets,
-guesses), so PyTorch does not record them.
+guesses), so PyTorch does not record them. `gradients(loss_fn, variables)`
+differentiates a loss outside a step, for diagnostics.
 
 Data parallelism goes through each backend's own engine:
 `data_parallel_scope(devices)` sets it up (Keras' `DataParallel`, a
@@ -39,7 +40,7 @@ import keras
 _BACKEND = keras.backend.backend()
 # What every backend module defines (the only backend-specific code).
 _NAMES = ("TrainStep", "data_parallel_scope", "distribute_batch", "gather_replicas",
-          "no_gradient", "replica_count", "replica_rows", "replicas_in_step")
+          "gradients", "no_gradient", "replica_count", "replica_rows", "replicas_in_step")
 
 if _BACKEND not in ("jax", "tensorflow", "torch"):  # pragma: no cover - environment
     raise ImportError(
@@ -51,6 +52,7 @@ TrainStep = _module.TrainStep
 data_parallel_scope = _module.data_parallel_scope
 distribute_batch = _module.distribute_batch
 gather_replicas = _module.gather_replicas
+gradients = _module.gradients
 no_gradient = _module.no_gradient
 replica_count = _module.replica_count
 replica_rows = _module.replica_rows

@@ -133,3 +133,25 @@ class TrainStep:
 def no_gradient():
     """Nothing to do: JAX differentiates only what reaches the loss."""
     return contextlib.nullcontext()
+
+
+def gradients(loss_fn, variables):
+    """Gradients of the scalar `loss_fn()` with respect to `variables`, outside a step.
+
+    For diagnostics (e.g. how much of a loss's gradient comes from one of its
+    terms); the variables are not changed. State updates made while
+    `loss_fn` runs (batch-norm statistics in training mode) are discarded
+    here and kept on TensorFlow and PyTorch: a caller that needs the state
+    unchanged restores it.
+
+    Args:
+        loss_fn: a function of no argument returning a scalar loss.
+        variables: the Keras variables to differentiate against.
+
+    Returns:
+        A list of arrays, one per variable.
+    """
+    def pure(values):
+        return _stateless(variables, values, loss_fn)[0]
+
+    return jax.grad(pure)([variable.value for variable in variables])

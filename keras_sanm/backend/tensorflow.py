@@ -128,3 +128,16 @@ class TrainStep:
 def no_gradient():
     """Forward passes here are cut with `ops.stop_gradient` by the method."""
     return contextlib.nullcontext()
+
+
+
+def gradients(loss_fn, variables):
+    """Gradients of the scalar `loss_fn()` with respect to `variables`, outside a step.
+
+    For diagnostics; see `keras_sanm.backend.jax.gradients` (here state
+    updates made while `loss_fn` runs are kept).
+    """
+    with tf.GradientTape() as tape:
+        loss = loss_fn()
+    grads = tape.gradient(loss, [v.value for v in variables])
+    return [tf.zeros_like(v.value) if g is None else g for g, v in zip(grads, variables)]

@@ -197,3 +197,15 @@ class TrainStep:
 def no_gradient():
     """Forward passes that need no backward: not recorded by autograd."""
     return torch.no_grad()
+
+
+def gradients(loss_fn, variables):
+    """Gradients of the scalar `loss_fn()` with respect to `variables`, outside a step.
+
+    For diagnostics; see `keras_sanm.backend.jax.gradients` (here state
+    updates made while `loss_fn` runs are kept).
+    """
+    tensors = [v.value for v in variables]
+    loss = loss_fn()
+    grads = torch.autograd.grad(loss, tensors, allow_unused=True)
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]

@@ -222,7 +222,16 @@ def run_row(cell: Cell, run_dir: str) -> dict:
         "epochs": summary["epochs"], "backend": summary["backend"],
         "backbone": summary["backbone"], "train_size": summary["train_size"],
         "actual_noise_rate": summary["actual_noise_rate"],
+        **_read_provenance(run_dir),
     }
+
+
+def _read_provenance(run_dir: str) -> dict:
+    path = os.path.join(run_dir, "provenance.json")
+    if not os.path.exists(path):
+        return {"commit": "", "device": "", "date": ""}
+    with open(path) as f:
+        return json.load(f)
 
 
 def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
@@ -236,7 +245,53 @@ def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
             code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
         if code:
             raise RuntimeError(f"{cell.name} failed (exit {code}); see {run_dir}/train.log")
+        with open(os.path.join(run_dir, "provenance.json"), "w") as f:
+            json.dump(run_provenance(), f)
     return run_row(cell, run_dir)
+
+
+# Columns of a run row that `known_rows` reads back as text whatever they hold.
+_TEXT_COLUMNS = ("method", "without", "noise", "backend", "backbone", "commit", "device", "date")
+
+
+def _from_csv(key: str, value: str):
+    if key in _TEXT_COLUMNS:
+        return value
+    if value == "":
+        return None
+    if value in ("True", "False"):
+        return value == "True"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def known_rows(path: str, budget: Budget) -> dict[str, dict]:
+    """Finished runs from an earlier `runs.csv` (e.g. a committed table), by cell name.
+
+    A grid may span machines that keep nothing but committed tables; the
+    rows of this file stand for their cells, which are not run again. Every
+    row must come from `budget` (backend, backbone, sizes, epochs), or this
+    raises `ValueError` rather than mix regimes in one table.
+    """
+    with open(path, newline="") as f:
+        rows = [{k: _from_csv(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+    known = {}
+    for row in rows:
+        cell = Cell(row["method"], row["sanm"], row["noise"], row["seed"], row["without"] or "")
+        expected = {"backend": budget.backend, "backbone": budget.backbone,
+                    "train_size": budget.train_size, "epochs": budget.epochs.get(cell.method)}
+        found = {key: row.get(key) for key in expected}
+        if budget.train_size is None:
+            expected.pop("train_size"), found.pop("train_size")
+        if found != expected:
+            raise ValueError(f"{path}: run {cell.name} has {found}, but the budget has "
+                             f"{expected}; it belongs to another grid.")
+        known[cell.name] = row
+    return known
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -343,18 +398,19 @@ def markdown(rows: list[dict], header: str) -> str:
 
 def _write_csv(path: str, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
 
 
-def provenance(command: str, budget_name: str, budget: Budget) -> str:
-    """Command, commit, backend, device and date of a results page."""
+def run_provenance() -> dict[str, str]:
+    """The commit, device and date of work done now (one row or one page)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
     except OSError:
-        commit = "unknown"
+        commit = ""
     device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     try:
         gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
@@ -362,12 +418,21 @@ def provenance(command: str, budget_name: str, budget: Budget) -> str:
         device = gpu or device
     except OSError:
         pass
+    return {"commit": commit or "unknown", "device": device,
+            "date": datetime.date.today().isoformat()}
+
+
+def provenance(command: str, budget_name: str, budget: Budget) -> str:
+    """Command, commit, backend, device and date of a results page."""
+    here = run_provenance()
+    commit, device = here["commit"], here["device"]
     return (f"Budget `{budget_name}`: backend {budget.backend}, backbone {budget.backbone}, "
             f"train {budget.train_size or 'all'} / test {budget.test_size or 'all'} images, "
             f"epochs {budget.epochs}, warm-up {budget.warmup_epochs}, batch {budget.batch_size}, "
             f"dtype policy {budget.dtype_policy or 'float32'}.\n\n"
-            f"Command: `{command}`  \nCommit: {commit or 'unknown'}; device: {device}; "
-            f"date: {datetime.date.today().isoformat()}.")
+            f"Command: `{command}`  \nCommit: {commit}; device: {device}; "
+            f"date: {here['date']}. Rows reused from an earlier table keep their own "
+            f"commit, device and date in `runs.csv`.")
 
 
 def main(argv=None) -> int:
@@ -380,6 +445,9 @@ def main(argv=None) -> int:
     parser.add_argument("--noises", default=None, help="override, e.g. sym:0.5,sym:0.8")
     parser.add_argument("--seeds", default=None, help="override, e.g. 0,1,2")
     parser.add_argument("--backend", default=None, help="override the budget's backend")
+    parser.add_argument("--known", default=None,
+                        help="an earlier runs.csv of this budget (e.g. a committed table): "
+                             "its cells are taken from it and not run again")
     parser.add_argument("--ablation", action="store_true",
                         help="DivideMix: also SANM(DivideMix) with each of its parts "
                              "(strong views, strong warm-up, masking) left out in turn")
@@ -400,23 +468,32 @@ def main(argv=None) -> int:
     budget = dataclasses.replace(budget, **overrides)
     out = args.out or os.path.join("results", args.budget)
     os.makedirs(out, exist_ok=True)
+    known = known_rows(args.known, budget) if args.known else {}
     cells = grid(budget, methods, args.ablation)
+    command = "keras-sanm bench accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
     rows = []
     start = time.time()
     for i, cell in enumerate(cells, 1):
         print(f"[{i}/{len(cells)}] {cell.name} ...", end=" ", flush=True)
-        row = run_cell(budget, cell, args.data_dir, out)
+        row = known.get(cell.name) or run_cell(budget, cell, args.data_dir, out)
         rows.append(row)
-        print(f"best {row['best']:.4f} last {row['last']:.4f} ({row['wall_s']:.0f} s; "
+        print(f"best {row['best']:.4f} last {row['last']:.4f} ({row['wall_s']:.0f} s"
+              f"{', from ' + args.known if cell.name in known else ''}; "
               f"grid {time.time() - start:.0f} s so far)", flush=True)
-    _write_csv(os.path.join(out, "runs.csv"), rows)
-    _write_csv(os.path.join(out, "results.csv"), summary_rows(rows))
-    command = "python benchmarks/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    page = markdown(rows, provenance(command, args.budget, budget))
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(page)
+        # The tables are rewritten after every cell: a grid cut short keeps them.
+        page = write_tables(out, rows, provenance(command, args.budget, budget))
     print("\n" + page)
     return 0
+
+
+def write_tables(out: str, rows: list[dict], header: str) -> str:
+    """Writes `runs.csv`, `results.csv` and `results.md` of `rows`; returns the page."""
+    _write_csv(os.path.join(out, "runs.csv"), rows)
+    _write_csv(os.path.join(out, "results.csv"), summary_rows(rows))
+    page = markdown(rows, header)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(page)
+    return page
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
         "loss",
         "accuracy",
         "classification_loss",
+        "clean_loss",
+        "masked_loss",
         "reconstruction_loss",
         "mask_ratio",
     )
@@ -117,6 +119,10 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
             "loss": loss,
             "accuracy": losses.accuracy(scores, labels),
             "classification_loss": classification,
+            # The two parts of the classification loss: the images as given, and
+            # their masked copies with modulated targets (two thirds of the mean).
+            "clean_loss": ops.mean(clean_ce),
+            "masked_loss": ops.mean(masked_ce),
             "reconstruction_loss": reconstruction,
             "mask_ratio": ratio,
         }
