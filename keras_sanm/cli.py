@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--sanm-without", default=None,
                        help="SANM(DivideMix) ablation: comma-separated parts to switch off "
                             f"({', '.join(ABLATION_PARTS)})")
+    train.add_argument("--masked-targets", default=None, choices=("label", "refined"),
+                       help="SANM(CE): targets of the masked copies before modulation: the "
+                            "given label (default) or the refined label w*y + (1-w)*p "
+                            "(sharpened), a proposal (docs/results.md)")
     train.add_argument("--backbone", default=None,
                        help="preact_resnet18, cnn9 or small_cnn (default: cnn9 for coteaching, "
                             "else preact_resnet18)")
@@ -202,7 +206,8 @@ def _training_data(args, model, data, noisy):
 
 
 # Settings a resumed run must share with the run it continues (`--epochs` may grow).
-RUN_SETTINGS = ("dataset", "train_size", "test_size", "method", "sanm", "sanm_without", "preset",
+RUN_SETTINGS = ("dataset", "train_size", "test_size", "method", "sanm", "sanm_without",
+                "masked_targets", "preset",
                 "backbone", "width", "batch_size", "warmup_epochs", "seed", "dtype_policy",
                 "lr_drop_epochs")
 
@@ -260,6 +265,9 @@ def train_command(args) -> dict:
     args.noise = _resolve_noise(args)
     args.lr_drop_epochs = _parse_epochs(args.lr_drop_epochs)
     args.sanm_without = _parse_ablation(args)
+    if args.masked_targets is not None and (args.method != "ce" or not args.sanm):
+        raise SystemExit("--masked-targets sets SANM(CE)'s masked copies: use it with "
+                         "--method ce and without --no-sanm.")
 
     data = keras_sanm.datasets.load(
         args.dataset, args.data_dir, args.train_size, args.test_size, seed=args.seed
@@ -290,6 +298,8 @@ def train_command(args) -> dict:
         config["warmup_epochs"] = args.warmup_epochs
     for part in args.sanm_without:
         config[part] = False
+    if args.masked_targets is not None:
+        config["masked_targets"] = args.masked_targets
     previous_policy = keras.config.dtype_policy()
     if args.dtype_policy:
         keras.config.set_dtype_policy(args.dtype_policy)
@@ -343,7 +353,7 @@ def train_command(args) -> dict:
         "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
         "train_size": len(noisy), "test_size": len(data.y_test),
         "width": args.width, "lr_drop_epochs": args.lr_drop_epochs,
-        "sanm_without": args.sanm_without,
+        "sanm_without": args.sanm_without, "masked_targets": args.masked_targets,
         "learning_rates": sorted({float(v) for v in history.get("learning_rate", [])}, reverse=True),
         **{name: float(history[name][-1]) for name in LabelFitMonitor.NAMES if name in history},
         "best_test_accuracy": max(test_acc), "last_test_accuracy": test_acc[-1],

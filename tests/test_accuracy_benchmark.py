@@ -93,8 +93,16 @@ def test_train_arguments_of_each_cell_kind():
     assert gpu[gpu.index("--dtype-policy") + 1] == "mixed_bfloat16" and "--train-size" not in gpu
     # The learning rate drops at half of the run (the reference's 150 of 300).
     assert gpu[gpu.index("--lr-drop-epochs") + 1] == "50" and "--lr-drop-epochs" not in ce
+    regime = accuracy.BUDGETS["cpu-regime"]
+    cells = accuracy.grid(regime, ["ce", "dividemix", "coteaching", "cdr", "elr_plus"])
+    arguments = [accuracy.train_arguments(regime, cell, "D", "O") for cell in cells]
+    for args in arguments:  # the chosen regime, the same for every method
+        for flag, value in (("--width", "8"), ("--train-size", "2000"), ("--epochs", "100"),
+                            ("--lr-drop-epochs", "50"), ("--backbone", "preact_resnet18"),
+                            ("--backend", "tensorflow"), ("--track-fit-every", "10")):
+            assert args[args.index(flag) + 1] == value
     # Every argument list parses with the real command line.
-    for args in (ce, dm, gpu):
+    for args in (ce, dm, gpu, *arguments):
         assert cli.build_parser().parse_args(args).command == "train"
     assert len(accuracy.grid(budget, ["ce", "dividemix"])) == 2 * 2 * 3 * 2
 

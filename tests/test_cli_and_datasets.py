@@ -100,7 +100,26 @@ def test_train_refuses_a_bad_ablation_or_drop_epochs(tmp_path):
         cli.main(base + ["--method", "ce", "--sanm-without", "masking"])
     with pytest.raises(SystemExit, match="--method dividemix"):
         cli.main(base + ["--method", "dividemix", "--no-sanm", "--sanm-without", "masking"])
+    with pytest.raises(SystemExit, match="--method ce and without --no-sanm"):
+        cli.main(base + ["--method", "ce", "--no-sanm", "--masked-targets", "refined"])
+    with pytest.raises(SystemExit, match="--method ce and without --no-sanm"):
+        cli.main(base + ["--method", "dividemix", "--masked-targets", "refined"])
+    with pytest.raises(SystemExit):
+        cli.main(base + ["--method", "ce", "--masked-targets", "prediction"])
     with pytest.raises(SystemExit, match="comma-separated"):
         cli.main(base + ["--lr-drop-epochs", "half"])
     with pytest.raises(SystemExit, match=">= 1"):
         cli.main(base + ["--lr-drop-epochs", "0"])
+
+
+def test_train_sanm_ce_with_refined_masked_targets(tmp_path):
+    import keras_sanm
+
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    out = tmp_path / "run"
+    cli.main(["train", "--data-dir", str(tmp_path), "--backbone", "small_cnn", "--epochs", "2",
+              "--batch-size", "16", "--masked-targets", "refined", "--output", str(out),
+              "--verbose", "0"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["masked_targets"] == "refined" and summary["sanm"] is True
+    assert keras_sanm.load_model(str(out / "model.keras")).masked_targets == "refined"

@@ -190,3 +190,35 @@ def test_xla_compiled_sanm_step():
     history = model.fit(x, y, batch_size=32, epochs=2, verbose=0).history
     assert model.jit_compile is True
     assert np.all(np.isfinite(history["loss"]))
+
+
+def _train_loss_logs(model, x, labels, quality):
+    data = (keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(labels),
+            keras.ops.convert_to_tensor(np.full(len(x), quality, "float32")))
+    return {k: float(v) for k, v in model.compute_train_loss(data)[1].items()}
+
+
+def test_refined_masked_targets_stop_the_copies_pulling_towards_doubted_labels(problem):
+    x, y = problem
+    base = small_cnn()
+    label, refined = (keras_sanm.wrap(base, seed=0, masked_targets=kind)
+                      for kind in ("label", "refined"))
+    # Trusted labels (w = 1): the refined target is the label itself (same
+    # network and mask draws; the decoders' random initialisations differ).
+    trusted = [_train_loss_logs(m, x[:32], y[:32], 1.0) for m in (label, refined)]
+    for key in ("clean_loss", "masked_loss", "classification_loss", "mask_ratio"):
+        assert trusted[1][key] == pytest.approx(trusted[0][key], rel=1e-5)
+    # A trained network shown wrong labels it doubts (w = 0): with "label" the
+    # copies are pulled towards the wrong label, with "refined" towards its prediction.
+    label.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    label.fit(x, y, batch_size=32, epochs=5, verbose=0)
+    wrong = (y[:64] + 1) % 4
+    as_label = _train_loss_logs(label, x[:64], wrong, 0.0)
+    label.masked_targets = "refined"
+    as_refined = _train_loss_logs(label, x[:64], wrong, 0.0)
+    assert as_refined["clean_loss"] == pytest.approx(as_label["clean_loss"], rel=1e-5)
+    assert as_label["masked_loss"] > 1.5 and as_refined["masked_loss"] < 0.5 * as_label["masked_loss"]
+    assert keras_sanm.wrap(small_cnn(), masked_targets="refined").get_config()[
+        "masked_targets"] == "refined"
+    with pytest.raises(ValueError, match="masked_targets must be one of"):
+        keras_sanm.wrap(small_cnn(), masked_targets="prediction")

@@ -21,6 +21,11 @@ Named budgets (`BUDGETS`):
   CE 15 epochs; DivideMix 4 warm-up + 3 training epochs).
 * `gpu`: PreAct ResNet-18 on full CIFAR-10 at 50% symmetric noise, mixed
   precision, CE vs SANM(CE) and DivideMix vs SANM(DivideMix).
+* `cpu-regime`: the memorisation regime (TensorFlow backend, PreAct
+  ResNet-18 of width 8, 2,000 training / 2,000 test images, 100 epochs with
+  the learning rate /10 at 50, 50% and 80% symmetric noise, seeds 0 and 1;
+  DivideMix warms up 10 epochs). CE fits wrong labels there and loses test
+  accuracy for it; a CE run takes about 6 minutes on 2 CPU cores.
 * `cpu-memorization`: a diagnosis: CE vs SANM(CE) for 60 epochs on 1,000
   images at 50% noise, one seed (long enough for CE to fit wrong labels).
 * `smoke`: a few seconds per cell, for tests.
@@ -102,6 +107,15 @@ BUDGETS = {
     "cpu-memorization": Budget(
         backend="torch", backbone="small_cnn", train_size=1000, test_size=2000,
         noises=("sym:0.5",), seeds=(0,), epochs={"ce": 60}, warmup_epochs={},
+    ),
+    # The memorisation regime chosen by `keras-sanm bench regime` with CE alone
+    # (docs/results.md): the cheapest candidate where CE fits wrong labels and
+    # loses accuracy for it on both seeds. Fixed before any SANM run.
+    "cpu-regime": Budget(
+        backend="tensorflow", backbone="preact_resnet18", train_size=2000, test_size=2000,
+        noises=("sym:0.5", "sym:0.8"), seeds=(0, 1),
+        epochs={"ce": 100, "dividemix": 100, "coteaching": 100, "cdr": 100, "elr_plus": 100},
+        warmup_epochs={"dividemix": 10}, width=8, lr_drop_fraction=0.5, track_fit_every=10,
     ),
     "gpu": Budget(
         backend="jax", backbone="preact_resnet18", train_size=None, test_size=None,

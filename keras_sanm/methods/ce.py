@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_sanm import losses
+from keras_sanm.mixmatch import co_refine
 from keras_sanm.decoder import ReconstructionDecoder
 from keras_sanm.label_quality import (
     GMM_PARAMETER_COUNT,
@@ -53,8 +54,18 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
         reconstruction_weight: weight of the reconstruction loss (0.02 CIFAR).
         clip_negative_targets: clip negative modulated targets (B4).
         mask_config: keyword arguments of `NoisyMask`.
+        masked_targets: what the masked copies are trained towards before
+            modulation. `"label"` (default): the given label `e_y`, as the
+            clean image. `"refined"`: `Sharpen(w e_y + (1 - w) p, 0.5)` with
+            `p` the network's prediction on the clean image (no gradient),
+            the label refinement the official SANM(DivideMix) code feeds its
+            masked copies; a sample whose label looks wrong (`w` near 0) is
+            then not pulled towards it by its copies. A proposal, not the
+            default: see docs/results.md.
         **kwargs: passed to `NoisyLabelTrainer`.
     """
+
+    MASKED_TARGETS = ("label", "refined")
 
     method_name = "ce"
     refits_label_quality = True
@@ -75,8 +86,13 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
         reconstruction_weight: float = 0.02,
         clip_negative_targets: bool = False,
         mask_config: dict | None = None,
+        masked_targets: str = "label",
         **kwargs,
     ):
+        if masked_targets not in self.MASKED_TARGETS:
+            raise ValueError(f"masked_targets must be one of {self.MASKED_TARGETS}; "
+                             f"got {masked_targets!r}.")
+        self.masked_targets = masked_targets
         super().__init__(network, num_classes, returns_features=True, **kwargs)
         self.init_sanm(reconstruction_weight, clip_negative_targets, mask_config)
         self.decoder = ReconstructionDecoder(self.image_shape, name="decoder")
@@ -86,6 +102,9 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
             shape=(GMM_PARAMETER_COUNT,), initializer="zeros", trainable=False,
             name="loss_gmm",
         )
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "masked_targets": self.masked_targets}
 
     def store_loss_gmm(self, losses_, gmm):
         self.loss_gmm.assign(gmm_parameters(losses_, gmm))
@@ -105,8 +124,12 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
             self.quality_from_losses(clean_ce)
         )
 
+        copy_targets = targets
+        if self.masked_targets == "refined":
+            probabilities = ops.exp(losses.log_probabilities(scores, self.from_logits))
+            copy_targets = co_refine(ops.stop_gradient(probabilities), targets, quality, 0.5)
         masked_images, masked_targets, ratio = self.masked_copies(
-            images, features, quality, targets
+            images, features, quality, copy_targets
         )
         masked_features, masked_scores = self.features_and_scores(
             masked_images, training=True
