@@ -23,6 +23,22 @@ def _rows(method, sanm, best, last, auc=None, noise="sym:0.5"):
             for seed, (b, l) in enumerate(zip(best, last))]
 
 
+def test_memorisation_curve_table_averages_seeds_at_shared_epochs():
+    rows = _rows("ce", False, [0.4, 0.4], [0.3, 0.3]) + _rows("ce", True, [0.4, 0.4], [0.3, 0.3])
+    curves = ['{"10": 0.1, "20": 0.3}', '{"10": 0.2, "20": 0.5}',
+              '{"10": 0.0, "20": 0.2}', '{"20": 0.4}']  # the last run measured epoch 20 only
+    for row, curve in zip(rows, curves):
+        row["memorised_curve"] = curve
+    lines = accuracy.curve_lines(rows)
+    assert "| method | SANM | noise | seeds | 10 | 20 |" in lines
+    assert "| CE | no | sym:0.5 | 2 | 15.0 | 40.0 |" in lines
+    assert "| CE | yes | sym:0.5 | 2 | – | 30.0 |" in lines
+    assert "| CE | yes | sym:0.5 | 2 | – | 30.0 |" in accuracy.markdown(rows, "header")
+    for row in rows:  # only the last epoch measured: no table
+        row["memorised_curve"] = '{"100": 0.5}'
+    assert accuracy.curve_lines(rows) == []
+
+
 def test_summary_rows_mean_and_sample_std():
     rows = _rows("ce", False, [0.40, 0.42, 0.44], [0.30, 0.30, 0.36])
     (entry,) = accuracy.summary_rows(rows)

@@ -232,6 +232,11 @@ def run_row(cell: Cell, run_dir: str) -> dict:
         "auc": statistics.fmean(aucs) if aucs else None,
         "train_accuracy": None if train_accuracy != train_accuracy else train_accuracy,
         "memorised": summary.get("memorised_wrong_labels"),
+        # {epoch: share of wrong labels memorised} where it was measured
+        # (`track_fit_every`), as JSON so the CSV keeps it.
+        "memorised_curve": json.dumps({
+            i + 1: v for i, v in enumerate(history.get("memorised_wrong_labels", []))
+            if v == v}),
         "correct_fraction": 1.0 - summary["actual_noise_rate"],
         "epochs": summary["epochs"], "backend": summary["backend"],
         "backbone": summary["backbone"], "train_size": summary["train_size"],
@@ -265,7 +270,8 @@ def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
 
 
 # Columns of a run row that `known_rows` reads back as text whatever they hold.
-_TEXT_COLUMNS = ("method", "without", "noise", "backend", "backbone", "commit", "device", "date")
+_TEXT_COLUMNS = ("method", "without", "noise", "backend", "backbone", "commit", "device", "date",
+                 "memorised_curve")
 
 
 def _from_csv(key: str, value: str):
@@ -394,6 +400,7 @@ def markdown(rows: list[dict], header: str) -> str:
             f"{_pct(s['train_accuracy_mean'], s['train_accuracy_std'])} | "
             f"{_pct(s['memorised_mean'], s['memorised_std'])} | "
             f"{_pct(s['warmup_end_mean'], s['warmup_end_std'])} | {auc} | {s['wall_s_mean']:.0f} | {s['images_per_s_mean']:.0f} |")
+    lines += curve_lines(rows)
     lines += ["", "SANM gain (percentage points; spread = the larger seed-to-seed std):", "",
               "| method | noise | seeds | best: gain (paired std) | best: spread | best: gain > spread | "
               "last: gain (paired std) | last: spread | last: gain > spread |",
@@ -408,6 +415,34 @@ def markdown(rows: list[dict], header: str) -> str:
             f" (SANM {_sanm_label(g)[5:]})" if g["without"] else "")
         lines.append(f"| {label} | {g['noise']} | {g['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def curve_lines(rows: list[dict]) -> list[str]:
+    """Markdown table of the wrong labels memorised over the epochs (mean over seeds).
+
+    Only epochs measured in every run of a setting (`track_fit_every`);
+    nothing when no run measured more than its last epoch.
+    """
+    groups: dict = {}
+    for row in rows:
+        curve = json.loads(row.get("memorised_curve") or "{}")
+        key = (row["method"], row["sanm"], row.get("without", ""), row["noise"])
+        groups.setdefault(key, []).append({int(e): v for e, v in curve.items()})
+    shared = {key: sorted(set.intersection(*(set(c) for c in curves)))
+              for key, curves in groups.items()}
+    epochs = sorted({e for value in shared.values() for e in value})
+    if len(epochs) < 2:
+        return []
+    lines = ["", "Wrong labels memorised (%) after each measured epoch, mean over seeds:", "",
+             "| method | SANM | noise | seeds | " + " | ".join(str(e) for e in epochs) + " |",
+             "|" + " --- |" * (4 + len(epochs))]
+    for (method, sanm, without, noise), curves in groups.items():
+        cells = [f"{100 * statistics.fmean(c[e] for c in curves):.1f}"
+                 if e in shared[(method, sanm, without, noise)] else "–" for e in epochs]
+        label = _sanm_label({"sanm": sanm, "without": without})
+        lines.append(f"| {METHOD_LABELS[method]} | {label} | {noise} | {len(curves)} | "
+                     + " | ".join(cells) + " |")
+    return lines
 
 
 def _write_csv(path: str, rows: list[dict]) -> None:
