@@ -2,7 +2,7 @@
 
 A same-machine baseline for `step_time.py`: a PreAct ResNet-18 written directly
 with `torch.nn` (NCHW, no Keras), doing what one reference training step does
-on the network (methods.md §1.9, §2.6-2.8), with batch B = 64:
+on the network (docs/algorithms.md, "DivideMix" and "SANM with each method"), with batch B = 64:
 
 * DivideMix: six no-grad forward passes of B (four of the trained network in
   training mode, two of the peer in eval mode), then forward + backward of the

@@ -69,7 +69,7 @@ class LabelQualityUpdate(keras.callbacks.Callback):
     From `start_epoch` on, runs the model's eval pass over the training set
     (no augmentation, inference mode), fits the two-component GMM on the
     per-sample losses and hands the clean probabilities to the training data
-    (methods.md §1.10, §2.3-2.4). Adds `label_quality`, `clean_fraction` and,
+    (docs/algorithms.md, "Label quality"). Adds `label_quality`, `clean_fraction` and,
     when the true labels are known, `noise_auc` to the epoch logs.
 
     Args:
@@ -110,7 +110,7 @@ class CoDivide(keras.callbacks.Callback):
     appended to that network's history; the GMM input is the mean of the last
     `history_length` vectors (5 at 90% noise, else 1); the two-component GMM
     gives every sample's clean probability, written to row `k` of
-    `data.label_quality` (methods.md §2.3-2.5). Network `k` then trains on
+    `data.label_quality` (docs/algorithms.md, "DivideMix"). Network `k` then trains on
     its peer's split. Adds to the epoch logs, per network `k` (1-based) that
     trains on the split: `labeled_k` (labeled-set size) and, with true labels,
     `noise_auc_k`, `clean_precision_k`, `clean_recall_k` (NaN in warm-up).
@@ -177,7 +177,7 @@ class CoDivide(keras.callbacks.Callback):
 
 
 class ForgetRateSchedule(keras.callbacks.Callback):
-    """Sets Co-teaching's forget rate at the start of every epoch (methods.md §3.1).
+    """Sets Co-teaching's forget rate at the start of every epoch (see docs/algorithms.md).
 
     Args:
         rate: `epoch -> forget rate` (the model's `forget_rate_at`).

@@ -1,4 +1,4 @@
-"""Reconstruction decoder of SANM's self-supervised branch (methods.md §1.8)."""
+"""Reconstruction decoder of SANM's self-supervised branch (docs/algorithms.md, "SANM")."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from keras_sanm.transposed_conv import SubPixelConv2DTranspose
 # Per-axis layouts of the reference decoders, (feature size, image size) ->
 # [(kernel, stride, output_padding), ...]. `SANM-code` resnetc2d.Decoder for
 # ResNet-18 / PreAct ResNet-18 at 32x32 and ResNet-50 at 224x224; the 9-layer
-# CNN layout is the proposal of methods.md §1.8.
+# CNN layout is the package's own (docs/algorithms.md, "SANM").
 REFERENCE_LAYOUTS = {
     (4, 32): [(4, 2, 0), (6, 1, 0), (4, 2, 0)],
     (7, 224): [(6, 3, 1), (2, 3, 1), (2, 3, 0)],

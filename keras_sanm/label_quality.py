@@ -1,4 +1,4 @@
-"""Per-sample label quality from a two-component Gaussian mixture (methods.md §2.3-2.4)."""
+"""Per-sample label quality from a two-component Gaussian mixture (docs/algorithms.md, "Label quality")."""
 
 from __future__ import annotations
 

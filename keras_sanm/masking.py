@@ -1,4 +1,4 @@
-"""SANM adversarial noisy masking (methods.md §1.3-1.7), vectorised with `keras.ops`.
+"""SANM adversarial noisy masking (docs/algorithms.md, "SANM"), vectorised with `keras.ops`.
 
 Every function works on a whole batch at once: boxes are built by comparing index
 grids with per-sample bounds, so shapes stay static and nothing leaves the device.
@@ -166,7 +166,7 @@ def fill_boxes(images, masks, fill_values):
 
 
 def modulate_labels(targets, ratio, clip_negative: bool = False):
-    """Soften targets in proportion to the mask ratio (methods.md §1.7).
+    """Soften targets in proportion to the mask ratio (docs/algorithms.md, "SANM").
 
     The arg-max class loses `ratio`, every other class gains
     `ratio / (C - 1)`; the sum stays 1. Applied once per sample with the

@@ -1,4 +1,4 @@
-"""DivideMix's target refinement and MixMatch (methods.md §2.6-2.8), in `keras.ops`."""
+"""DivideMix's target refinement and MixMatch (docs/algorithms.md, "DivideMix"), in `keras.ops`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`NoisyMask`: the SANM masking layer (AMG + NLR inputs, methods.md §1.3-1.7)."""
+"""`NoisyMask`: the SANM masking layer (docs/algorithms.md, "SANM")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reference hyper-parameters by dataset and noise (methods.md §1.11, §2.9-2.10).
+"""Reference hyper-parameters by dataset and noise (docs/algorithms.md, "Presets").
 
 Wrong settings are the most common reason DivideMix fails to reproduce; a
 preset gives the reference values for one cell of the CIFAR tables:
@@ -8,7 +8,7 @@ preset gives the reference values for one cell of the CIFAR tables:
   history at 90% noise, the confidence penalty for asymmetric noise.
 * SANM(DivideMix) (`SANM-code`): 361 epochs, warm-up 10 / 20, warm-up
   gradient clip 1.0; `lambda_u` per cell taken from the DivideMix table
-  (SANM's own values are not published, methods.md §1.11).
+  (SANM's own values are not published).
 
 Both use batch 64 (warm-up 128), alpha 4, T 0.5 and the default `compile()`
 (SGD 0.02, momentum 0.9, weight decay 5e-4, /10 from epoch 150).
@@ -31,7 +31,7 @@ Example:
 
 from __future__ import annotations
 
-# (dataset, noise) -> lambda_u (DivideMix Table 7 via DM-issues; methods.md §2.10).
+# (dataset, noise) -> lambda_u (DivideMix Table 7, as its authors gave it for each cell).
 LAMBDA_U = {
     ("cifar10", "sym-0.2"): 0.0,
     ("cifar10", "sym-0.5"): 25.0,

@@ -132,7 +132,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
 
     @staticmethod
     def reconstruction_term(decoder, masked_features, images):
-        """`L_rec` of methods.md §1.8: summed MSE of both masked copies against `images`.
+        """`L_rec` (docs/algorithms.md, "SANM"): summed MSE of both masked copies against `images`.
 
         Args:
             decoder: the network's `ReconstructionDecoder`.
@@ -553,7 +553,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
 
         Per-sample cross-entropy of the model's predictions (inference mode)
         and the clean posterior of a two-component GMM fitted on them, as the
-        methods' own division (methods.md §2.3-2.4); with two networks, the
+        methods' own division (docs/algorithms.md, "Label quality"); with two networks, the
         mean of both networks' posteriors.
 
         Args:

@@ -64,7 +64,7 @@ def wrap(
             two-network method trained on the base model and an
             independently initialised copy: `"coteaching"` (needs
             `forget_rate`), `"dividemix"`, `"elr_plus"` (needs
-            `num_samples`). SANM versions follow methods.md §1.9-1.10.
+            `num_samples`). SANM versions: docs/algorithms.md, "SANM with each method".
         sanm: add SANM's noisy masking and reconstruction branch.
         feature_layer: name of the layer whose output SANM masks from.
         num_classes: optional check against the model's output size.
@@ -74,7 +74,7 @@ def wrap(
         preset: name of a reference setting (`keras_sanm.presets.PRESETS`,
             e.g. `"cifar10-sym-0.5"`): the method's hyper-parameters for that
             dataset and noise; explicit `**config` entries override it.
-        double_softmax: reproduction switch (methods.md §1.13, B3): append a
+        double_softmax: reproduction switch (docs/algorithms.md, "SANM"): append a
             softmax to the model and treat its probabilities as logits, as
             the SANM CIFAR code does. Off by default.
         encoder_weights: path of a `.weights.h5` file saved from the encoder

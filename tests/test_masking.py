@@ -28,7 +28,7 @@ def test_activation_map_range_and_peak_cell():
     assert q.min() == 0 and q.max() == 255
     assert np.all(q == np.floor(q))
     r, c, _, _ = (int(v[0]) for v in masking.peak_valley_locations(q))
-    # Interior cell k of a 4-cell axis maps near pixel 8k+3 / 8k+4 (methods.md §1.4).
+    # Interior cell k of a 4-cell axis maps near pixel 8k+3 / 8k+4.
     assert r in (11, 12) and c in (19, 20)
 
 

@@ -11,7 +11,7 @@ from keras_sanm.data import (
 
 
 def reference_generator(labels, rate, mode, num_classes, seed=123):
-    """The reference's generation order, written out step by step (methods.md §5.4)."""
+    """The reference's generation order, written out step by step (docs/algorithms.md, "Label noise")."""
     random.seed(seed)
     n = len(labels)
     idx = list(range(n))

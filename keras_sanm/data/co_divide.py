@@ -1,4 +1,4 @@
-"""`CoDivideData`: the data side of DivideMix (methods.md §2.1, §2.5, §2.13)."""
+"""`CoDivideData`: the data side of DivideMix (docs/algorithms.md, "DivideMix")."""
 
 from __future__ import annotations
 

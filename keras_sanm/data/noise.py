@@ -1,4 +1,4 @@
-"""Synthetic label noise (methods.md §5) and the reference's noise files."""
+"""Synthetic label noise (docs/algorithms.md, "Label noise") and the reference's noise files."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from keras_sanm.validation import check_labels
 # deer->horse, cat<->dog.
 CIFAR10_ASYM = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
 
-# True CIFAR-100 super-classes (fine-label ids), methods.md §5.3.
+# True CIFAR-100 super-classes (fine-label ids).
 CIFAR100_SUPERCLASSES = (
     (4, 30, 55, 72, 95), (1, 32, 67, 73, 91), (54, 62, 70, 82, 92),
     (9, 10, 16, 28, 61), (0, 51, 53, 57, 83), (22, 39, 40, 86, 87),
@@ -30,7 +30,7 @@ def asymmetric_map(num_classes: int) -> dict[int, int]:
     """Class flips of the asymmetric noise for CIFAR-10 (10) and CIFAR-100 (100).
 
     CIFAR-100 flips each class to the next member of its true super-class,
-    cyclically (the package default of methods.md §5.3).
+    cyclically (docs/algorithms.md, "Label noise").
     """
     if num_classes == 10:
         return dict(CIFAR10_ASYM)

@@ -1,4 +1,4 @@
-"""Per-dataset normalisation constants (methods.md §0) and image scaling."""
+"""Per-dataset normalisation constants (docs/algorithms.md, "Normalisation") and image scaling."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Strong augmentation views of the SANM CIFAR pipeline (methods.md §1.12).
+"""Strong augmentation views of the SANM CIFAR pipeline (docs/algorithms.md, "SANM").
 
 `autoaugment_view`: weak crop/flip, then the CIFAR-10 AutoAugment policy.
 `randaugment_view`: weak crop/flip, then RandAugment-MC (two ops, random

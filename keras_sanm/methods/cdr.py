@@ -1,4 +1,4 @@
-"""CDR (methods.md §4.3) and SANM(CDR) (§1.10, PROPOSAL)."""
+"""CDR and SANM(CDR) (docs/algorithms.md, "CDR" and "SANM with each method")."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ class CDRTrainer(_CriticalParameters, CrossEntropyTrainer):
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
 class SANMCDRTrainer(_CriticalParameters, SANMCrossEntropyTrainer):
-    """SANM(CDR) (methods.md §1.10, PROPOSAL): SANM(CE)'s loss with CDR's update rule.
+    """SANM(CDR) (the package's design): SANM(CE)'s loss with CDR's update rule.
 
     The loss is SANM(CE)'s (cross-entropy over `[x; m+; m-]` with
     `[e_y; e~; e~]` plus `reconstruction_weight * L_rec`); the critical

@@ -1,4 +1,4 @@
-"""Cross-entropy training and SANM(CE) (methods.md §1.10, CE)."""
+"""Cross-entropy training and SANM(CE) (docs/algorithms.md, "SANM with each method")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Co-teaching (methods.md §3) and SANM(Co-teaching) (§1.10, PROPOSAL)."""
+"""Co-teaching and SANM(Co-teaching).
+
+See docs/algorithms.md, "Co-teaching" and "SANM with each method".
+"""
 
 from __future__ import annotations
 
@@ -188,7 +191,7 @@ class CoteachingTrainer(TwoNetworkTrainer):
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
 class SANMCoteachingTrainer(CoteachingTrainer):
-    """SANM(Co-teaching) (methods.md §1.10, PROPOSAL: no official code).
+    """SANM(Co-teaching) (the package's design: SANM's official code covers DivideMix only).
 
     Small-loss selection runs on the clean images only. Each network masks
     the batch at its own feature map's peak and valley, with boxes sized by

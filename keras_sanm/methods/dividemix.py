@@ -1,4 +1,7 @@
-"""DivideMix (methods.md §2) and SANM inside it (§1.9): two networks, co-divide, MixMatch."""
+"""DivideMix and SANM inside it: two networks, co-divide, MixMatch.
+
+See docs/algorithms.md, "DivideMix" and "SANM with each method".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ELR+ (methods.md §4.2) and SANM(ELR+) (§1.10, PROPOSAL)."""
+"""ELR+ and SANM(ELR+) (docs/algorithms.md, "ELR+" and "SANM with each method")."""
 
 from __future__ import annotations
 
@@ -298,7 +298,7 @@ class ELRPlusTrainer(AlternatingTrainer):
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
 class SANMELRPlusTrainer(ELRPlusTrainer):
-    """SANM(ELR+) (methods.md §1.10, PROPOSAL: no official code).
+    """SANM(ELR+) (the package's design: SANM's official code covers DivideMix only).
 
     Network `f` masks its batch at the peak and valley of its own feature
     map (a no-gradient training-mode pass, as SANM(DivideMix)'s guessing
