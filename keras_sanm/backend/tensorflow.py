@@ -130,7 +130,6 @@ def no_gradient():
     return contextlib.nullcontext()
 
 
-
 def gradients(loss_fn, variables):
     """Gradients of the scalar `loss_fn()` with respect to `variables`, outside a step.
 

@@ -520,6 +520,7 @@ def main(argv=None) -> int:
     known = known_rows(args.known, budget) if args.known else {}
     cells = grid(budget, methods, args.ablation)
     command = "keras-sanm bench accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
+    header = provenance(command, args.budget, budget)
     rows = []
     start = time.time()
     for i, cell in enumerate(cells, 1):
@@ -530,7 +531,7 @@ def main(argv=None) -> int:
               f"{', from ' + args.known if cell.name in known else ''}; "
               f"grid {time.time() - start:.0f} s so far)", flush=True)
         # The tables are rewritten after every cell: a grid cut short keeps them.
-        page = write_tables(out, rows, provenance(command, args.budget, budget))
+        page = write_tables(out, rows, header)
     print("\n" + page)
     return 0
 
