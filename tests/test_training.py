@@ -222,3 +222,27 @@ def test_refined_masked_targets_stop_the_copies_pulling_towards_doubted_labels(p
         "masked_targets"] == "refined"
     with pytest.raises(ValueError, match="masked_targets must be one of"):
         keras_sanm.wrap(small_cnn(), masked_targets="prediction")
+
+
+def test_label_fit_monitor_measures_uint8_and_float_images_alike():
+    from keras_sanm.callbacks import LabelFitMonitor
+    from keras_sanm.label_quality import per_sample_cross_entropy
+
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 4, 96)
+    images = rng.integers(0, 256, (96, 16, 16, 3)).astype("uint8")
+    noisy = np.where(np.arange(96) % 3 == 0, (true + 1) % 4, true)
+    model = keras_sanm.wrap(small_cnn(), sanm=False)
+    model.compile()
+    as_uint8 = LabelFitMonitor(images, noisy, true)
+    as_float = LabelFitMonitor(images.astype("float32") / 255, noisy, true)
+    model.fit(images, noisy, batch_size=32, epochs=1, verbose=0, callbacks=[as_uint8])
+    as_uint8.set_model(model), as_float.set_model(model)
+    measured, expected = as_uint8.measure(), as_float.measure()
+    assert measured == pytest.approx(expected, rel=1e-5)
+    scores = model.predict(images.astype("float32") / 255, verbose=0)
+    wrong = noisy != true
+    losses = per_sample_cross_entropy(scores, noisy)
+    assert measured["loss_wrong_labels"] == pytest.approx(losses[wrong].mean(), rel=1e-4)
+    assert measured["memorised_wrong_labels"] == pytest.approx(
+        np.mean(scores.argmax(1)[wrong] == noisy[wrong]))
