@@ -195,7 +195,8 @@ def test_xla_compiled_sanm_step():
 def _train_loss_logs(model, x, labels, quality):
     data = (keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(labels),
             keras.ops.convert_to_tensor(np.full(len(x), quality, "float32")))
-    return {k: float(v) for k, v in model.compute_train_loss(data)[1].items()}
+    logs = model.compute_train_loss(data)[1]
+    return {k: float(keras.ops.convert_to_numpy(v)) for k, v in logs.items()}
 
 
 def test_refined_masked_targets_stop_the_copies_pulling_towards_doubted_labels(problem):
