@@ -202,6 +202,28 @@ def test_grid_runs_writes_tables_and_resumes(tmp_path):
         accuracy.known_rows(str(committed), other)
 
 
+def test_grid_halves_run_apart_and_merge_with_known(tmp_path):
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    base = ["--budget", "smoke", "--data-dir", str(tmp_path), "--methods", "ce", "--seeds", "0"]
+    for variant in ("plain", "sanm"):
+        assert accuracy.main(base + ["--out", str(tmp_path / variant),
+                                     "--variants", variant]) == 0
+    assert [d for d in os.listdir(tmp_path / "plain") if d.startswith("ce")] == ["ce_sym0.5_s0"]
+    assert [d for d in os.listdir(tmp_path / "sanm") if d.startswith("ce")] == [
+        "ce_sanm_sym0.5_s0"]
+    halves = [str(tmp_path / variant / "runs.csv") for variant in ("plain", "sanm")]
+    merged = tmp_path / "merged"
+    assert accuracy.main(base + ["--out", str(merged), "--known", halves[0],
+                                 "--known", halves[1]]) == 0
+    assert sorted(os.listdir(merged)) == ["results.csv", "results.md", "runs.csv"]  # no training
+    with open(merged / "runs.csv") as f:
+        assert [(r["method"], r["sanm"]) for r in csv.DictReader(f)] == [
+            ("ce", "False"), ("ce", "True")]
+    assert "| CE | sym:0.5 | 1 |" in (merged / "results.md").read_text()  # the gain row
+    with pytest.raises(SystemExit, match="also in an earlier --known table"):
+        accuracy.main(base + ["--out", str(merged), "--known", halves[0], "--known", halves[0]])
+
+
 def test_failed_cell_names_its_log(tmp_path):
     bad = tmp_path / "cifar10_jpeg.npz"
     bad.write_bytes(b"not an npz")

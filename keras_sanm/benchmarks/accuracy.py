@@ -494,12 +494,16 @@ def main(argv=None) -> int:
     parser.add_argument("--noises", default=None, help="override, e.g. sym:0.5,sym:0.8")
     parser.add_argument("--seeds", default=None, help="override, e.g. 0,1,2")
     parser.add_argument("--backend", default=None, help="override the budget's backend")
-    parser.add_argument("--known", default=None,
+    parser.add_argument("--known", action="append", default=[],
                         help="an earlier runs.csv of this budget (e.g. a committed table): "
-                             "its cells are taken from it and not run again")
+                             "its cells are taken from it and not run again; repeat it to "
+                             "merge tables (a cell in two tables is refused)")
     parser.add_argument("--ablation", action="store_true",
                         help="DivideMix: also SANM(DivideMix) with each of its parts "
                              "(strong views, strong warm-up, masking) left out in turn")
+    parser.add_argument("--variants", default="both", choices=("both", "plain", "sanm"),
+                        help="run only the plain or only the SANM cells (e.g. the two halves "
+                             "of a grid as two processes with separate --out folders)")
     args = parser.parse_args(argv)
     budget = BUDGETS[args.budget]
     methods = args.methods.split(",")
@@ -517,8 +521,16 @@ def main(argv=None) -> int:
     budget = dataclasses.replace(budget, **overrides)
     out = args.out or os.path.join("results", args.budget)
     os.makedirs(out, exist_ok=True)
-    known = known_rows(args.known, budget) if args.known else {}
-    cells = grid(budget, methods, args.ablation)
+    known: dict[str, dict] = {}
+    for path in args.known:
+        rows_of_path = known_rows(path, budget)
+        twice = sorted(set(known) & set(rows_of_path))
+        if twice:
+            raise SystemExit(f"{path}: cells {twice} are also in an earlier --known table; "
+                             "keep one row per cell.")
+        known.update(rows_of_path)
+    cells = [c for c in grid(budget, methods, args.ablation)
+             if args.variants == "both" or c.sanm == (args.variants == "sanm")]
     command = "keras-sanm bench accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
     header = provenance(command, args.budget, budget)
     rows = []
@@ -528,7 +540,7 @@ def main(argv=None) -> int:
         row = known.get(cell.name) or run_cell(budget, cell, args.data_dir, out)
         rows.append(row)
         print(f"best {row['best']:.4f} last {row['last']:.4f} ({row['wall_s']:.0f} s"
-              f"{', from ' + args.known if cell.name in known else ''}; "
+              f"{', from --known' if cell.name in known else ''}; "
               f"grid {time.time() - start:.0f} s so far)", flush=True)
         # The tables are rewritten after every cell: a grid cut short keeps them.
         page = write_tables(out, rows, header)
