@@ -25,28 +25,85 @@ def _parse_noise(text: str):
     return mode, rate
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0; got {value}")
+    return value
+
+
+def _existing_path(text: str) -> str:
+    """An argparse type: a file or folder that exists (a typo fails here, not deep in a loader)."""
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text!r}")
+    return text
+
+
+def _rate(text: str) -> float:
+    """An argparse type: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1); got {value}")
+    return value
+
+
 METHOD_NAMES = ("ce", "coteaching", "cdr", "dividemix", "elr_plus")
+# The names of `keras_sanm.datasets.DATASETS` and `keras_sanm.backbones.BACKBONES`, repeated
+# here because importing those modules imports Keras, which must wait for `--backend`
+# (tests/test_cli_and_datasets.py checks that the lists agree).
+DATASET_NAMES = ("cifar10", "cifar100", "cifar10_n", "cifar100_n")
+BACKBONE_NAMES = ("preact_resnet18", "cnn9", "small_cnn")
 # SANM(DivideMix)'s parts that `--sanm-without` can switch off (its constructor flags).
 ABLATION_PARTS = ("strong_views", "strong_warmup", "masking")
 
 
+BACKEND_HELP = ("Keras backend (default: KERAS_BACKEND, else Keras' configured one if "
+                "installed, else an installed one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from keras_sanm.presets import PRESETS  # plain Python: importing it does not import Keras
+
     parser = argparse.ArgumentParser(prog="keras-sanm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train one model on a noisy-label dataset")
-    train.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, cifar10_n, cifar100_n")
-    train.add_argument("--data-dir", default=None, help="folder with <dataset>_jpeg.npz, or a tfds data dir")
+    train.add_argument("--dataset", default="cifar10", choices=DATASET_NAMES,
+                       help="dataset to train on (default: cifar10)")
+    train.add_argument("--data-dir", default=None, type=_existing_path,
+                       help="folder with <dataset>_jpeg.npz, or a tensorflow-datasets data "
+                            "folder (default: tensorflow-datasets' own, downloading if needed)")
     train.add_argument("--noise", type=_parse_noise, default=None,
                        help="MODE:RATE, e.g. sym:0.5 (default: the preset's, else sym:0.5)")
     train.add_argument("--noise-file", default=None, help="JSON noisy labels to reuse (written if missing)")
     train.add_argument("--method", default="ce", choices=METHOD_NAMES,
                        help="training method (Co-teaching's forget rate and CDR's noise rate "
                             "default to the --noise rate)")
-    train.add_argument("--preset", default=None,
-                       help="reference settings of the method, e.g. cifar10-sym-0.5 (keras_sanm.presets)")
-    train.add_argument("--warmup-epochs", type=int, default=None, help="override the warm-up length")
-    train.add_argument("--no-sanm", dest="sanm", action="store_false")
+    train.add_argument("--preset", default=None, choices=PRESETS, metavar="PRESET",
+                       help="the reference hyper-parameters of a dataset and noise for the "
+                            f"method (keras_sanm.presets): {', '.join(PRESETS)}")
+    train.add_argument("--warmup-epochs", type=_non_negative_int, default=None,
+                       help="override the method's warm-up length in epochs")
+    train.add_argument("--no-sanm", dest="sanm", action="store_false",
+                       help="train the plain method, without SANM's masking and decoder")
     train.add_argument("--sanm-without", default=None,
                        help="SANM(DivideMix) ablation: comma-separated parts to switch off "
                             f"({', '.join(ABLATION_PARTS)})")
@@ -54,27 +111,30 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SANM(CE): targets of the masked copies before modulation: the "
                             "given label (default) or the refined label w*y + (1-w)*p "
                             "(sharpened), a proposal (docs/results.md)")
-    train.add_argument("--backbone", default=None,
-                       help="preact_resnet18, cnn9 or small_cnn (default: cnn9 for coteaching, "
-                            "else preact_resnet18)")
-    train.add_argument("--width", type=int, default=None,
+    train.add_argument("--backbone", default=None, choices=BACKBONE_NAMES,
+                       help="network (default: cnn9 for coteaching, else preact_resnet18)")
+    train.add_argument("--width", type=_positive_int, default=None,
                        help="base channels of preact_resnet18 (64, the paper's, by default; "
                             "16 or 32 for CPU runs)")
     train.add_argument("--lr-drop-epochs", default=None,
                        help="comma-separated epochs (0-based) from which the learning rate is "
                             "divided by 10 (default: the reference drops scaled to --epochs, "
                             "e.g. CE's 150 of 300 becomes 50 of 100)")
-    train.add_argument("--track-fit-every", type=int, default=None,
+    train.add_argument("--track-fit-every", type=_positive_int, default=None,
                        help="also measure the fit of correct and wrong training labels every "
                             "N epochs (always measured after the last epoch)")
-    train.add_argument("--epochs", type=int, default=None,
+    train.add_argument("--epochs", type=_positive_int, default=None,
                        help="default: the method's reference count (CE 300, DivideMix 301/361, "
                             "Co-teaching 199, CDR 200, ELR+ 200)")
-    train.add_argument("--batch-size", type=int, default=None,
+    train.add_argument("--batch-size", type=_positive_int, default=None,
                        help="default: the method's (Co-teaching and ELR+ 128, else 64)")
-    train.add_argument("--train-size", type=int, default=None, help="random training subset")
-    train.add_argument("--test-size", type=int, default=None, help="random test subset")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--train-size", type=_positive_int, default=None,
+                       help="train on a random subset of this many images (default: all)")
+    train.add_argument("--test-size", type=_positive_int, default=None,
+                       help="test on a random subset of this many images (default: all)")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed of the subsets, the noisy labels, the initial weights and "
+                            "the batch order (default: 0)")
     train.add_argument("--dtype-policy", default=None,
                        help="Keras dtype policy of the networks, e.g. mixed_bfloat16 on a GPU "
                             "(losses are computed in float32)")
@@ -83,16 +143,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run in --output from its last checkpoint (written "
                             "after every epoch); starts it when there is none. Without this "
                             "flag a folder holding a checkpoint is refused")
-    train.add_argument("--backend", choices=BACKENDS, default=None)
-    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    train.add_argument("--backend", choices=BACKENDS, default=None, help=BACKEND_HELP)
+    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                       help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per "
+                            "epoch (default: 1)")
 
     demo = sub.add_parser("demo", help="CE vs SANM(CE) on a small noisy problem, offline")
-    demo.add_argument("--data-dir", default=None, help="use a CIFAR-10 subset from here instead of digits")
-    demo.add_argument("--epochs", type=int, default=None)
-    demo.add_argument("--noise-rate", type=float, default=0.4)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--backend", choices=BACKENDS, default=None)
-    demo.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
+    demo.add_argument("--data-dir", default=None, type=_existing_path,
+                      help="use a CIFAR-10 subset from this folder (with cifar10_jpeg.npz) "
+                           "instead of scikit-learn's digits")
+    demo.add_argument("--epochs", type=_positive_int, default=None,
+                      help="epochs per model (default: 40 on digits, 15 on CIFAR-10)")
+    demo.add_argument("--noise-rate", type=_rate, default=0.4,
+                      help="share of training labels redrawn uniformly (default: 0.4)")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="seed of the split, the noisy labels and the weights (default: 0)")
+    demo.add_argument("--backend", choices=BACKENDS, default=None, help=BACKEND_HELP)
+    demo.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
+                      help="Keras fit verbosity (default: 0, a line every few epochs)")
 
     plot = sub.add_parser(
         "plot", help="write a run's figures as PNG: curves, activation maps, reconstructions")
@@ -102,10 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--data-dir", default=None,
                       help="the run's dataset folder (default: the one recorded in summary.json)")
     plot.add_argument("--output", default=None, help="figure folder (default RUN_DIR/figures)")
-    plot.add_argument("--samples", type=int, default=4,
+    plot.add_argument("--samples", type=_positive_int, default=4,
                       help="training samples per group (correct / wrong label) in the image figures")
-    plot.add_argument("--seed", type=int, default=0)
-    plot.add_argument("--backend", choices=BACKENDS, default=None)
+    plot.add_argument("--seed", type=int, default=0, help="seed of the sample draw (default: 0)")
+    plot.add_argument("--backend", choices=BACKENDS, default=None,
+                      help=BACKEND_HELP)
 
     bench = sub.add_parser(
         "bench", help="speed (step time and memory per method and backend), accuracy (CIFAR-10 "
@@ -113,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "(plain Keras fit) or mechanism (what SANM's masked copies do)",
         description="keras-sanm bench speed|accuracy|regime|keras-baseline|mechanism [options]; "
                     "`keras-sanm bench speed --help` lists a benchmark's options.")
-    bench.add_argument("kind", choices=BENCHMARKS)
+    bench.add_argument("kind", choices=BENCHMARKS, help="which benchmark")
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
     return parser
 
@@ -269,9 +338,12 @@ def train_command(args) -> dict:
         raise SystemExit("--masked-targets sets SANM(CE)'s masked copies: use it with "
                          "--method ce and without --no-sanm.")
 
-    data = keras_sanm.datasets.load(
-        args.dataset, args.data_dir, args.train_size, args.test_size, seed=args.seed
-    )
+    try:
+        data = keras_sanm.datasets.load(
+            args.dataset, args.data_dir, args.train_size, args.test_size, seed=args.seed
+        )
+    except (FileNotFoundError, ImportError, ValueError) as error:
+        raise SystemExit(f"--dataset {args.dataset}: {error}") from None
     name = f"{args.dataset}_{args.method}{'_sanm' if args.sanm else ''}_{args.noise[0]}{args.noise[1]}"
     out_dir = args.output or os.path.join("runs", name)
     checkpoint = _checkpoint_to_resume(args, out_dir)
@@ -417,19 +489,38 @@ def demo_command(args) -> dict:
           f"wrong labels ({args.noise_rate:.0%} symmetric noise), {len(x_te)} clean test "
           f"images, backend {keras.backend.backend()}, {epochs} epochs")
     results = {}
+    every = max(1, epochs // 8)
     for label, sanm in (("CE", False), ("SANM(CE)", True)):
         keras.utils.set_random_seed(args.seed)
         base = keras_sanm.backbones.SmallCNN(classes, x_tr.shape[1:])
         model = keras_sanm.wrap(base, sanm=sanm, seed=args.seed)
         model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), weight_decay=5e-4)
         start = time.time()
+        progress = []
+        if args.verbose == 0:  # a line every few epochs instead of Keras' progress bar
+            progress.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs, label=label: (
+                print(f"  {label} epoch {epoch + 1}/{epochs}: test accuracy "
+                      f"{logs['val_accuracy']:.3f} ({time.time() - start:.0f} s)", flush=True)
+                if (epoch + 1) % every == 0 or epoch + 1 == epochs else None)))
         history = model.fit(x_tr, noisy, batch_size=64, epochs=epochs, verbose=args.verbose,
-                            validation_data=(x_te, y_te))
+                            validation_data=(x_te, y_te), callbacks=progress)
         acc = history.history["val_accuracy"]
         results[label] = {"best": max(acc), "last": acc[-1], "seconds": time.time() - start}
         print(f"{label:9s} test accuracy: last {acc[-1]:.3f}, best {max(acc):.3f} "
-              f"({results[label]['seconds']:.0f} s)")
+              f"({results[label]['seconds']:.0f} s)", flush=True)
+    print(demo_verdict(results))
     return results
+
+
+def demo_verdict(results: dict) -> str:
+    """What the demo's two runs say, and what `best` and `last` mean."""
+    gains = {key: 100 * (results["SANM(CE)"][key] - results["CE"][key]) for key in ("last", "best")}
+    winner = ("SANM(CE)" if gains["last"] > 0 else "CE" if gains["last"] < 0 else "neither model")
+    return (f"last = test accuracy after the final epoch (what you keep without clean data to "
+            f"pick an epoch); best = the highest over the epochs.\n"
+            f"SANM(CE) - CE: {gains['last']:+.1f} points last, {gains['best']:+.1f} best: "
+            f"{winner} ended higher in this one run (one seed; docs/results.md has grids "
+            f"over seeds).")
 
 
 def plot_command(args) -> dict:
@@ -437,8 +528,6 @@ def plot_command(args) -> dict:
 
     if not os.path.isdir(args.run_dir):
         raise SystemExit(f"{args.run_dir} is not a folder.")
-    if args.samples < 1:
-        raise SystemExit("--samples must be at least 1.")
     try:
         result = plot_run(args.run_dir, args.output, args.data_dir, args.compare,
                           args.samples, args.seed)
@@ -451,16 +540,67 @@ def plot_command(args) -> dict:
     return result
 
 
+def _installed(backend: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(backend) is not None  # the backends' module names
+
+
+def _configured_backend() -> str:
+    """The backend of Keras' `keras.json` (where Keras looks for it), else Keras' default."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as f:
+            return json.load(f).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def _default_backend() -> str | None:
+    """The backend to use when `--backend` is not given.
+
+    `KERAS_BACKEND` wins (`None`: nothing to set); then Keras' configured
+    backend if it is installed; else the first installed of jax, torch and
+    tensorflow, said on stderr. (Keras itself would fail with "No module
+    named 'tensorflow'" where only the JAX or PyTorch extra is installed.)
+    """
+    if os.environ.get("KERAS_BACKEND"):
+        return None
+    configured = _configured_backend()
+    for backend in (configured, "jax", "torch", "tensorflow"):
+        if backend in BACKENDS and _installed(backend):
+            if backend != configured:
+                print(f"Keras backend: {backend} ({configured}, Keras' configured backend, is "
+                      "not installed; choose with --backend or KERAS_BACKEND)", file=sys.stderr)
+            return backend
+    raise SystemExit("No Keras backend is installed: pip install 'keras-sanm[jax]' "
+                     "(or [torch] or [tensorflow]).")
+
+
+def _require_matplotlib() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SystemExit("keras-sanm plot draws with matplotlib: pip install 'keras-sanm[viz]' "
+                         "(or pip install matplotlib).")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "bench":
         import importlib
 
         return importlib.import_module(BENCHMARKS[args.kind]).main(args.options)
+    if args.command == "plot":
+        _require_matplotlib()
     if args.backend:
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
             raise SystemExit("--backend must be chosen before Keras is imported.")
         os.environ["KERAS_BACKEND"] = args.backend
+    elif "keras" not in sys.modules:
+        backend = _default_backend()
+        if backend:
+            os.environ["KERAS_BACKEND"] = backend
     commands = {"train": train_command, "demo": demo_command, "plot": plot_command}
     commands[args.command](args)
     return 0

@@ -99,6 +99,15 @@ def _tfds_split(tfds_name, split, data_dir, keys, download):
     return {key: np.concatenate([part[key] for part in parts]) for key in keys}
 
 
+def _require_tfds(name: str, data_dir: str | None) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow_datasets") is None:
+        where = f"there is no {name}_jpeg.npz in {data_dir}, and " if data_dir else ""
+        raise ImportError(f"{where}reading {name} through tensorflow-datasets needs it: "
+                          "pip install 'keras-sanm[tfds]'.")
+
+
 def _load_tfds(tfds_name, data_dir, noisy_key, train_size, test_size, seed, download=True):
     keys = ["image", "label"]
     try:
@@ -167,6 +176,7 @@ def load(
             raise ValueError(f"{name} is only available through tensorflow-datasets.")
         parts = _load_local(local, train_size, test_size, seed)
     else:
+        _require_tfds(name, data_dir)
         parts = _load_tfds(tfds_name, data_dir, noisy_key, train_size, test_size, seed, download)
     x_train, y_train, x_test, y_test, noisy = parts
     mean, std = NORMALIZATION[name]

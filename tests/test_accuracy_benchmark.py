@@ -95,23 +95,24 @@ def test_run_row_reads_the_split_start_and_best_epoch(tmp_path):
     assert row["auc"] == pytest.approx(0.7)  # last epoch, mean over both networks
 
 
-def test_train_arguments_of_each_cell_kind():
+def test_train_arguments_of_each_cell_kind(tmp_path):
+    data = str(tmp_path)  # the command line checks that the data folder exists
     budget = accuracy.BUDGETS["cpu"]
-    ce = accuracy.train_arguments(budget, accuracy.Cell("ce", False, "sym:0.8", 2), "D", "O")
+    ce = accuracy.train_arguments(budget, accuracy.Cell("ce", False, "sym:0.8", 2), data, "O")
     assert ce[ce.index("--epochs") + 1] == "15" and "--no-sanm" in ce
     assert "--preset" not in ce and "--warmup-epochs" not in ce
     assert ce[ce.index("--seed") + 1] == "2" and ce[ce.index("--train-size") + 1] == "2000"
-    dm = accuracy.train_arguments(budget, accuracy.Cell("dividemix", True, "sym:0.8", 0), "D", "O")
+    dm = accuracy.train_arguments(budget, accuracy.Cell("dividemix", True, "sym:0.8", 0), data, "O")
     assert "--no-sanm" not in dm and dm[dm.index("--preset") + 1] == "cifar10-sym-0.8"
     assert dm[dm.index("--warmup-epochs") + 1] == "4" and dm[dm.index("--epochs") + 1] == "7"
     gpu = accuracy.train_arguments(accuracy.BUDGETS["gpu"], accuracy.Cell("ce", True, "sym:0.5", 0),
-                                   "D", "O")
+                                   data, "O")
     assert gpu[gpu.index("--dtype-policy") + 1] == "mixed_bfloat16" and "--train-size" not in gpu
     # The learning rate drops at half of the run (the reference's 150 of 300).
     assert gpu[gpu.index("--lr-drop-epochs") + 1] == "50" and "--lr-drop-epochs" not in ce
     regime = accuracy.BUDGETS["cpu-regime"]
     cells = accuracy.grid(regime, ["ce", "dividemix", "coteaching", "cdr", "elr_plus"])
-    arguments = [accuracy.train_arguments(regime, cell, "D", "O") for cell in cells]
+    arguments = [accuracy.train_arguments(regime, cell, data, "O") for cell in cells]
     for args in arguments:  # the chosen regime, the same for every method
         for flag, value in (("--width", "8"), ("--train-size", "2000"), ("--epochs", "100"),
                             ("--lr-drop-epochs", "50"), ("--backbone", "preact_resnet18"),
@@ -123,14 +124,15 @@ def test_train_arguments_of_each_cell_kind():
     assert len(accuracy.grid(budget, ["ce", "dividemix"])) == 2 * 2 * 3 * 2
 
 
-def test_ablation_cells_arguments_and_tables():
+def test_ablation_cells_arguments_and_tables(tmp_path):
+    data = str(tmp_path)  # the command line checks that the data folder exists
     budget = accuracy.dataclasses.replace(accuracy.BUDGETS["cpu"], width=16, lr_drop_fraction=0.5)
     cells = accuracy.grid(budget, ["ce", "dividemix"], ablation=True)
     assert len(cells) == 2 * 3 * (2 + 2 + 3)
     without = [c for c in cells if c.without and c.seed == 0 and c.noise == "sym:0.5"]
     assert [c.without for c in without] == ["strong_views", "strong_warmup", "masking"]
     assert without[2].name == "dividemix_sanm_without-masking_sym0.5_s0"
-    args = accuracy.train_arguments(budget, without[2], "D", "O")
+    args = accuracy.train_arguments(budget, without[2], data, "O")
     assert args[args.index("--sanm-without") + 1] == "masking"
     assert args[args.index("--width") + 1] == "16"
     assert args[args.index("--lr-drop-epochs") + 1] == "4"  # round(7 * 0.5)

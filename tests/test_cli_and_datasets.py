@@ -90,6 +90,91 @@ def test_cli_argument_errors():
         cli.main(["train", "--noise", "pair:0.2"])
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "--epochs: must be at least 1"),
+    (["train", "--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["train", "--train-size", "0"], "--train-size: must be at least 1"),
+    (["train", "--test-size", "-3"], "--test-size: must be at least 1"),
+    (["train", "--width", "half"], "--width: expected a whole number"),
+    (["train", "--warmup-epochs", "-1"], "--warmup-epochs: must be at least 0"),
+    (["train", "--dataset", "cifar11"], "--dataset: invalid choice: 'cifar11'"),
+    (["train", "--backbone", "resnet50"], "--backbone: invalid choice: 'resnet50'"),
+    (["train", "--preset", "cifar10-sym-0.55"], "--preset: invalid choice"),
+    (["train", "--data-dir", "no/such/folder"], "--data-dir: no such file or folder"),
+    (["demo", "--noise-rate", "1.5"], "--noise-rate: must be in [0, 1)"),
+    (["demo", "--epochs", "0"], "--epochs: must be at least 1"),
+    (["plot", "some_run", "--samples", "0"], "--samples: must be at least 1"),
+])
+def test_cli_refuses_bad_values_as_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2  # argparse's usage error, before any data or model
+    assert message in capsys.readouterr().err
+
+
+def test_cli_name_lists_match_the_registries_and_every_option_has_help():
+    from keras_sanm import backbones, presets
+
+    assert set(cli.DATASET_NAMES) == set(datasets.DATASETS)
+    assert set(cli.BACKBONE_NAMES) == set(backbones.BACKBONES)
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, command in commands.items():
+        for action in command._actions:
+            assert action.help, f"keras-sanm {name} {action.option_strings or action.dest}"
+    assert all(p in commands["train"].format_help().replace("\n", " ").replace(" ", "")
+               for p in presets.PRESETS)  # --help lists the presets
+
+
+def test_backend_default_falls_back_to_an_installed_one(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "keras.json").write_text('{"backend": "tensorflow"}')
+    monkeypatch.setattr(cli, "_installed", lambda backend: backend != "tensorflow")
+    assert cli._default_backend() == "jax"
+    assert "tensorflow, Keras' configured backend, is not installed" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_installed", lambda backend: backend == "torch")
+    assert cli._default_backend() == "torch" and "Keras backend: torch" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_installed", lambda backend: True)
+    assert cli._default_backend() == "tensorflow" and capsys.readouterr().err == ""
+    monkeypatch.setattr(cli, "_installed", lambda backend: False)
+    with pytest.raises(SystemExit, match="No Keras backend is installed"):
+        cli._default_backend()
+    monkeypatch.setenv("KERAS_BACKEND", "torch")  # the environment decides
+    assert cli._default_backend() is None
+
+
+def _hide_module(monkeypatch, hidden):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == hidden else find_spec(name, *args))
+
+
+def test_missing_optional_packages_give_install_hints(monkeypatch, tmp_path):
+    _hide_module(monkeypatch, "tensorflow_datasets")
+    with pytest.raises(ImportError, match=r"no cifar10_jpeg.npz in .*keras-sanm\[tfds\]"):
+        datasets.load("cifar10", str(tmp_path))
+    with pytest.raises(SystemExit, match=r"--dataset cifar10: there is no cifar10_jpeg.npz"):
+        cli.main(["train", "--data-dir", str(tmp_path), "--epochs", "1"])
+    _hide_module(monkeypatch, "matplotlib")
+    with pytest.raises(SystemExit, match=r"matplotlib: pip install 'keras-sanm\[viz\]'"):
+        cli.main(["plot", str(tmp_path)])
+
+
+def test_demo_reports_progress_and_says_which_model_ended_higher(capsys):
+    results = cli.main(["demo", "--epochs", "2", "--noise-rate", "0.3"])
+    out = capsys.readouterr().out
+    assert results == 0
+    assert "CE epoch 1/2: test accuracy" in out and "SANM(CE) epoch 2/2" in out
+    assert "last = test accuracy after the final epoch" in out
+    assert "SANM(CE) - CE:" in out and "ended higher in this one run" in out
+    verdict = cli.demo_verdict({"CE": {"last": 0.5, "best": 0.6},
+                                "SANM(CE)": {"last": 0.55, "best": 0.58}})
+    assert "+5.0 points last, -2.0 best: SANM(CE) ended higher" in verdict
+
+
 def test_train_refuses_a_bad_ablation_or_drop_epochs(tmp_path):
     from keras_sanm import cli
 

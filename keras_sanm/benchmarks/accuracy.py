@@ -487,10 +487,14 @@ def provenance(command: str, budget_name: str, budget: Budget) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="keras-sanm bench accuracy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", default="cpu", choices=sorted(BUDGETS))
-    parser.add_argument("--data-dir", default="../shared/data/cifar10")
+    parser.add_argument("--budget", default="cpu", choices=sorted(BUDGETS),
+                        help="named grid (see above; default: cpu)")
+    parser.add_argument("--data-dir", default="../shared/data/cifar10",
+                        help="folder with cifar10_jpeg.npz (default: ../shared/data/cifar10)")
     parser.add_argument("--out", default=None, help="results folder (default results/<budget>)")
-    parser.add_argument("--methods", default="ce,dividemix")
+    parser.add_argument("--methods", default="ce,dividemix",
+                        help="comma-separated methods, each plain and with SANM "
+                             "(default: ce,dividemix)")
     parser.add_argument("--noises", default=None, help="override, e.g. sym:0.5,sym:0.8")
     parser.add_argument("--seeds", default=None, help="override, e.g. 0,1,2")
     parser.add_argument("--backend", default=None, help="override the budget's backend")
