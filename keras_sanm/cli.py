@@ -25,26 +25,27 @@ def _parse_noise(text: str):
     return mode, rate
 
 
-def _positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
-    return value
+def _number(kind: type, minimum: float, below: float | None = None):
+    """An argparse type: a `kind` (int or float) >= `minimum` and, if given, < `below`."""
+    what = "a whole number" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+        if below is not None and not minimum <= value < below:
+            raise argparse.ArgumentTypeError(f"must be in [{minimum}, {below}); got {value}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}; got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    """An argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0; got {value}")
-    return value
+_positive_int = _number(int, 1)
+_non_negative_int = _number(int, 0)
+_rate = _number(float, 0, 1)
 
 
 def _existing_path(text: str) -> str:
@@ -52,17 +53,6 @@ def _existing_path(text: str) -> str:
     if not os.path.exists(text):
         raise argparse.ArgumentTypeError(f"no such file or folder: {text!r}")
     return text
-
-
-def _rate(text: str) -> float:
-    """An argparse type: a number in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1); got {value}")
-    return value
 
 
 METHOD_NAMES = ("ce", "coteaching", "cdr", "dividemix", "elr_plus")
@@ -173,8 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--samples", type=_positive_int, default=4,
                       help="training samples per group (correct / wrong label) in the image figures")
     plot.add_argument("--seed", type=int, default=0, help="seed of the sample draw (default: 0)")
-    plot.add_argument("--backend", choices=BACKENDS, default=None,
-                      help=BACKEND_HELP)
+    plot.add_argument("--backend", choices=BACKENDS, default=None, help=BACKEND_HELP)
 
     bench = sub.add_parser(
         "bench", help="speed (step time and memory per method and backend), accuracy (CIFAR-10 "
