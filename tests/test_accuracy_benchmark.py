@@ -222,8 +222,35 @@ def test_grid_halves_run_apart_and_merge_with_known(tmp_path):
         assert [(r["method"], r["sanm"]) for r in csv.DictReader(f)] == [
             ("ce", "False"), ("ce", "True")]
     assert "| CE | sym:0.5 | 1 |" in (merged / "results.md").read_text()  # the gain row
-    with pytest.raises(SystemExit, match="also in an earlier --known table"):
-        accuracy.main(base + ["--out", str(merged), "--known", halves[0], "--known", halves[0]])
+    # The same row in two tables (both halves started from one committed
+    # table) is one run; another result for a cell already given is refused.
+    assert accuracy.main(base + ["--out", str(merged), "--known", halves[0],
+                                 "--known", halves[0], "--known", halves[1]]) == 0
+    with open(halves[0]) as f:
+        rows = list(csv.DictReader(f))
+    rows[0]["best"] = "0.999"
+    other = tmp_path / "other.csv"
+    with open(other, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(SystemExit, match="also in an earlier --known table with other results"):
+        accuracy.main(base + ["--out", str(merged), "--known", halves[0], "--known", str(other)])
+
+
+def test_ablation_runs_only_the_parts_asked_for(tmp_path):
+    budget = accuracy.BUDGETS["cpu-regime"]
+    cells = accuracy.grid(budget, ["dividemix"], ["strong_warmup"])
+    assert [c.name for c in cells if c.seed == 0 and c.noise == "sym:0.5"] == [
+        "dividemix_sym0.5_s0", "dividemix_sanm_sym0.5_s0",
+        "dividemix_sanm_without-strong_warmup_sym0.5_s0"]
+    assert accuracy.grid(budget, ["dividemix"], True) == accuracy.grid(
+        budget, ["dividemix"], list(accuracy.ABLATIONS))
+    with pytest.raises(ValueError, match="Unknown ablation parts"):
+        accuracy.grid(budget, ["dividemix"], ["decoder"])
+    with pytest.raises(SystemExit, match="unknown parts"):
+        accuracy.main(["--budget", "cpu-regime", "--data-dir", str(tmp_path),
+                       "--out", str(tmp_path / "grid"), "--ablation", "masks"])
 
 
 def test_failed_cell_names_its_log(tmp_path):

@@ -48,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 METHOD_LABELS = {"ce": "CE", "dividemix": "DivideMix", "coteaching": "Co-teaching",
                  "cdr": "CDR", "elr_plus": "ELR+"}
@@ -161,19 +162,30 @@ class Cell:
 ABLATIONS = ("strong_views", "strong_warmup", "masking")
 
 
-def grid(budget: Budget, methods, ablation: bool = False) -> list[Cell]:
+def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False) -> list[Cell]:
     """All cells, plain before SANM, in (noise, seed, method) order.
 
-    With `ablation`, DivideMix also gets SANM(DivideMix) with each of its
-    three parts left out in turn.
+    Args:
+        budget: the grid's settings (noises, seeds).
+        methods: method names, each run plain and with SANM.
+        ablation: `True` gives DivideMix also SANM(DivideMix) with each of
+            its parts (`ABLATIONS`) left out in turn; a sequence of part
+            names gives only those cells.
+
+    Returns:
+        The cells in run order.
     """
+    parts = ABLATIONS if ablation is True else tuple(ablation or ())
+    unknown = [p for p in parts if p not in ABLATIONS]
+    if unknown:
+        raise ValueError(f"Unknown ablation parts {unknown}; choose from {ABLATIONS}.")
     cells = []
     for n in budget.noises:
         for seed in budget.seeds:
             for m in methods:
                 cells += [Cell(m, False, n, seed), Cell(m, True, n, seed)]
-                if ablation and m == "dividemix":
-                    cells += [Cell(m, True, n, seed, part) for part in ABLATIONS]
+                if m == "dividemix":
+                    cells += [Cell(m, True, n, seed, part) for part in parts]
     return cells
 
 
@@ -312,6 +324,11 @@ def known_rows(path: str, budget: Budget) -> dict[str, dict]:
                              f"{expected}; it belongs to another grid.")
         known[cell.name] = row
     return known
+
+
+def _row_text(row: dict) -> str:
+    """A row as text, so rows with NaN fields compare equal to their copies."""
+    return json.dumps(row, sort_keys=True, default=str)
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -502,9 +519,11 @@ def main(argv=None) -> int:
                         help="an earlier runs.csv of this budget (e.g. a committed table): "
                              "its cells are taken from it and not run again; repeat it to "
                              "merge tables (a cell in two tables is refused)")
-    parser.add_argument("--ablation", action="store_true",
-                        help="DivideMix: also SANM(DivideMix) with each of its parts "
-                             "(strong views, strong warm-up, masking) left out in turn")
+    parser.add_argument("--ablation", nargs="?", const=",".join(ABLATIONS), default="",
+                        metavar="PARTS",
+                        help="DivideMix: also SANM(DivideMix) with each of its parts left "
+                             "out in turn; give a comma-separated subset of "
+                             f"{', '.join(ABLATIONS)} to run only those cells (default: all)")
     parser.add_argument("--variants", default="both", choices=("both", "plain", "sanm"),
                         help="run only the plain or only the SANM cells (e.g. the two halves "
                              "of a grid as two processes with separate --out folders)")
@@ -525,15 +544,22 @@ def main(argv=None) -> int:
     budget = dataclasses.replace(budget, **overrides)
     out = args.out or os.path.join("results", args.budget)
     os.makedirs(out, exist_ok=True)
+    parts = [p for p in args.ablation.split(",") if p]
+    unknown_parts = [p for p in parts if p not in ABLATIONS]
+    if unknown_parts:
+        raise SystemExit(f"--ablation: unknown parts {unknown_parts}; choose from {ABLATIONS}.")
     known: dict[str, dict] = {}
     for path in args.known:
         rows_of_path = known_rows(path, budget)
-        twice = sorted(set(known) & set(rows_of_path))
+        # A row carried into two tables (both runs started from one committed
+        # table) is one run; two different rows for one cell are refused.
+        twice = sorted(name for name in set(known) & set(rows_of_path)
+                       if _row_text(known[name]) != _row_text(rows_of_path[name]))
         if twice:
-            raise SystemExit(f"{path}: cells {twice} are also in an earlier --known table; "
-                             "keep one row per cell.")
+            raise SystemExit(f"{path}: cells {twice} are also in an earlier --known table "
+                             "with other results; keep one row per cell.")
         known.update(rows_of_path)
-    cells = [c for c in grid(budget, methods, args.ablation)
+    cells = [c for c in grid(budget, methods, parts)
              if args.variants == "both" or c.sanm == (args.variants == "sanm")]
     command = "keras-sanm bench accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
     header = provenance(command, args.budget, budget)
