@@ -279,3 +279,38 @@ def test_train_command_dtype_policy(tmp_path, method):
     assert all(math.isfinite(v) for v in history["loss"])
     assert summary["output_dtype"] == "bfloat16"  # the network computed in bfloat16
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+
+
+def test_refined_targets_cells_run_as_their_own_setting(tmp_path):
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    budget = accuracy.BUDGETS["cpu-regime"]
+    cells = accuracy.grid(budget, ["ce"], masked_targets=["refined"])
+    refined = [c for c in cells if c.masked_targets]
+    assert [c.name for c in refined][:1] == ["ce_sanm_refined-targets_sym0.5_s0"]
+    args = accuracy.train_arguments(budget, refined[0], str(tmp_path), "out")
+    assert args[args.index("--masked-targets") + 1] == "refined"
+    assert "--masked-targets" not in accuracy.train_arguments(budget, cells[1], "d", "out")
+    with pytest.raises(SystemExit, match="unknown targets"):
+        accuracy.main(["--budget", "smoke", "--data-dir", str(tmp_path),
+                       "--out", str(tmp_path / "x"), "--masked-targets", "soft"])
+    # A small grid: the refined run trains with refined targets and gets its
+    # own rows in every table, paired with plain CE for its gain.
+    out = tmp_path / "grid"
+    assert accuracy.main(["--budget", "smoke", "--data-dir", str(tmp_path), "--out", str(out),
+                          "--methods", "ce", "--seeds", "0", "--masked-targets", "refined"]) == 0
+    run = out / "ce_sanm_refined-targets_sym0.5_s0"
+    assert json.loads((run / "summary.json").read_text())["masked_targets"] == "refined"
+    page = (out / "results.md").read_text()
+    assert "| CE | yes, refined targets on masked copies | sym:0.5 | 1 |" in page
+    assert "| CE (SANM refined targets on masked copies) | sym:0.5 | 1 |" in page
+    # Tables written before the column existed are still read.
+    with open(out / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    old = tmp_path / "old.csv"
+    with open(old, "w", newline="") as f:
+        fields = [k for k in rows[0] if k != "masked_targets"]
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows[:2])
+    assert sorted(accuracy.known_rows(str(old), accuracy.BUDGETS["smoke"])) == [
+        "ce_sanm_sym0.5_s0", "ce_sym0.5_s0"]

@@ -143,6 +143,8 @@ class Cell:
         seed: subset, noise, initialisation and order seed.
         without: SANM(DivideMix) parts switched off (an ablation), as the
             sorted comma-separated `--sanm-without` value; `""` for none.
+        masked_targets: SANM(CE)'s targets of the masked copies
+            (`--masked-targets`); `""` for the default (the given label).
     """
 
     method: str
@@ -150,19 +152,25 @@ class Cell:
     noise: str
     seed: int
     without: str = ""
+    masked_targets: str = ""
 
     @property
     def name(self) -> str:
         ablation = f"_without-{self.without.replace(',', '-')}" if self.without else ""
-        return (f"{self.method}{'_sanm' if self.sanm else ''}{ablation}_"
+        targets = f"_{self.masked_targets}-targets" if self.masked_targets else ""
+        return (f"{self.method}{'_sanm' if self.sanm else ''}{ablation}{targets}_"
                 f"{self.noise.replace(':', '')}_s{self.seed}")
 
 
 # SANM(DivideMix) ablation: each part left out in turn (`keras-sanm train --sanm-without`).
 ABLATIONS = ("strong_views", "strong_warmup", "masking")
+# SANM(CE)'s targets of the masked copies other than the default, the given
+# label (`keras-sanm train --masked-targets`).
+OTHER_MASKED_TARGETS = ("refined",)
 
 
-def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False) -> list[Cell]:
+def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False,
+         masked_targets: Sequence[str] = ()) -> list[Cell]:
     """All cells, plain before SANM, in (noise, seed, method) order.
 
     Args:
@@ -171,6 +179,8 @@ def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False) -> lis
         ablation: `True` gives DivideMix also SANM(DivideMix) with each of
             its parts (`ABLATIONS`) left out in turn; a sequence of part
             names gives only those cells.
+        masked_targets: CE also gets SANM(CE) with each of these targets of
+            the masked copies (e.g. `["refined"]`) besides the default.
 
     Returns:
         The cells in run order.
@@ -186,6 +196,8 @@ def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False) -> lis
                 cells += [Cell(m, False, n, seed), Cell(m, True, n, seed)]
                 if m == "dividemix":
                     cells += [Cell(m, True, n, seed, part) for part in parts]
+                if m == "ce":
+                    cells += [Cell(m, True, n, seed, masked_targets=t) for t in masked_targets]
     return cells
 
 
@@ -200,6 +212,8 @@ def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str) -> 
         args.append("--no-sanm")
     if cell.without:
         args += ["--sanm-without", cell.without]
+    if cell.masked_targets:
+        args += ["--masked-targets", cell.masked_targets]
     if cell.method in budget.warmup_epochs:
         args += ["--warmup-epochs", str(budget.warmup_epochs[cell.method])]
     if cell.method == "dividemix":
@@ -234,6 +248,7 @@ def run_row(cell: Cell, run_dir: str) -> dict:
     warmup = next((i for i, v in enumerate(split) if v == v), None) if split else None
     return {
         "method": cell.method, "sanm": cell.sanm, "without": cell.without,
+        "masked_targets": cell.masked_targets,
         "noise": cell.noise, "seed": cell.seed,
         "best": summary["best_test_accuracy"], "last": summary["last_test_accuracy"],
         "last10": summary["mean_last10_test_accuracy"],
@@ -282,7 +297,7 @@ def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
 
 
 # Columns of a run row that `known_rows` reads back as text whatever they hold.
-_TEXT_COLUMNS = ("method", "without", "noise", "backend", "backbone", "commit", "device", "date",
+_TEXT_COLUMNS = ("method", "without", "masked_targets", "noise", "backend", "backbone", "commit", "device", "date",
                  "memorised_curve")
 
 
@@ -313,7 +328,9 @@ def known_rows(path: str, budget: Budget) -> dict[str, dict]:
         rows = [{k: _from_csv(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
     known = {}
     for row in rows:
-        cell = Cell(row["method"], row["sanm"], row["noise"], row["seed"], row["without"] or "")
+        row.setdefault("masked_targets", "")  # tables written before the column existed
+        cell = Cell(row["method"], row["sanm"], row["noise"], row["seed"], row["without"] or "",
+                    row["masked_targets"] or "")
         expected = {"backend": budget.backend, "backbone": budget.backbone,
                     "train_size": budget.train_size, "epochs": budget.epochs.get(cell.method)}
         found = {key: row.get(key) for key in expected}
@@ -331,6 +348,11 @@ def _row_text(row: dict) -> str:
     return json.dumps(row, sort_keys=True, default=str)
 
 
+def _variant(row: dict) -> tuple[str, str]:
+    """What sets a SANM run apart beyond method and noise: (without, masked_targets)."""
+    return row.get("without") or "", row.get("masked_targets") or ""
+
+
 def _mean_std(values) -> tuple[float, float]:
     values = [v for v in values if v is not None]
     if not values:
@@ -342,11 +364,12 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     """Mean and sample std over seeds per (method, sanm, noise)."""
     groups: dict = {}
     for row in rows:
-        key = (row["method"], row["sanm"], row.get("without", ""), row["noise"])
+        key = (row["method"], row["sanm"], *_variant(row), row["noise"])
         groups.setdefault(key, []).append(row)
     out = []
-    for (method, sanm, without, noise), group in groups.items():
-        entry = {"method": method, "sanm": sanm, "without": without, "noise": noise,
+    for (method, sanm, without, targets, noise), group in groups.items():
+        entry = {"method": method, "sanm": sanm, "without": without,
+                 "masked_targets": targets, "noise": noise,
                  "seeds": len(group),
                  "epochs": max(r.get("epochs", 0) for r in group)}
         for key in ("best", "last", "last10", "best_epoch", "train_accuracy", "memorised", "warmup_end",
@@ -369,11 +392,12 @@ def gain_rows(rows: list[dict]) -> list[dict]:
     for row in rows:
         key = (row["method"], row["noise"], row["seed"])
         if row["sanm"] and key in plain:
-            group = (row["method"], row.get("without", ""), row["noise"])
+            group = (row["method"], *_variant(row), row["noise"])
             pairs.setdefault(group, []).append((plain[key], row))
     out = []
-    for (method, without, noise), group in pairs.items():
-        entry = {"method": method, "without": without, "noise": noise, "seeds": len(group)}
+    for (method, without, targets, noise), group in pairs.items():
+        entry = {"method": method, "without": without, "masked_targets": targets,
+                 "noise": noise, "seeds": len(group)}
         for key in ("best", "last"):
             plain_mean, plain_std = _mean_std(p[key] for p, _ in group)
             sanm_mean, sanm_std = _mean_std(s[key] for _, s in group)
@@ -391,6 +415,8 @@ def _sanm_label(entry: dict) -> str:
         return "no"
     if entry.get("without"):
         return "yes, without " + " and ".join(p.replace("_", " ") for p in entry["without"].split(","))
+    if entry.get("masked_targets"):
+        return f"yes, {entry['masked_targets']} targets on masked copies"
     return "yes"
 
 
@@ -429,7 +455,7 @@ def markdown(rows: list[dict], header: str) -> str:
                       f"{100 * g[f'{key}_spread']:.2f}",
                       "yes" if g[f"{key}_beats_spread"] else "no"]
         label = METHOD_LABELS[g["method"]] + (
-            f" (SANM {_sanm_label(g)[5:]})" if g["without"] else "")
+            f" (SANM {_sanm_label(g)[5:]})" if any(_variant(g)) else "")
         lines.append(f"| {label} | {g['noise']} | {g['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -443,7 +469,7 @@ def curve_lines(rows: list[dict]) -> list[str]:
     groups: dict = {}
     for row in rows:
         curve = json.loads(row.get("memorised_curve") or "{}")
-        key = (row["method"], row["sanm"], row.get("without", ""), row["noise"])
+        key = (row["method"], row["sanm"], *_variant(row), row["noise"])
         groups.setdefault(key, []).append({int(e): v for e, v in curve.items()})
     shared = {key: sorted(set.intersection(*(set(c) for c in curves)))
               for key, curves in groups.items()}
@@ -453,10 +479,11 @@ def curve_lines(rows: list[dict]) -> list[str]:
     lines = ["", "Wrong labels memorised (%) after each measured epoch, mean over seeds:", "",
              "| method | SANM | noise | seeds | " + " | ".join(str(e) for e in epochs) + " |",
              "|" + " --- |" * (4 + len(epochs))]
-    for (method, sanm, without, noise), curves in groups.items():
+    for (method, sanm, without, targets, noise), curves in groups.items():
         cells = [f"{100 * statistics.fmean(c[e] for c in curves):.1f}"
-                 if e in shared[(method, sanm, without, noise)] else "–" for e in epochs]
-        label = _sanm_label({"sanm": sanm, "without": without})
+                 if e in shared[(method, sanm, without, targets, noise)] else "–"
+                 for e in epochs]
+        label = _sanm_label({"sanm": sanm, "without": without, "masked_targets": targets})
         lines.append(f"| {METHOD_LABELS[method]} | {label} | {noise} | {len(curves)} | "
                      + " | ".join(cells) + " |")
     return lines
@@ -524,6 +551,9 @@ def main(argv=None) -> int:
                         help="DivideMix: also SANM(DivideMix) with each of its parts left "
                              "out in turn; give a comma-separated subset of "
                              f"{', '.join(ABLATIONS)} to run only those cells (default: all)")
+    parser.add_argument("--masked-targets", default="", metavar="TARGETS",
+                        help="CE: also SANM(CE) with these comma-separated targets of the "
+                             "masked copies besides the given label (e.g. refined)")
     parser.add_argument("--variants", default="both", choices=("both", "plain", "sanm"),
                         help="run only the plain or only the SANM cells (e.g. the two halves "
                              "of a grid as two processes with separate --out folders)")
@@ -559,7 +589,12 @@ def main(argv=None) -> int:
             raise SystemExit(f"{path}: cells {twice} are also in an earlier --known table "
                              "with other results; keep one row per cell.")
         known.update(rows_of_path)
-    cells = [c for c in grid(budget, methods, parts)
+    targets = [t for t in args.masked_targets.split(",") if t]
+    unknown_targets = [t for t in targets if t not in OTHER_MASKED_TARGETS]
+    if unknown_targets:
+        raise SystemExit(f"--masked-targets: unknown targets {unknown_targets}; "
+                         f"choose from {OTHER_MASKED_TARGETS}.")
+    cells = [c for c in grid(budget, methods, parts, targets)
              if args.variants == "both" or c.sanm == (args.variants == "sanm")]
     command = "keras-sanm bench accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
     header = provenance(command, args.budget, budget)
