@@ -6,6 +6,8 @@ Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
 * `wrap(base_model, method="ce" | "coteaching" | "cdr" | "dividemix" |
   "elr_plus", sanm=True, ...)`: the training wrapper; `model.label_quality(x, y)` gives each sample's clean
   probability and `find_label_issues(model, x, y)` the likely mislabeled ones.
+* `ImagePreprocessing`: how the model scales and standardises raw images
+  (inferred at the first `fit`, saved with the model, applied everywhere).
 * `load_model(path)`: a wrapped model saved with `model.save("m.keras")`,
   on any backend.
 * `TrainingBackup(directory)`: a callback that checkpoints the whole training
@@ -27,6 +29,7 @@ from keras_sanm.version import __version__
 _ATTRIBUTES = {
     "wrap": "keras_sanm.wrap",
     "load_model": "keras_sanm.saving",
+    "ImagePreprocessing": "keras_sanm.preprocessing",
     "TrainingBackup": "keras_sanm.training_backup",
     "NoisyMask": "keras_sanm.noisy_mask",
     "ReconstructionDecoder": "keras_sanm.decoder",
@@ -37,6 +40,7 @@ _ATTRIBUTES = {
 }
 _SUBMODULES = (
     "backbones", "data", "datasets", "masking", "label_quality", "label_issues", "callbacks",
+    "preprocessing",
     "presets", "viz", "distribution",
 )
 

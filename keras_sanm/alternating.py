@@ -103,6 +103,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
             raise ValueError(
                 f"Images have shape {data.images.shape[1:]}; the model expects {self.image_shape}."
             )
+        self.decide_preprocessing(data.images)
 
     def epoch_plan(self, data, epoch: int):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -141,6 +142,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
         epochs = self.epochs if epochs is None else int(epochs)
         self.fit_schedule_to_run(epochs)
         data = self.training_data(x, y, batch_size)
+        self.check_validation_data(validation_data)
         check_batch_size(data.batch_size)
         check_batch_size(getattr(data, "warmup_batch_size", None), "warmup_batch_size")
         verbose = 1 if verbose == "auto" else verbose

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_sanm.data.normalization import normalize_images
 from keras_sanm.label_quality import (
     clean_probability,
     normalise_losses,
@@ -307,9 +306,8 @@ class LabelFitMonitor(keras.callbacks.Callback):
     epoch has the same keys (CSV logs).
 
     Args:
-        images: `(N, H, W, C)` training images as the model takes them
-            (normalised like the validation data); uint8 images are scaled
-            to `[0, 1]` first, as `fit` and `label_quality` do.
+        images: `(N, H, W, C)` raw training images, as passed to `fit`
+            (the model preprocesses them).
         labels: `(N,)` the given (noisy) labels.
         true_labels: `(N,)` the true labels.
         every: also evaluate every `every` epochs (`None`: the last only).
@@ -326,7 +324,7 @@ class LabelFitMonitor(keras.callbacks.Callback):
     def __init__(self, images, labels, true_labels, every: int | None = None,
                  batch_size: int = 256):
         super().__init__()
-        self.images = normalize_images(images)
+        self.images = np.asarray(images)
         self.labels = np.asarray(labels).reshape(-1)
         self.true_labels = np.asarray(true_labels).reshape(-1)
         if len(self.labels) != len(images) or len(self.true_labels) != len(images):

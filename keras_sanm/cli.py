@@ -253,13 +253,13 @@ def _training_data(args, model, data, noisy):
     if args.method == "dividemix":
         return CoDivideData(
             data.x_train, noisy, args.batch_size, data.num_classes, views=model.views,
-            warmup_augment=model.warmup_augment, mean=data.mean, std=data.std, seed=args.seed, clean_labels=data.y_train,
+            warmup_augment=model.warmup_augment, seed=args.seed, clean_labels=data.y_train,
         )
     # Co-teaching's reference trains without augmentation.
     augment = None if args.method == "coteaching" else "weak"
     return IndexedDataset(
         data.x_train, noisy, args.batch_size, data.num_classes, augment=augment,
-        mean=data.mean, std=data.std, seed=args.seed, clean_labels=data.y_train,
+        seed=args.seed, clean_labels=data.y_train,
     )
 
 
@@ -317,7 +317,6 @@ def train_command(args) -> dict:
 
     import keras_sanm
     from keras_sanm.callbacks import LabelFitMonitor, NonFiniteLossError
-    from keras_sanm.data import normalize_images
     from keras_sanm.training_backup import TrainingBackup
 
     args.noise = _resolve_noise(args)
@@ -359,6 +358,8 @@ def train_command(args) -> dict:
         config["warmup_epochs"] = args.warmup_epochs
     for part in args.sanm_without:
         config[part] = False
+    if data.mean is not None:  # the dataset's published constants
+        config["preprocessing"] = keras_sanm.ImagePreprocessing(mean=data.mean, std=data.std)
     if args.masked_targets is not None:
         config["masked_targets"] = args.masked_targets
     previous_policy = keras.config.dtype_policy()
@@ -376,7 +377,6 @@ def train_command(args) -> dict:
     args.epochs = args.epochs or getattr(model, "reference_epochs", None) or getattr(
         model, "epochs", 300)
     train = _training_data(args, model, data, noisy)
-    x_test = normalize_images(data.x_test, data.mean, data.std)
     log_path = os.path.join(out_dir, "log.csv")
     if checkpoint is not None:
         # The log gets the checkpoint's epochs only (a killed epoch's row is dropped).
@@ -385,12 +385,11 @@ def train_command(args) -> dict:
               f"({checkpoint['folder']})")
     backup = TrainingBackup(os.path.join(out_dir, "checkpoint"), run_config=_run_config(args, noisy))
     # Fit of correct and wrong training labels (logged before the backup and CSV see the logs).
-    label_fit = LabelFitMonitor(normalize_images(data.x_train, data.mean, data.std), noisy,
-                                data.y_train, every=args.track_fit_every)
+    label_fit = LabelFitMonitor(data.x_train, noisy, data.y_train, every=args.track_fit_every)
     start = time.time()
     try:
         model.fit(
-            train, epochs=args.epochs, validation_data=(x_test, data.y_test),
+            train, epochs=args.epochs, validation_data=(data.x_test, data.y_test),
             callbacks=[label_fit, backup,
                        keras.callbacks.CSVLogger(log_path, append=checkpoint is not None)],
             verbose=args.verbose,
@@ -410,7 +409,7 @@ def train_command(args) -> dict:
         "noise": f"{args.noise[0]}:{args.noise[1]}", "actual_noise_rate": wrong,
         "backbone": args.backbone, "backend": keras.backend.backend(),
         "dtype_policy": args.dtype_policy or previous_policy.name,
-        "output_dtype": str(np.asarray(model.predict(x_test[:1], verbose=0)).dtype),
+        "output_dtype": str(np.asarray(model.predict(data.x_test[:1], verbose=0)).dtype),
         "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
         "train_size": len(noisy), "test_size": len(data.y_test),
         "width": args.width, "lr_drop_epochs": args.lr_drop_epochs,
@@ -443,8 +442,8 @@ def _digits_problem(noise_rate: float, seed: int):
     from keras_sanm.data import inject_noise
 
     digits = load_digits()
-    images = np.kron(digits.images, np.ones((2, 2)))[..., None] / 16.0  # 16x16x1
-    images = ((images - 0.3) / 0.4).astype("float32")
+    # 16x16x1 floats in [0, 1]; the model standardises them itself.
+    images = (np.kron(digits.images, np.ones((2, 2)))[..., None] / 16.0).astype("float32")
     x_tr, x_te, y_tr, y_te = train_test_split(
         images, digits.target, test_size=497, random_state=seed, stratify=digits.target
     )
@@ -454,12 +453,11 @@ def _digits_problem(noise_rate: float, seed: int):
 
 def _cifar_problem(data_dir: str, noise_rate: float, seed: int):
     from keras_sanm import datasets
-    from keras_sanm.data import inject_noise, normalize_images
+    from keras_sanm.data import inject_noise
 
     data = datasets.load("cifar10", data_dir, train_size=5000, test_size=1000, seed=seed)
     noisy = inject_noise(data.y_train, 10, "sym", noise_rate, seed=seed)
-    return (normalize_images(data.x_train, data.mean, data.std), noisy, data.y_train,
-            normalize_images(data.x_test, data.mean, data.std), data.y_test, 10)
+    return data.x_train, noisy, data.y_train, data.x_test, data.y_test, 10  # uint8
 
 
 def demo_command(args) -> dict:

@@ -10,7 +10,6 @@ from keras_sanm import losses
 from keras_sanm.backend import TrainStep
 from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
 from keras_sanm.data.indexed_dataset import IndexedDataset
-from keras_sanm.data.normalization import normalize_images
 from keras_sanm.decoder import reconstruction_loss
 from keras_sanm.distribution import check_batch_size
 from keras_sanm.label_quality import (
@@ -19,6 +18,7 @@ from keras_sanm.label_quality import (
     split_statistics,
 )
 from keras_sanm.masking import modulate_labels
+from keras_sanm.preprocessing import STATISTICS_SAMPLE, ImagePreprocessing
 from keras_sanm.validation import check_class_count, check_images, check_labels
 
 ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
@@ -47,6 +47,9 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         from_logits: whether the network outputs logits (else probabilities).
         returns_features: whether `network` returns `(feature_map, scores)`.
         seed: seed of the data order, augmentation and GMM initialisation.
+        preprocessing: how raw images become network inputs (see
+            `ImagePreprocessing.create`); by default inferred at the first
+            `fit` and applied by the model in every later call.
     """
 
     method_name = ""
@@ -73,9 +76,11 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         from_logits: bool = True,
         returns_features: bool = False,
         seed: int | None = None,
+        preprocessing=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.preprocessing = ImagePreprocessing.create(preprocessing)
         self.network = network
         self.num_classes = int(num_classes)
         self.from_logits = bool(from_logits)
@@ -167,6 +172,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             "num_classes": self.num_classes,
             "from_logits": self.from_logits,
             "seed": self.seed,
+            "preprocessing": self.preprocessing.get_config(),
             **self.network_config(),
         }
         if getattr(self, "noisy_mask", None) is not None:
@@ -193,6 +199,10 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        # Models saved before they owned their preprocessing took network
+        # inputs as they were given.
+        config.setdefault("preprocessing", "none")
         return cls(**cls.deserialize_networks(config, custom_objects))
 
     def sanm_config(self) -> dict:
@@ -273,7 +283,20 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         return out[1] if self.returns_features else out
 
     def call(self, images, training: bool = False):
-        return self.scores(images, training=training)
+        """Class scores of raw images (preprocessed by the model first)."""
+        return self.scores(self.preprocessing(images), training=training)
+
+    def model_inputs(self, data):
+        """A batch as the step computes on it: every image tensor preprocessed.
+
+        Pipelines hand raw (augmented) images to the step, in the user's
+        pixel scale; every tensor of rank 4 or more in the batch (images,
+        or `(B, V, H, W, C)` views) goes through `self.preprocessing` here,
+        so training, evaluation and prediction see the same inputs.
+        """
+        return keras.tree.map_structure(
+            lambda t: self.preprocessing(t)
+            if t is not None and len(getattr(t, "shape", ())) >= 4 else t, data)
 
     # ------------------------------------------------------------ step pieces
     def compute_train_loss(self, data):  # pragma: no cover - abstract
@@ -436,6 +459,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                     f"{type(x).__name__}."
                 )
             self.check_first_batch(x)
+            self.decide_preprocessing(self.dataset_sample(x))
             return x
         elif isinstance(x, np.ndarray) or y is not None:
             if y is None:
@@ -452,8 +476,101 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 f"{type(x).__name__}."
             )
         check_images(x.images[:1], self.image_shape)
+        self.decide_preprocessing(x.images)
         self.prepare_label_quality(x)
         return x
+
+    def decide_preprocessing(self, images) -> None:
+        """Fixes the input preprocessing from training images at the first `fit`.
+
+        Later fits check the images against the decision instead. What was
+        inferred is printed once.
+
+        Args:
+            images: `(N, H, W, C)` training images, or a sample of them.
+        """
+        step = max(1, len(images) // STATISTICS_SAMPLE)
+        message = self.preprocessing.decide(np.asarray(images[::step]))
+        if message:
+            print(message)
+
+    def dataset_sample(self, dataset, count: int = 1024) -> np.ndarray:
+        """The images of a dataset's first batches, at least `count` if it has them."""
+        parts, total = [], 0
+        for images, _ in self.iterate_batches(dataset):
+            parts.append(images)
+            total += len(images)
+            if total >= count:
+                break
+        return np.concatenate(parts)
+
+    def check_inputs(self, x, what: str = "images") -> None:
+        """Refuses images (an array or the first batch of a dataset) of another scale
+        than the model was trained on, before any step; a model used before any
+        `fit` fixes its preprocessing from them instead."""
+        if x is None:
+            return
+        if _is_dataset(x) and not isinstance(x, IndexedDataset):
+            batch = x[0] if isinstance(x, keras.utils.PyDataset) else next(iter(x))
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            x = keras.ops.convert_to_numpy(x)
+        elif isinstance(x, IndexedDataset):
+            x = x.images
+        if hasattr(x, "shape") and len(x.shape) == 4:
+            if not self.preprocessing.decided:
+                # Used before any fit: these images fix it, as a first fit would.
+                self.decide_preprocessing(x)
+                return
+            step = max(1, len(x) // STATISTICS_SAMPLE)
+            self.preprocessing.check(np.asarray(x[::step]), what)
+
+    def train_on_batch(self, x=None, y=None, *args, **kwargs):
+        """See `keras.Model.train_on_batch`; before any `fit`, the batch's images
+        fix the input preprocessing (as a first `fit` would)."""
+        if not self.preprocessing.decided:
+            images = next((np.asarray(t) for t in keras.tree.flatten(x)
+                           if len(np.shape(t)) >= 4), None)
+            if images is not None:
+                self.decide_preprocessing(images.reshape((-1, *images.shape[-3:])))
+        return super().train_on_batch(x, y, *args, **kwargs)
+
+    def check_validation_data(self, validation_data) -> None:
+        """`check_inputs` for `fit`'s `validation_data` (arrays or a dataset)."""
+        if validation_data is not None:
+            self.check_inputs(validation_data[0] if isinstance(validation_data, (tuple, list))
+                              else validation_data, "validation images")
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """See `keras.Model.evaluate`; takes images as `fit` does (raw, any pixel scale
+        the model was trained with)."""
+        self.check_inputs(x)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """The base model's class scores of raw images (see `keras.Model.predict`)."""
+        self.check_inputs(x)
+        return super().predict(x, *args, **kwargs)
+
+    def predict_proba(self, x, batch_size: int | None = None, verbose="auto") -> np.ndarray:
+        """Class probabilities of raw images (a softmax of logits, or the model's own).
+
+        Args:
+            x: images or a dataset of images, as for `predict`.
+            batch_size: prediction batch size for arrays.
+            verbose: as in `keras.Model.predict`.
+
+        Returns:
+            `(N, classes)` float32 probabilities.
+
+        Example:
+        >>> probabilities = model.predict_proba(x_test)
+        """
+        scores = self.predict(x, batch_size=batch_size, verbose=verbose)
+        if self.from_logits:
+            scores = scores - scores.max(axis=-1, keepdims=True)
+            scores = np.exp(scores)
+            scores = scores / scores.sum(axis=-1, keepdims=True)
+        return np.asarray(scores, dtype=np.float32)
 
     def prepare_label_quality(self, source) -> None:
         """Gives an `IndexedDataset` one `label_quality` column per network (1 = clean).
@@ -536,6 +653,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         if "sample_weight" in kwargs or "class_weight" in kwargs:
             raise ValueError("sample_weight/class_weight are not supported by the wrappers.")
         source = self.training_source(x, y, batch_size, shuffle)
+        self.check_validation_data(kwargs.get("validation_data"))
         check_batch_size(getattr(source, "batch_size", None))
         self.fit_schedule_to_run(epochs)
         method = self.method_callbacks(source)
@@ -557,8 +675,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         mean of both networks' posteriors.
 
         Args:
-            x: `(N, H, W, C)` images (uint8 are scaled to `[0, 1]`, as `fit`
-                does with arrays).
+            x: `(N, H, W, C)` raw images, in the pixel scale the model was
+                trained on (preprocessed by the model, as in `fit`).
             y: `(N,)` given integer labels.
             batch_size: prediction batch size.
 
@@ -568,7 +686,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         Example:
         >>> quality = model.label_quality(x_train, y_noisy)
         """
-        images = normalize_images(check_images(x, self.image_shape))
+        images = check_images(x, self.image_shape)
+        self.check_inputs(images)
         labels = check_labels(y, len(images), self.num_classes)
         qualities = []
         for member in self.quality_members():

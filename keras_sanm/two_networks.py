@@ -41,10 +41,8 @@ class TwoNetworkTrainer(NoisyLabelTrainer):
             )
         super().__init__(networks[0], num_classes, **kwargs)
         self.networks = networks
-        outputs = [net.outputs[1] if self.returns_features else net.outputs[0]
-                   for net in networks]
         self._held = Untracked(
-            score_models=[keras.Model(net.inputs, out) for net, out in zip(networks, outputs)],
+            score_models=[self.score_model(net) for net in networks],
             train_functions={},
             phase=None,
         )
@@ -60,6 +58,13 @@ class TwoNetworkTrainer(NoisyLabelTrainer):
             decoder = ReconstructionDecoder(self.image_shape, name=f"decoder_{k + 1}")
             decoder.build(tuple(net.outputs[0].shape))
             self.decoders.append(decoder)
+
+    def score_model(self, network) -> keras.Model:
+        """Raw images -> class scores of one network, through the model's preprocessing
+        (for `predict` on evaluation views and label quality)."""
+        images = keras.Input(tuple(network.inputs[0].shape[1:]))
+        out = network(self.preprocessing(images))
+        return keras.Model(images, out[1] if self.returns_features else out)
 
     def network_config(self) -> dict:
         return {"networks": [keras.saving.serialize_keras_object(n) for n in self.networks]}

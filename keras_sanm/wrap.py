@@ -6,6 +6,7 @@ import keras
 
 from keras_sanm.feature_map import build_feature_network, find_feature_layer
 from keras_sanm.methods import METHODS
+from keras_sanm.preprocessing import ImagePreprocessing
 from keras_sanm.presets import preset_config
 
 
@@ -50,6 +51,7 @@ def wrap(
     preset: str | None = None,
     double_softmax: bool = False,
     encoder_weights: str | None = None,
+    preprocessing=None,
     **config,
 ) -> keras.Model:
     """Wraps a classifier for training on noisy labels.
@@ -81,6 +83,15 @@ def wrap(
             (`keras.Model(base.input, feature_map_layer.output)`), e.g. a
             SimCLR/C2D-style pre-trained encoder, loaded into every network.
             Off by default.
+        preprocessing: how raw images become network inputs. `None`
+            (default): read at the first `fit` from the training images
+            (uint8 or floats in `[0, 255]`: divided by 255; floats in
+            `[0, 1]`: as they are; then standardised per channel with the
+            training images' mean and std; floats with negative values: taken
+            as already standardised). Or a `keras_sanm.ImagePreprocessing`,
+            a dataset name for its published constants (`"cifar10"`), or
+            `"none"`. The model applies it in `fit`, `evaluate`, `predict`
+            and `label_quality`, and refuses images of another scale.
         **config: method options, e.g. `reconstruction_weight`,
             `clip_negative_targets`, `mask_config` (see `NoisyMask`);
             DivideMix: `lambda_u`, `threshold`, `warmup_epochs`, ...;
@@ -139,7 +150,8 @@ def wrap(
         for model in bases:
             _load_encoder_weights(model, feature_layer, encoder_weights)
     networks = [build_feature_network(b, feature_layer) if sanm else b for b in bases]
-    options = dict(from_logits=from_logits, seed=seed, **config)
+    options = dict(from_logits=from_logits, seed=seed,
+                   preprocessing=ImagePreprocessing.create(preprocessing), **config)
     if len(networks) == 1:
         return trainer(networks[0], model_classes, **options)
     return trainer(networks, model_classes, **options)

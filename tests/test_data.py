@@ -40,9 +40,10 @@ def test_indexed_dataset_batches_and_views():
     for i in range(len(ds)):
         images, labels, quality = ds[i]
         idx = ds.batch_indices(i)
-        assert images.shape == (4, 4, 4, 3) and images.dtype == np.float32
+        # Raw pixels: uint8 stays uint8 (the model scales and standardises).
+        assert images.shape == (4, 4, 4, 3) and images.dtype == np.uint8
         np.testing.assert_array_equal(labels, y[idx])
-        np.testing.assert_allclose(images[:, 0, 0, 0] * 255, idx, atol=1e-4)
+        np.testing.assert_array_equal(images[:, 0, 0, 0], idx)
         np.testing.assert_array_equal(quality, 1.0)
         seen.extend(idx)
     assert len(set(seen)) == 8
@@ -54,6 +55,9 @@ def test_indexed_dataset_batches_and_views():
     np.testing.assert_allclose(quality, ds.label_quality[ds.batch_indices(0)])
     view = ds.eval_view(batch_size=4)
     assert len(view) == 3 and view[2][0].shape[0] == 2  # every sample, in order
+    floats = IndexedDataset(x.astype(np.float64) / 255, y, 4, 3, augment=None)
+    assert floats[0][0].dtype == np.float32  # floats come as float32, unscaled
+    assert floats[0][0].max() <= 1.0
     with pytest.raises(ValueError, match="larger than the 10"):
         IndexedDataset(x, y, 16)
     with pytest.raises(ValueError, match="augment"):

@@ -52,9 +52,18 @@ def test_cutout_is_a_grey_square_of_at_most_17_pixels():
     assert grey.sum() == len(rows) * len(cols)  # one rectangle
 
 
-def test_strong_views_need_uint8_rgb():
-    with pytest.raises(ValueError, match="uint8"):
-        autoaugment_view(np.zeros((2, 32, 32, 3), np.float32), np.random.default_rng(0))
+def test_strong_views_take_pixel_values_in_any_scale_and_return_them_in_it():
+    x = images(4)
+    as_uint8 = autoaugment_view(x, np.random.default_rng(3))
+    for scale in (1.0, 255.0):  # floats in [0, 1] and in [0, 255]
+        out = autoaugment_view(x.astype(np.float32) * np.float32(scale / 255),
+                               np.random.default_rng(3))
+        assert out.dtype == np.float32 and out.max() <= scale
+        np.testing.assert_allclose(out * (255 / scale), as_uint8, atol=1e-3)
+    with pytest.raises(ValueError, match="before standardisation"):
+        autoaugment_view(x.astype(np.float32) / 255 - 0.5, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="RGB"):
+        autoaugment_view(x[..., :1], np.random.default_rng(0))
 
 
 def test_warmup_affine_without_motion_is_identity():

@@ -225,7 +225,7 @@ def test_refined_masked_targets_stop_the_copies_pulling_towards_doubted_labels(p
         keras_sanm.wrap(small_cnn(), masked_targets="prediction")
 
 
-def test_label_fit_monitor_measures_uint8_and_float_images_alike():
+def test_label_fit_monitor_measures_raw_images_as_the_model_takes_them():
     from keras_sanm.callbacks import LabelFitMonitor
     from keras_sanm.label_quality import per_sample_cross_entropy
 
@@ -236,14 +236,19 @@ def test_label_fit_monitor_measures_uint8_and_float_images_alike():
     model = keras_sanm.wrap(small_cnn(), sanm=False)
     model.compile()
     as_uint8 = LabelFitMonitor(images, noisy, true)
-    as_float = LabelFitMonitor(images.astype("float32") / 255, noisy, true)
+    as_float = LabelFitMonitor(images.astype("float32"), noisy, true)  # 0-255 floats
     model.fit(images, noisy, batch_size=32, epochs=1, verbose=0, callbacks=[as_uint8])
     as_uint8.set_model(model), as_float.set_model(model)
     measured, expected = as_uint8.measure(), as_float.measure()
     assert measured == pytest.approx(expected, rel=1e-5)
-    scores = model.predict(images.astype("float32") / 255, verbose=0)
+    scores = model.predict(images, verbose=0)
     wrong = noisy != true
     losses = per_sample_cross_entropy(scores, noisy)
     assert measured["loss_wrong_labels"] == pytest.approx(losses[wrong].mean(), rel=1e-4)
     assert measured["memorised_wrong_labels"] == pytest.approx(
         np.mean(scores.argmax(1)[wrong] == noisy[wrong]))
+    # Images scaled to [0, 1] for a model trained on 0-255 pixels are refused.
+    scaled = LabelFitMonitor(images.astype("float32") / 255, noisy, true)
+    scaled.set_model(model)
+    with pytest.raises(ValueError, match=r"look scaled to \[0, 1\]"):
+        scaled.measure()

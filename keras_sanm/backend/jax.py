@@ -83,7 +83,7 @@ class TrainStep:
             (loss, logs), new_values = _stateless(
                 self.trainable_variables + self.non_trainable_variables,
                 values + list(non_trainable_values),
-                lambda: self.compute_train_loss(data),
+                lambda: self.compute_train_loss(self.model_inputs(data)),
             )
             return loss, (logs, new_values[n_train:])
 
@@ -124,7 +124,8 @@ class TrainStep:
         logs, values = _stateless(
             variables,
             list(trainable) + list(non_trainable) + list(metric_values),
-            lambda: self.update_trackers(self.compute_test_logs(data), data),
+            lambda: self.update_trackers(
+                self.compute_test_logs(self.model_inputs(data)), data),
         )
         n_fixed = len(trainable) + len(non_trainable)
         return logs, (trainable, non_trainable, values[n_fixed:])

@@ -100,7 +100,7 @@ class TrainStep:
     def train_step(self, data):
         variables, optimizer = self.step_variables()
         with tf.GradientTape() as tape:
-            loss, logs = self.compute_train_loss(data)
+            loss, logs = self.compute_train_loss(self.model_inputs(data))
         grads = tape.gradient(loss, variables)
         grads = [
             tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)
@@ -122,7 +122,7 @@ class TrainStep:
         return self.update_trackers(logs, data)
 
     def test_step(self, data):
-        return self.update_trackers(self.compute_test_logs(data), data)
+        return self.update_trackers(self.compute_test_logs(self.model_inputs(data)), data)
 
 
 def no_gradient():

@@ -163,7 +163,7 @@ class TrainStep:
         self.zero_grad()
         _STEP_REPLICAS[0] = replicas
         try:
-            loss, logs = self.compute_train_loss(data)
+            loss, logs = self.compute_train_loss(self.model_inputs(data))
         finally:
             _STEP_REPLICAS[0] = 1
         loss.backward()
@@ -191,7 +191,8 @@ class TrainStep:
 
     def test_step(self, data):
         with torch.no_grad():
-            return self.update_trackers(self.compute_test_logs(data), data)
+            return self.update_trackers(
+                self.compute_test_logs(self.model_inputs(data)), data)
 
 
 def no_gradient():

@@ -75,14 +75,13 @@ def main(argv=None) -> int:
     import keras_sanm
     from keras_sanm.benchmarks.accuracy import Budget, Cell, markdown, provenance, run_row
     from keras_sanm.callbacks import EpochLearningRate, LabelFitMonitor
-    from keras_sanm.data import IndexedDataset, inject_noise, normalize_images
+    from keras_sanm.data import IndexedDataset, inject_noise
 
     mode, rate = args.noise.split(":")
     data = keras_sanm.datasets.load("cifar10", args.data_dir, args.train_size, args.test_size,
                                     seed=args.seed, download=False)
     noisy = inject_noise(data.y_train, data.num_classes, mode, float(rate))
-    x_test = normalize_images(data.x_test, data.mean, data.std)
-    x_train_eval = normalize_images(data.x_train, data.mean, data.std)
+    x_test = data.x_test
     print(f"{len(noisy)} training / {len(x_test)} test images, "
           f"{np.mean(noisy != data.y_train):.1%} wrong labels, backend "
           f"{keras.backend.backend()}, {args.dtype_policy} ({time.time() - start:.0f} s)",
@@ -95,14 +94,16 @@ def main(argv=None) -> int:
         for sanm in (False, True):
             keras.utils.set_random_seed(args.seed)
             base = keras_sanm.backbones.PreActResNet18(data.num_classes, width=args.width)
-            model = keras_sanm.wrap(base, method="ce", sanm=sanm, seed=args.seed)
+            model = keras_sanm.wrap(base, method="ce", sanm=sanm, seed=args.seed,
+                                    preprocessing=keras_sanm.ImagePreprocessing(
+                                        mean=data.mean, std=data.std))
             # The drop is placed once the epoch count is known (`EpochLearningRate`).
             model.compile(lr_drop_epochs=(MAX_EPOCHS,))
             train = IndexedDataset(data.x_train, noisy, args.batch_size, data.num_classes,
-                                   augment="weak", mean=data.mean, std=data.std, seed=args.seed,
+                                   augment="weak", seed=args.seed,
                                    clean_labels=data.y_train)
             runs[sanm] = {"model": model, "train": train, "history": {}, "seconds": [],
-                          "monitor": LabelFitMonitor(x_train_eval, noisy, data.y_train)}
+                          "monitor": LabelFitMonitor(data.x_train, noisy, data.y_train)}
     finally:
         keras.config.set_dtype_policy(previous)
 

@@ -65,19 +65,20 @@ def with_coupled_l2(model, weight_decay: float):
 
 
 class ImagesAndLabels(keras.utils.PyDataset):
-    """The `(x, y)` batches of an `IndexedDataset` (Keras would read its third
-    element, the label quality, as sample weights)."""
+    """The `(x, y)` batches of an `IndexedDataset`, standardised (Keras would read
+    its third element, the label quality, as sample weights; a plain Keras
+    model does not preprocess raw images itself)."""
 
-    def __init__(self, source: IndexedDataset):
+    def __init__(self, source: IndexedDataset, mean, std):
         super().__init__()
-        self.source = source
+        self.source, self.mean, self.std = source, mean, std
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, index):
         images, labels, _ = self.source[index]
-        return images, labels
+        return normalize_images(images, self.mean, self.std), labels
 
     def on_epoch_end(self):
         self.source.on_epoch_end()
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     train = IndexedDataset(data.x_train, noisy, args.batch_size, data.num_classes,
-                           augment="weak", mean=data.mean, std=data.std, seed=args.seed)
+                           augment="weak", seed=args.seed)
     x_test = normalize_images(data.x_test, data.mean, data.std)
     os.makedirs(args.out, exist_ok=True)
     callbacks = [
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
         keras.callbacks.CSVLogger(os.path.join(args.out, "log.csv")),
     ]
     start = time.time()
-    history = model.fit(ImagesAndLabels(train), epochs=args.epochs, verbose=2,
+    history = model.fit(ImagesAndLabels(train, data.mean, data.std), epochs=args.epochs, verbose=2,
                         validation_data=(x_test, data.y_test), callbacks=callbacks).history
     seconds = time.time() - start
     test_acc = [float(v) for v in history["val_accuracy"]]

@@ -40,12 +40,9 @@ import numpy as np
 
 
 def load_run(run_dir: str):
-    """`(model, images, noisy_labels, true_labels, summary)` of a finished run.
-
-    The training images are normalised as the run trained on them.
-    """
+    """`(model, raw_images, noisy_labels, true_labels, summary)` of a finished run."""
     import keras_sanm
-    from keras_sanm.data import noise_file_name, noisy_labels_from_file, normalize_images
+    from keras_sanm.data import noise_file_name, noisy_labels_from_file
 
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
@@ -58,8 +55,8 @@ def load_run(run_dir: str):
         raise SystemExit(f"{run_dir} has no noise file {os.path.basename(noise_path)}.")
     noisy, _ = noisy_labels_from_file(noise_path, data.y_train, data.num_classes)
     model = keras_sanm.load_model(os.path.join(run_dir, "model.keras"))
-    images = normalize_images(data.x_train, data.mean, data.std)
-    return model, images, np.asarray(noisy), np.asarray(data.y_train), summary
+    model.preprocessing.adopt_legacy_constants(data.mean, data.std)
+    return model, data.x_train, np.asarray(noisy), np.asarray(data.y_train), summary
 
 
 def _noisy_mask(model, seed: int):
@@ -87,7 +84,8 @@ def group_measures(model, mask, images, labels, quality, batch_size: int = 64) -
     Args:
         model: a wrapped model (`network`, `num_classes`, `from_logits`).
         mask: the `NoisyMask` that makes the copies.
-        images: `(N, H, W, C)` normalised images of the group.
+        images: `(N, H, W, C)` images of the group in the model's input
+            space (`model.preprocessing` applied).
         labels: `(N,)` their given labels.
         quality: `(N,)` their label quality `w`.
         batch_size: samples per forward pass.
@@ -170,6 +168,7 @@ def measure_run(run_dir: str, samples: int = 256, seed: int = 0) -> dict:
 
     model, images, noisy, true, summary = load_run(run_dir)
     quality = np.asarray(model.label_quality(images, noisy))
+    images = model.preprocessing.apply_numpy(images)
     keras.utils.set_random_seed(seed)
     mask = _noisy_mask(model, seed)
     rng = np.random.default_rng(seed)

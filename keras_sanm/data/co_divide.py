@@ -8,7 +8,7 @@ import numpy as np
 
 from keras_sanm.data.augment import weak_augment
 from keras_sanm.data.indexed_dataset import EvalView, restore_sampling_state, sampling_state
-from keras_sanm.data.normalization import normalize_images
+from keras_sanm.data.normalization import raw_batch
 from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
 from keras_sanm.validation import check_images, check_labels
 
@@ -45,7 +45,8 @@ class CoDivideData:
     (cycled through fresh permutations), so the step compiles once.
 
     Args:
-        images: `(N, H, W, C)` uint8 (scaled to `[0, 1]`) or float images.
+        images: `(N, H, W, C)` raw images (uint8 or float), batched as they
+            are; the model scales and standardises them.
         labels: `(N,)` noisy integer labels.
         batch_size: labeled (= unlabeled) batch size `B` (64).
         num_classes: number of classes (default `max(labels) + 1`).
@@ -56,7 +57,6 @@ class CoDivideData:
             callables `(uint8 images, rng) -> images`; DivideMix uses two
             weak views.
         warmup_augment: augmentation of warm-up batches.
-        mean, std: per-channel standardisation after scaling, or `None`.
         seed: seed of orders, resampling and augmentation.
         clean_labels: optional true labels, for split statistics.
 
@@ -74,8 +74,6 @@ class CoDivideData:
         warmup_batch_size: int | None = None,
         views=("weak", "weak"),
         warmup_augment="weak",
-        mean=None,
-        std=None,
         seed: int | None = None,
         clean_labels=None,
     ):
@@ -103,7 +101,11 @@ class CoDivideData:
             raise ValueError("views needs at least one augmentation.")
         self._view_fns = [_augmentation(v) for v in self.views]
         self._warmup_fn = _augmentation(warmup_augment)
-        self.mean, self.std = mean, std
+        # Each augmentation once on two images: images it cannot take (e.g.
+        # standardised ones for the strong views) fail here, not in a step.
+        probe = np.random.default_rng(0)
+        for fn in {id(f): f for f in (*self._view_fns, self._warmup_fn)}.values():
+            fn(self.images[:2], probe)
         self.rng = np.random.default_rng(seed)
         # Row k: clean probability of every sample from network k's eval pass.
         self.label_quality = np.ones((2, len(self.images)), dtype=np.float32)
@@ -123,9 +125,6 @@ class CoDivideData:
         """All samples in index order, unaugmented, as `(images,)` batches."""
         return EvalView(self, batch_size)
 
-    def _normalize(self, images):
-        return normalize_images(images, self.mean, self.std)
-
     # ------------------------------------------------------------- warm-up
     def warmup_batches(self) -> list:
         """One shuffled pass over all samples: a list of batch index arrays.
@@ -140,10 +139,10 @@ class CoDivideData:
         ]
 
     def warmup_batch(self, indices) -> dict:
-        """`{"images", "labels"}` of a warm-up batch, augmented and normalised."""
+        """`{"images", "labels"}` of a warm-up batch, augmented, raw."""
         images = self._warmup_fn(self.images[indices], self.rng)
         return {
-            "images": self._normalize(images),
+            "images": raw_batch(images),
             "labels": self.labels[indices].astype(np.int32),
         }
 
@@ -218,7 +217,7 @@ class CoDivideData:
 
     def _views(self, indices) -> np.ndarray:
         raw = self.images[indices]
-        views = [self._normalize(fn(raw, self.rng)) for fn in self._view_fns]
+        views = [raw_batch(fn(raw, self.rng)) for fn in self._view_fns]
         return np.stack(views, axis=1)
 
     def training_batch(self, network: int, step) -> dict:

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from keras_sanm.data.augment import weak_augment
-from keras_sanm.data.normalization import normalize_images
+from keras_sanm.data.normalization import raw_batch
 from keras_sanm.validation import check_images, check_labels
 
 AUGMENTATIONS = {None: None, "none": None, "weak": weak_augment}
@@ -56,13 +56,13 @@ class IndexedDataset(keras.utils.PyDataset):
     so every step has the same shape.
 
     Args:
-        images: `(N, H, W, C)` uint8 (scaled to `[0, 1]`) or float images.
+        images: `(N, H, W, C)` raw images (uint8 or float), batched as they
+            are; the model scales and standardises them.
         labels: `(N,)` integer (possibly noisy) labels.
         batch_size: samples per batch.
         num_classes: number of classes (default: `max(labels) + 1`).
         augment: `"weak"` (pad-4 crop + flip), `None`, or a callable
             `(images, rng) -> images` applied to raw batches.
-        mean, std: per-channel standardisation after scaling, or `None`.
         shuffle: reshuffle the order every epoch.
         seed: seed of the shuffling and augmentation.
         clean_labels: optional true labels (synthetic noise), for reporting.
@@ -79,8 +79,6 @@ class IndexedDataset(keras.utils.PyDataset):
         batch_size: int,
         num_classes: int | None = None,
         augment="weak",
-        mean=None,
-        std=None,
         shuffle: bool = True,
         seed: int | None = None,
         clean_labels=None,
@@ -108,7 +106,6 @@ class IndexedDataset(keras.utils.PyDataset):
         else:
             raise ValueError(f"augment must be 'weak', None or a callable; got {augment!r}.")
         self.batch_size = int(batch_size)
-        self.mean, self.std = mean, std
         self.shuffle = shuffle
         self.rng = np.random.default_rng(seed)
         self.label_quality = np.ones(len(self.images), dtype=np.float32)
@@ -137,7 +134,7 @@ class IndexedDataset(keras.utils.PyDataset):
         return self.batch_at(self.batch_indices(index))
 
     def batch_at(self, indices):
-        """`(images, labels, label_quality)` of the given samples, augmented and normalised.
+        """`(images, labels, label_quality)` of the given samples, augmented, raw.
 
         Args:
             indices: `(B,)` sample indices.
@@ -146,7 +143,7 @@ class IndexedDataset(keras.utils.PyDataset):
         if self.augment is not None:
             batch = self.augment(batch, self.rng)
         return (
-            normalize_images(batch, self.mean, self.std),
+            raw_batch(batch),
             self.labels[indices].astype(np.int32),
             self.label_quality[indices],
         )
@@ -188,4 +185,4 @@ class EvalView(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         part = self.source.images[index * self.batch_size : (index + 1) * self.batch_size]
-        return (normalize_images(part, self.source.mean, self.source.std),)
+        return (raw_batch(part),)

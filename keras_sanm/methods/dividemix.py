@@ -250,8 +250,7 @@ class DivideMixTrainer(AlternatingTrainer):
             if isinstance(x, IndexedDataset):
                 if y is not None:
                     raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
-                arrays = dict(images=x.images, labels=x.labels, mean=x.mean, std=x.std,
-                              clean_labels=x.clean_labels)
+                arrays = dict(images=x.images, labels=x.labels, clean_labels=x.clean_labels)
             else:
                 if y is None:
                     raise ValueError("fit(x, y) needs labels `y` with numpy images.")

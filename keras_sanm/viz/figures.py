@@ -13,6 +13,7 @@ import numpy as np
 from keras_sanm.viz.model_views import (
     MaskView,
     ReconstructionView,
+    display_constants,
     displayable,
     mask_view,
     reconstruction_view,
@@ -99,7 +100,7 @@ def activation_figure(display_images, views: dict[str, MaskView], given_labels,
 
 
 def plot_activation_maps(models, images, given_labels, true_labels=None, quality=None,
-                         mean=None, std=None, class_names=None, seed: int = 0):
+                         class_names=None, seed: int = 0):
     """Activation maps of the same samples under one or more models, boxes drawn.
 
     The paper's Figure 1: clean- and noisy-labelled samples side by side for
@@ -108,12 +109,11 @@ def plot_activation_maps(models, images, given_labels, true_labels=None, quality
     Args:
         models: a model, or `{name: model}` for several (wrapped or plain
             classifiers; a two-network method shows its first network).
-        images: `(N, H, W, C)` images as the models take them (normalised).
+        images: `(N, H, W, C)` raw images as passed to `fit`.
         given_labels: `(N,)` training labels.
         true_labels: `(N,)` true labels, if known (marks wrong labels).
         quality: label quality setting the box size (scalar or `(N,)`;
             default 1, the smallest boxes).
-        mean, std: normalisation constants, to show the images in colour.
         class_names: optional class names for the titles.
         seed: seed of the box draws.
 
@@ -133,7 +133,7 @@ def plot_activation_maps(models, images, given_labels, true_labels=None, quality
     given_labels = np.asarray(given_labels).reshape(-1)
     if len(given_labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(given_labels)} labels.")
-    return activation_figure(displayable(images, mean, std), views, given_labels,
+    return activation_figure(displayable(images), views, given_labels,
                              true_labels, class_names)
 
 
@@ -175,9 +175,10 @@ def plot_reconstructions(model, images, quality=None, mean=None, std=None,
 
     Args:
         model: a model wrapped with `sanm=True`.
-        images: `(N, H, W, C)` images as the model takes them.
+        images: `(N, H, W, C)` raw images as passed to `fit`.
         quality: label quality setting the box size (default 1).
-        mean, std: normalisation constants, to show the images in colour.
+        mean, std: standardisation of the model's inputs, to show them in
+            colour (default: the wrapped model's own).
         network_index: which network of a two-network method.
         seed: seed of the box draws.
 
@@ -188,4 +189,4 @@ def plot_reconstructions(model, images, quality=None, mean=None, std=None,
     >>> keras_sanm.viz.plot_reconstructions(model, x_test[:4]).savefig("rec.png")
     """
     view = reconstruction_view(model, images, quality, network_index, seed)
-    return reconstruction_figure(view, mean, std)
+    return reconstruction_figure(view, *display_constants(model, mean, std))

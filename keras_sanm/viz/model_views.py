@@ -79,10 +79,27 @@ def _mask_layer(model, seed: int):
 
 
 def _checked(model, images) -> np.ndarray:
+    """Raw images in the model's input space: a wrapped model's preprocessing
+    applied (after checking the pixel scale); a plain classifier's as given."""
     shape = getattr(model, "image_shape", None)
     if shape is None and getattr(model, "inputs", None):
         shape = tuple(model.inputs[0].shape[1:])
-    return check_images(np.asarray(images, np.float32), shape).astype(np.float32)
+    images = check_images(images, shape)
+    preprocessing = getattr(model, "preprocessing", None)
+    if preprocessing is None:
+        return images.astype(np.float32)
+    model.check_inputs(images)  # (a model not yet trained fixes it from them)
+    return preprocessing.apply_numpy(images)
+
+
+def display_constants(model, mean=None, std=None):
+    """`(mean, std)` to show a model's input-space images in colour: the given
+    ones, else the wrapped model's standardisation (`None`s if it has none)."""
+    preprocessing = getattr(model, "preprocessing", None)
+    if mean is None and std is None and preprocessing is not None and isinstance(
+            preprocessing.mean, tuple):
+        return preprocessing.mean, preprocessing.std
+    return mean, std
 
 
 def _quality(quality, count: int) -> np.ndarray:
@@ -103,7 +120,8 @@ def mask_view(model, images, quality=None, network_index: int = 0, seed: int = 0
 
     Args:
         model: a wrapped model or a plain classifier (see `feature_network`).
-        images: `(N, H, W, C)` images as the model takes them (normalised).
+        images: `(N, H, W, C)` raw images as passed to `fit` (a wrapped
+            model preprocesses them; a plain classifier takes them as given).
         quality: `(N,)` or scalar label quality in `[0, 1]` (default 1).
         network_index: which network of a two-network method.
         seed: seed of the box draws (ratio, aspect, fill).
@@ -154,7 +172,7 @@ class ReconstructionView:
     """Masked copies of a batch and the decoder's reconstructions of them.
 
     Attributes:
-        images: `(N, H, W, C)` the originals.
+        images: `(N, H, W, C)` the originals, in the model's input space.
         peak_images, valley_images: `(N, H, W, C)` the masked copies.
         peak_reconstructions, valley_reconstructions: `(N, H, W, C)` the
             decoder's outputs for each copy (all in the model's input space).
@@ -176,7 +194,7 @@ def reconstruction_view(model, images, quality=None, network_index: int = 0,
 
     Args:
         model: a model wrapped with `sanm=True`.
-        images: `(N, H, W, C)` images as the model takes them.
+        images: `(N, H, W, C)` raw images as passed to `fit`.
         quality: label quality setting the box size (default 1).
         network_index: which network (and decoder) of a two-network method.
         seed: seed of the box draws.
@@ -189,8 +207,8 @@ def reconstruction_view(model, images, quality=None, network_index: int = 0,
     >>> view.peak_reconstructions.shape   # (4, 32, 32, 3)
     """
     decoder = decoder_of(model, network_index)
-    images = _checked(model, images)
     view = mask_view(model, images, quality, network_index, seed)
+    images = _checked(model, images)
     network = feature_network(model, network_index)
     outputs = []
     for masked in (view.peak_images, view.valley_images):
@@ -227,6 +245,8 @@ def displayable(images, mean=None, std=None) -> np.ndarray:
         return np.clip(images, 0.0, 1.0)
     if images.max(initial=0.0) > 1.0 and images.min(initial=0.0) >= 0.0:
         return np.clip(images / 255.0, 0.0, 1.0)
+    if images.min(initial=0.0) >= 0.0:  # already in [0, 1]
+        return images
     low = images.min(axis=(1, 2, 3), keepdims=True)
     high = images.max(axis=(1, 2, 3), keepdims=True)
     return (images - low) / np.maximum(high - low, 1e-12)

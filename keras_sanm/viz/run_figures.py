@@ -49,11 +49,11 @@ def run_samples(summary: dict, run_dir: str, data_dir: str | None, per_group: in
     the human labels of CIFAR-N), and draws `per_group` samples of each kind.
 
     Returns:
-        `{"images"` (normalised), `"given"`, `"true"`, `"clean"` (bool),
+        `{"images"` (raw, as the run's model takes them), `"given"`, `"true"`, `"clean"` (bool),
         `"mean"`, `"std"}`: correctly labelled samples first.
     """
     from keras_sanm import datasets
-    from keras_sanm.data import load_noise_file, noise_file_name, normalize_images
+    from keras_sanm.data import load_noise_file, noise_file_name
 
     # Figures never download: the data must be where the run read it (or `data_dir`).
     data = datasets.load(summary["dataset"], data_dir, summary.get("train_size"),
@@ -73,7 +73,7 @@ def run_samples(summary: dict, run_dir: str, data_dir: str | None, per_group: in
               for group in (clean, wrong) if len(group)]
     index = np.concatenate(picked)
     return {
-        "images": normalize_images(data.x_train[index], data.mean, data.std),
+        "images": data.x_train[index],
         "given": noisy[index], "true": data.y_train[index],
         "clean": noisy[index] == data.y_train[index], "mean": data.mean, "std": data.std,
     }
@@ -140,14 +140,16 @@ def plot_run(run_dir: str, output_dir: str | None = None, data_dir: str | None =
         for name in FIGURE_NAMES[1:]:
             skipped[name] = str(error)
         return {"written": written, "skipped": skipped}
+    for model in models.values():
+        model.preprocessing.adopt_legacy_constants(picked["mean"], picked["std"])
     quality = picked["clean"].astype(np.float32)
     save(plot_activation_maps(models, picked["images"], picked["given"], picked["true"],
-                              quality, picked["mean"], picked["std"], seed=seed),
+                              quality, seed=seed),
          "activation_maps")
     model = next(iter(models.values()))
     if getattr(model, "noisy_mask", None) is None:
         skipped["reconstructions"] = "the run was trained without SANM, so it has no decoder"
     else:
-        save(plot_reconstructions(model, picked["images"], quality, picked["mean"],
-                                  picked["std"], seed=seed), "reconstructions")
+        save(plot_reconstructions(model, picked["images"], quality, seed=seed),
+             "reconstructions")
     return {"written": written, "skipped": skipped}
