@@ -50,9 +50,14 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         preprocessing: how raw images become network inputs (see
             `ImagePreprocessing.create`); by default inferred at the first
             `fit` and applied by the model in every later call.
+        augment: augmentation of training images given as arrays:
+            `"weak"` (pad-4 crop and flip) or `None`; by default the
+            method's reference (`reference_augment`).
     """
 
     method_name = ""
+    # The augmentation the method's reference code trains with.
+    reference_augment: str | None = "weak"
     # Whether `fit` needs sample identities (per-sample state between epochs).
     needs_sample_indices = False
     # Whether the step runs `after_step()` after the optimizer update.
@@ -77,9 +82,15 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         returns_features: bool = False,
         seed: int | None = None,
         preprocessing=None,
+        augment: str | None = "reference",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if augment == "reference":
+            augment = self.reference_augment
+        if augment not in ("weak", None):
+            raise ValueError(f"augment must be 'weak', None or 'reference'; got {augment!r}.")
+        self.augment = augment
         self.preprocessing = ImagePreprocessing.create(preprocessing)
         self.network = network
         self.num_classes = int(num_classes)
@@ -173,6 +184,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             "from_logits": self.from_logits,
             "seed": self.seed,
             "preprocessing": self.preprocessing.get_config(),
+            "augment": self.augment,
             **self.network_config(),
         }
         if getattr(self, "noisy_mask", None) is not None:
@@ -467,7 +479,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             # IndexedDataset checks the arrays (rank, NaN/Inf, labels) once.
             x = IndexedDataset(
                 x, y, batch_size or 32, num_classes=self.num_classes,
-                augment=None, shuffle=shuffle, seed=self.seed,
+                augment=self.augment, shuffle=shuffle, seed=self.seed,
             )
         else:
             raise ValueError(

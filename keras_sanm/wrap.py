@@ -92,7 +92,10 @@ def wrap(
             a dataset name for its published constants (`"cifar10"`), or
             `"none"`. The model applies it in `fit`, `evaluate`, `predict`
             and `label_quality`, and refuses images of another scale.
-        **config: method options, e.g. `reconstruction_weight`,
+        **config: method options, e.g. `augment` (training arrays: `"weak"`
+            pad-4 crop and flip, or `None`; default the method's reference:
+            weak, none for Co-teaching, DivideMix's own views),
+            `reconstruction_weight`,
             `clip_negative_targets`, `mask_config` (see `NoisyMask`);
             DivideMix: `lambda_u`, `threshold`, `warmup_epochs`, ...;
             Co-teaching: `forget_rate`, ...; CDR: `noise_rate`; ELR+:

@@ -173,3 +173,24 @@ def test_strong_views_refuse_standardised_images_before_any_step():
     with pytest.raises(ValueError, match="before standardisation"):
         model.fit(x, y, epochs=2, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 0
+
+
+def test_arrays_get_the_methods_reference_augmentation_unless_switched_off():
+    from keras_sanm.data.augment import weak_augment
+
+    u8, labels = uint8_problem(64)
+    for method, options, expected in (("ce", {}, weak_augment),
+                                      ("cdr", {"noise_rate": 0.2}, weak_augment),
+                                      ("coteaching", {"forget_rate": 0.2}, None),
+                                      ("ce", {"augment": None}, None)):
+        model = keras_sanm.wrap(small_cnn(), method=method, sanm=False, seed=0, **options)
+        model.compile()
+        model.fit(u8, labels, batch_size=32, epochs=1, verbose=0)
+        assert model._active_fit.source.augment is expected, (method, options)
+        assert model.get_config()["augment"] == (None if expected is None else "weak")
+    dividemix = keras_sanm.wrap(small_cnn(), method="dividemix", sanm=False, augment=None,
+                                warmup_epochs=1, batch_size=16)
+    data = dividemix.training_data(u8, labels)
+    assert data.views == ("none", "none")
+    with pytest.raises(ValueError, match="augment must be"):
+        keras_sanm.wrap(small_cnn(), augment="strong")

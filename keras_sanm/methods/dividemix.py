@@ -259,7 +259,10 @@ class DivideMixTrainer(AlternatingTrainer):
                 **arrays, batch_size=batch_size or self.batch_size,
                 num_classes=self.num_classes,
                 warmup_batch_size=None if batch_size else self.warmup_batch_size,
-                views=self.views, warmup_augment=self.warmup_augment, seed=self.seed,
+                # `augment=None` (wrap): every view and warm-up batch unaugmented.
+                views=self.views if self.augment else ("none",) * len(self.views),
+                warmup_augment=self.warmup_augment if self.augment else "none",
+                seed=self.seed,
             )
         else:
             raise ValueError(

@@ -264,7 +264,7 @@ class ELRPlusTrainer(AlternatingTrainer):
             if y is None:
                 raise ValueError("fit(x, y) needs labels `y` with numpy images.")
             data = IndexedDataset(x, y, batch_size or self.batch_size,
-                                  num_classes=self.num_classes, augment="weak", seed=self.seed)
+                                  num_classes=self.num_classes, augment=self.augment, seed=self.seed)
         else:
             raise ValueError(
                 f"method={self.method_name!r} keeps a target per sample: pass numpy "
