@@ -347,8 +347,6 @@ def train_command(args) -> dict:
     config = {}
     if args.method in ("dividemix", "elr_plus"):
         config["batch_size"] = args.batch_size
-    if args.method == "elr_plus":
-        config["num_samples"] = len(noisy)
     # The reference sets these to the (nominal) noise rate; a preset does the same.
     if args.method == "coteaching" and not args.preset:
         config["forget_rate"] = args.noise[1]

@@ -21,7 +21,7 @@ The other methods (the same cells; with or without SANM):
 * ELR+ (`ELR-code` configs): `beta` / `lambda_elr` 0.7 / 3 (CIFAR-10 sym),
   0.9 / 1 (CIFAR-10 asym), 0.9 / 7 with a 40000-step ramp of the ELR weight
   (CIFAR-100); learning-rate drop at 150 (CIFAR-100 200); 200 (250) epochs,
-  batch 128. `num_samples` is still passed to `wrap`.
+  batch 128 (`num_samples` comes from the first `fit`).
 
 Example:
 >>> model = keras_sanm.wrap(base, method="dividemix", preset="cifar10-sym-0.9")

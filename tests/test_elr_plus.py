@@ -141,10 +141,31 @@ def test_short_elr_plus_fit_learns():
 
 def test_elr_plus_errors(problem):
     x, y = problem
-    with pytest.raises(ValueError, match="num_samples"):
-        keras_sanm.wrap(small_cnn(), method="elr_plus", sanm=False)
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        keras_sanm.wrap(small_cnn(), method="elr_plus", sanm=False, num_samples=0)
     model = make_model(n=64)
     with pytest.raises(ValueError, match="num_samples=64"):
         model.fit(x[:32], y[:32], batch_size=16, verbose=0)
     with pytest.raises(ValueError, match="keeps a target per sample"):
         model.fit([x[:64]], y[:64], verbose=0)
+
+
+def test_elr_plus_sizes_its_sample_state_at_the_first_fit(problem, tmp_path, capsys):
+    x, y = problem
+    lazy = keras_sanm.wrap(small_cnn(), method="elr_plus", sanm=False, seed=0, ema_step=0)
+    lazy.compile()
+    lazy.fit(x[:64], y[:64], batch_size=16, epochs=1, verbose=0)
+    assert lazy.num_samples == 64 and "num_samples=64" in capsys.readouterr().out
+    assert tuple(lazy.ensemble_targets.shape) == (2, 64, 4)
+    assert float(np.abs(keras.ops.convert_to_numpy(lazy.ensemble_targets)).sum()) > 0
+    # The same variables in the same order as a model given num_samples.
+    eager = keras_sanm.wrap(small_cnn(), method="elr_plus", sanm=False, seed=0, ema_step=0,
+                            num_samples=64)
+    assert [tuple(v.shape) for v in eager.weights] == [tuple(v.shape) for v in lazy.weights]
+    path = str(tmp_path / "elr.keras")
+    lazy.save(path)
+    loaded = keras_sanm.load_model(path)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded.ensemble_targets),
+                               keras.ops.convert_to_numpy(lazy.ensemble_targets))
+    with pytest.raises(ValueError, match="num_samples=64"):
+        lazy.fit(x[:32], y[:32], batch_size=16, verbose=0)

@@ -67,7 +67,8 @@ class ELRPlusTrainer(AlternatingTrainer):
             scores)` with SANM).
         num_classes: number of classes.
         num_samples: number of training samples (size of the target state);
-            `fit` checks it.
+            by default set by the first `fit` from its data (and said in
+            the log); later fits check it.
         beta: temporal-ensemble momentum (CIFAR-10 sym 0.7, asym / CIFAR-100 0.9).
         lambda_elr: weight of the ELR term (3; asym 1; CIFAR-100 7).
         alpha: mixup Beta concentration (1).
@@ -84,7 +85,7 @@ class ELRPlusTrainer(AlternatingTrainer):
 
     Example:
     >>> model = keras_sanm.wrap(keras_sanm.backbones.PreActResNet18(10),
-    ...                         method="elr_plus", sanm=False, num_samples=len(x_train))
+    ...                         method="elr_plus", sanm=False)
     >>> model.fit(x_train, y_noisy, epochs=200, validation_data=(x_test, y_test))
     """
 
@@ -111,16 +112,13 @@ class ELRPlusTrainer(AlternatingTrainer):
         **kwargs,
     ):
         super().__init__(networks, num_classes, **kwargs)
-        if num_samples is None or int(num_samples) < 1:
-            raise ValueError(
-                "method='elr_plus' keeps a target per training sample as model state; "
-                "pass num_samples=len(x_train) to wrap()."
-            )
+        if num_samples is not None and int(num_samples) < 1:
+            raise ValueError(f"num_samples must be a positive integer; got {num_samples!r}.")
         if not 0.0 <= beta < 1.0 or not 0.0 <= ema_decay < 1.0:
             raise ValueError("beta and ema_decay must be in [0, 1).")
         if alpha <= 0 or lambda_elr < 0 or coef_step < 0 or ema_step < 0:
             raise ValueError("Need alpha > 0 and lambda_elr, coef_step, ema_step >= 0.")
-        self.num_samples = int(num_samples)
+        self.num_samples = None if num_samples is None else int(num_samples)
         self.beta, self.lambda_elr, self.alpha = float(beta), float(lambda_elr), float(alpha)
         self.coef_step, self.ema_decay, self.ema_step = int(coef_step), float(ema_decay), int(ema_step)
         self.target_weighted_labels = (
@@ -128,6 +126,13 @@ class ELRPlusTrainer(AlternatingTrainer):
         )
         self.batch_size, self.drop_epoch, self.epochs = int(batch_size), int(drop_epoch), int(epochs)
         self.mix_seed = keras.random.SeedGenerator(seed=self.seed)
+        if self.num_samples is not None:
+            self.create_sample_state()
+
+    def create_sample_state(self) -> None:
+        """The model state sized by the training set: the per-sample ensemble
+        targets, then the step counts and the weight averages (always in this
+        order, so models that created it at construction or at `fit` save alike)."""
         self.ensemble_targets = self.add_weight(
             shape=(2, self.num_samples, self.num_classes), initializer="zeros",
             trainable=False, name="ensemble_targets", aggregation="only_first_replica",
@@ -271,6 +276,19 @@ class ELRPlusTrainer(AlternatingTrainer):
                 "arrays `fit(x, y)` or a keras_sanm.data.IndexedDataset; got "
                 f"{type(x).__name__}."
             )
+        if self.num_samples is None:
+            self.num_samples = len(data.images)
+            print(f"ELR+ keeps a target per sample: num_samples={self.num_samples}, from the "
+                  "training data.")
+            # A built model refuses new state; Keras' own `quantize` adds state
+            # after build by opening its tracker the same way.
+            locked = self._tracker.locked
+            self._tracker.unlock()
+            try:
+                self.create_sample_state()
+            finally:
+                if locked:
+                    self._tracker.lock()
         if len(data.images) != self.num_samples:
             raise ValueError(
                 f"The model keeps targets for num_samples={self.num_samples} samples; "
