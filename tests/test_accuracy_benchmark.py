@@ -314,3 +314,19 @@ def test_refined_targets_cells_run_as_their_own_setting(tmp_path):
         writer.writerows(rows[:2])
     assert sorted(accuracy.known_rows(str(old), accuracy.BUDGETS["smoke"])) == [
         "ce_sanm_sym0.5_s0", "ce_sym0.5_s0"]
+
+
+def test_a_run_keeps_the_commit_that_started_it(tmp_path):
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    budget = accuracy.BUDGETS["smoke"]
+    cell = accuracy.Cell("ce", False, "sym:0.5", 0)
+    run_dir = tmp_path / "grid" / cell.name
+    run_dir.mkdir(parents=True)
+    # A run started under other code (killed before it finished) and resumed now.
+    (run_dir / "provenance.json").write_text(json.dumps(
+        {"commit": "0000000", "device": "x", "date": "2026-01-01"}))
+    row = accuracy.run_cell(budget, cell, str(tmp_path), str(tmp_path / "grid"))
+    assert row["commit"].startswith("0000000 (resumed at ") and row["date"] == "2026-01-01"
+    fresh = accuracy.run_cell(budget, accuracy.Cell("ce", False, "sym:0.5", 1), str(tmp_path),
+                              str(tmp_path / "grid"))
+    assert fresh["commit"] == accuracy.run_provenance()["commit"]

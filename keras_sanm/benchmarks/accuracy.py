@@ -277,7 +277,11 @@ def _read_provenance(run_dir: str) -> dict:
     if not os.path.exists(path):
         return {"commit": "", "device": "", "date": ""}
     with open(path) as f:
-        return json.load(f)
+        found = json.load(f)
+    commit = found.get("commit", "")
+    if found.get("resumed_commit"):
+        commit += f" (resumed at {found['resumed_commit']})"
+    return {"commit": commit, "device": found.get("device", ""), "date": found.get("date", "")}
 
 
 def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
@@ -285,14 +289,24 @@ def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
     run_dir = os.path.join(out, cell.name)
     if not os.path.exists(os.path.join(run_dir, "summary.json")):
         os.makedirs(run_dir, exist_ok=True)
+        # The code that starts a run is its provenance; a run resumed under
+        # other code keeps the first commit and adds the last one.
+        path = os.path.join(run_dir, "provenance.json")
+        here = run_provenance()
+        if os.path.exists(path):
+            with open(path) as f:
+                first = json.load(f)
+            if first.get("commit") != here["commit"]:
+                first["resumed_commit"] = here["commit"]
+            here = first
+        with open(path, "w") as f:
+            json.dump(here, f)
         command = [sys.executable, "-m", "keras_sanm.cli",
                    *train_arguments(budget, cell, data_dir, run_dir)]
         with open(os.path.join(run_dir, "train.log"), "a") as log:
             code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
         if code:
             raise RuntimeError(f"{cell.name} failed (exit {code}); see {run_dir}/train.log")
-        with open(os.path.join(run_dir, "provenance.json"), "w") as f:
-            json.dump(run_provenance(), f)
     return run_row(cell, run_dir)
 
 
