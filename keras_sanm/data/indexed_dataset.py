@@ -108,11 +108,17 @@ class IndexedDataset(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.rng = np.random.default_rng(seed)
+        # Augmentation draws from a generator keyed by (seed, epoch, samples),
+        # so a batch is the same however often and in whatever order Keras
+        # reads it (data adapters peek at batches; replicas may read twice).
+        self.augment_seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
+        self.epoch_draws = -1
         self.label_quality = np.ones(len(self.images), dtype=np.float32)
         self._order = self._new_order()
         self._order_stale = False
 
     def _new_order(self):
+        self.epoch_draws += 1
         n = len(self.images)
         return self.rng.permutation(n) if self.shuffle else np.arange(n)
 
@@ -141,7 +147,8 @@ class IndexedDataset(keras.utils.PyDataset):
         """
         batch = self.images[indices]
         if self.augment is not None:
-            batch = self.augment(batch, self.rng)
+            key = [self.augment_seed, self.epoch_draws, *np.asarray(indices).tolist()]
+            batch = self.augment(batch, np.random.default_rng(key))
         return (
             raw_batch(batch),
             self.labels[indices].astype(np.int32),
@@ -160,13 +167,17 @@ class IndexedDataset(keras.utils.PyDataset):
         Returns:
             A dict of JSON values and numpy arrays (see `set_state`).
         """
-        return {**sampling_state(self), "order": self._order, "order_stale": self._order_stale}
+        return {**sampling_state(self), "order": self._order, "order_stale": self._order_stale,
+                "augment_seed": self.augment_seed, "epoch_draws": self.epoch_draws}
 
     def set_state(self, state: dict) -> None:
         """Restores `get_state()`, after checking it belongs to the same data."""
         restore_sampling_state(self, state)
         self._order = np.asarray(state["order"])
         self._order_stale = bool(state["order_stale"])
+        # (Checkpoints written before these keys existed keep the current ones.)
+        self.augment_seed = int(state.get("augment_seed", self.augment_seed))
+        self.epoch_draws = int(state.get("epoch_draws", self.epoch_draws))
 
     def eval_view(self, batch_size: int | None = None) -> "EvalView":
         """All samples in index order, unaugmented, as `(images,)` batches."""
