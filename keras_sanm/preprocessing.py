@@ -23,8 +23,9 @@ from keras import ops
 from keras_sanm.data.normalization import NORMALIZATION
 
 AUTO = "auto"
-# Images of a statistics sample at the first `fit` (a random subset of arrays).
-STATISTICS_SAMPLE = 10_000
+# Images read to decide and to check the preprocessing: an evenly strided
+# subset of larger arrays, so the decision costs the same for any data size.
+SAMPLE_SIZE = 10_000
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
@@ -114,7 +115,8 @@ class ImagePreprocessing(keras.layers.Layer):
         """Fills the `"auto"` settings from training images (once).
 
         Args:
-            images: `(N, H, W, C)` training images (a sample is enough).
+            images: `(N, H, W, C)` training images (an array, memory-mapped
+                or not; at most `SAMPLE_SIZE` of them are read).
 
         Returns:
             A sentence saying what was inferred, or `None` if nothing was.
@@ -122,7 +124,7 @@ class ImagePreprocessing(keras.layers.Layer):
         if self.decided:
             self.check(images)
             return None
-        images = np.asarray(images)
+        images = _sample(images)
         said = []
         if self.pixel_scale == AUTO:
             self.pixel_scale = _infer_scale(images)
@@ -154,7 +156,7 @@ class ImagePreprocessing(keras.layers.Layer):
                 "The model fixes how it scales and standardises images at its first fit; "
                 "train it first, or pass preprocessing= to keras_sanm.wrap (e.g. "
                 "ImagePreprocessing(pixel_scale=255.0, mean=..., std=...)).")
-        images = np.asarray(images)
+        images = _sample(images)
         if images.size == 0:
             return
         low, high = float(images.min()), float(images.max())
@@ -201,13 +203,8 @@ class ImagePreprocessing(keras.layers.Layer):
         return x
 
     def apply_numpy(self, images) -> np.ndarray:
-        """The same transform on a numpy array (for host-side code such as figures)."""
-        x = np.asarray(images, dtype=np.float32)
-        if self.pixel_scale is not None and self.pixel_scale != 1.0:
-            x = x / self.pixel_scale
-        if self.mean is not None:
-            x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return x
+        """`call` on a numpy array, as numpy (for host-side code such as figures)."""
+        return ops.convert_to_numpy(self.call(np.asarray(images)))
 
     def compute_output_spec(self, images):
         return keras.KerasTensor(images.shape, dtype="float32")
@@ -217,6 +214,12 @@ class ImagePreprocessing(keras.layers.Layer):
         config.update(pixel_scale=self.pixel_scale, mean=_listed(self.mean),
                       std=_listed(self.std))
         return config
+
+
+def _sample(images) -> np.ndarray:
+    """At most `SAMPLE_SIZE` images, evenly strided, as an array."""
+    step = max(1, len(images) // SAMPLE_SIZE) if np.ndim(images) == 4 else 1
+    return np.asarray(images[::step])
 
 
 def _infer_scale(images: np.ndarray) -> float | None:

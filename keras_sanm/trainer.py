@@ -18,7 +18,7 @@ from keras_sanm.label_quality import (
     split_statistics,
 )
 from keras_sanm.masking import modulate_labels
-from keras_sanm.preprocessing import STATISTICS_SAMPLE, ImagePreprocessing
+from keras_sanm.preprocessing import ImagePreprocessing
 from keras_sanm.validation import check_class_count, check_images, check_labels
 
 ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
@@ -470,8 +470,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                     "`fit(x, y)` or a keras_sanm.data.IndexedDataset; got "
                     f"{type(x).__name__}."
                 )
-            self.check_first_batch(x)
-            self.decide_preprocessing(self.dataset_sample(x))
+            self.decide_preprocessing(self.first_images(x))
             return x
         elif isinstance(x, np.ndarray) or y is not None:
             if y is None:
@@ -501,19 +500,27 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         Args:
             images: `(N, H, W, C)` training images, or a sample of them.
         """
-        step = max(1, len(images) // STATISTICS_SAMPLE)
-        message = self.preprocessing.decide(np.asarray(images[::step]))
+        message = self.preprocessing.decide(images)
         if message:
             print(message)
 
-    def dataset_sample(self, dataset, count: int = 1024) -> np.ndarray:
-        """The images of a dataset's first batches, at least `count` if it has them."""
+    def first_images(self, dataset, count: int = 1024) -> np.ndarray:
+        """The images of a dataset's first batches (at least `count` where it has
+        them), each batch checked as `(images, labels)` before training starts."""
+        batches = ((dataset[i] for i in range(len(dataset)))
+                   if isinstance(dataset, keras.utils.PyDataset) else iter(dataset))
         parts, total = [], 0
-        for images, _ in self.iterate_batches(dataset):
+        for batch in batches:
+            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+                raise ValueError("The dataset must yield (images, labels) pairs.")
+            images = check_images(keras.ops.convert_to_numpy(batch[0]), self.image_shape)
+            check_labels(keras.ops.convert_to_numpy(batch[1]), len(images), self.num_classes)
             parts.append(images)
             total += len(images)
             if total >= count:
                 break
+        if not parts:
+            raise ValueError("The dataset yields no batches.")
         return np.concatenate(parts)
 
     def check_inputs(self, x, what: str = "images") -> None:
@@ -533,8 +540,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 # Used before any fit: these images fix it, as a first fit would.
                 self.decide_preprocessing(x)
                 return
-            step = max(1, len(x) // STATISTICS_SAMPLE)
-            self.preprocessing.check(np.asarray(x[::step]), what)
+            self.preprocessing.check(x, what)
 
     def train_on_batch(self, x=None, y=None, *args, **kwargs):
         """See `keras.Model.train_on_batch`; before any `fit`, the batch's images
@@ -579,9 +585,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         """
         scores = self.predict(x, batch_size=batch_size, verbose=verbose)
         if self.from_logits:
-            scores = scores - scores.max(axis=-1, keepdims=True)
-            scores = np.exp(scores)
-            scores = scores / scores.sum(axis=-1, keepdims=True)
+            scores = keras.ops.convert_to_numpy(keras.ops.softmax(scores, axis=-1))
         return np.asarray(scores, dtype=np.float32)
 
     def prepare_label_quality(self, source) -> None:
@@ -592,14 +596,6 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         members = len(self.quality_members())
         if members > 1 and np.ndim(source.label_quality) == 1:
             source.label_quality = np.ones((len(source.images), members), np.float32)
-
-    def check_first_batch(self, dataset):
-        """Checks the first `(x, y)` batch of a dataset before training starts."""
-        batch = dataset[0] if isinstance(dataset, keras.utils.PyDataset) else next(iter(dataset))
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise ValueError("The dataset must yield (images, labels) pairs.")
-        images = check_images(keras.ops.convert_to_numpy(batch[0]), self.image_shape)
-        check_labels(keras.ops.convert_to_numpy(batch[1]), len(images), self.num_classes)
 
     def iterate_batches(self, dataset):
         """`(images, labels)` numpy batches of an `(x, y)` dataset, one pass."""

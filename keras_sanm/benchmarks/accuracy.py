@@ -186,9 +186,11 @@ def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False,
         The cells in run order.
     """
     parts = ABLATIONS if ablation is True else tuple(ablation or ())
-    unknown = [p for p in parts if p not in ABLATIONS]
-    if unknown:
-        raise ValueError(f"Unknown ablation parts {unknown}; choose from {ABLATIONS}.")
+    for given, known, what in ((parts, ABLATIONS, "parts"),
+                               (masked_targets, OTHER_MASKED_TARGETS, "targets")):
+        unknown = [p for p in given if p not in known]
+        if unknown:
+            raise ValueError(f"unknown {what} {unknown}; choose from {known}.")
     cells = []
     for n in budget.noises:
         for seed in budget.seeds:
@@ -588,10 +590,6 @@ def main(argv=None) -> int:
     budget = dataclasses.replace(budget, **overrides)
     out = args.out or os.path.join("results", args.budget)
     os.makedirs(out, exist_ok=True)
-    parts = [p for p in args.ablation.split(",") if p]
-    unknown_parts = [p for p in parts if p not in ABLATIONS]
-    if unknown_parts:
-        raise SystemExit(f"--ablation: unknown parts {unknown_parts}; choose from {ABLATIONS}.")
     known: dict[str, dict] = {}
     for path in args.known:
         rows_of_path = known_rows(path, budget)
@@ -603,13 +601,12 @@ def main(argv=None) -> int:
             raise SystemExit(f"{path}: cells {twice} are also in an earlier --known table "
                              "with other results; keep one row per cell.")
         known.update(rows_of_path)
-    targets = [t for t in args.masked_targets.split(",") if t]
-    unknown_targets = [t for t in targets if t not in OTHER_MASKED_TARGETS]
-    if unknown_targets:
-        raise SystemExit(f"--masked-targets: unknown targets {unknown_targets}; "
-                         f"choose from {OTHER_MASKED_TARGETS}.")
-    cells = [c for c in grid(budget, methods, parts, targets)
-             if args.variants == "both" or c.sanm == (args.variants == "sanm")]
+    try:
+        cells = grid(budget, methods, [p for p in args.ablation.split(",") if p],
+                     [t for t in args.masked_targets.split(",") if t])
+    except ValueError as error:
+        raise SystemExit(f"--ablation / --masked-targets: {error}") from None  # usage error
+    cells = [c for c in cells if args.variants == "both" or c.sanm == (args.variants == "sanm")]
     command = "keras-sanm bench accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
     header = provenance(command, args.budget, budget)
     rows = []
