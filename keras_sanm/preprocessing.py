@@ -20,12 +20,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sanm.data.normalization import NORMALIZATION
+from keras_sanm.data.normalization import NORMALIZATION, infer_pixel_scale, strided_sample
 
 AUTO = "auto"
-# Images read to decide and to check the preprocessing: an evenly strided
-# subset of larger arrays, so the decision costs the same for any data size.
-SAMPLE_SIZE = 10_000
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
@@ -116,7 +113,7 @@ class ImagePreprocessing(keras.layers.Layer):
 
         Args:
             images: `(N, H, W, C)` training images (an array, memory-mapped
-                or not; at most `SAMPLE_SIZE` of them are read).
+                or not; at most 10,000 of them are read).
 
         Returns:
             A sentence saying what was inferred, or `None` if nothing was.
@@ -124,10 +121,10 @@ class ImagePreprocessing(keras.layers.Layer):
         if self.decided:
             self.check(images)
             return None
-        images = _sample(images)
+        images = strided_sample(images)
         said = []
         if self.pixel_scale == AUTO:
-            self.pixel_scale = _infer_scale(images)
+            self.pixel_scale = infer_pixel_scale(images)
             said.append({255.0: "pixel values 0-255 (divided by 255)",
                          1.0: "pixel values in [0, 1]",
                          None: "images already standardised (negative values): used as they are"}
@@ -156,7 +153,7 @@ class ImagePreprocessing(keras.layers.Layer):
                 "The model fixes how it scales and standardises images at its first fit; "
                 "train it first, or pass preprocessing= to keras_sanm.wrap (e.g. "
                 "ImagePreprocessing(pixel_scale=255.0, mean=..., std=...)).")
-        images = _sample(images)
+        images = strided_sample(images)
         if images.size == 0:
             return
         low, high = float(images.min()), float(images.max())
@@ -214,30 +211,6 @@ class ImagePreprocessing(keras.layers.Layer):
         config.update(pixel_scale=self.pixel_scale, mean=_listed(self.mean),
                       std=_listed(self.std))
         return config
-
-
-def _sample(images) -> np.ndarray:
-    """At most `SAMPLE_SIZE` images, evenly strided, as an array."""
-    step = max(1, len(images) // SAMPLE_SIZE) if np.ndim(images) == 4 else 1
-    return np.asarray(images[::step])
-
-
-def _infer_scale(images: np.ndarray) -> float | None:
-    if np.issubdtype(images.dtype, np.integer):
-        if images.dtype != np.uint8 and images.size and images.max() > 255:
-            raise ValueError(f"Cannot read the pixel scale of {images.dtype} images with values "
-                             "above 255; pass preprocessing= to keras_sanm.wrap.")
-        return 255.0
-    low, high = float(images.min()), float(images.max())
-    if low < 0:
-        return None
-    if high <= 1.0:
-        return 1.0
-    if high <= 255.0:
-        return 255.0
-    raise ValueError(
-        f"Cannot read the pixel scale of float images with values in [{low:.3g}, {high:.3g}]: "
-        "neither [0, 1], [0, 255] nor standardised. Pass preprocessing= to keras_sanm.wrap.")
 
 
 def _channels(value, name):

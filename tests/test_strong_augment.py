@@ -52,18 +52,36 @@ def test_cutout_is_a_grey_square_of_at_most_17_pixels():
     assert grey.sum() == len(rows) * len(cols)  # one rectangle
 
 
-def test_strong_views_take_pixel_values_in_any_scale_and_return_them_in_it():
-    x = images(4)
-    as_uint8 = autoaugment_view(x, np.random.default_rng(3))
-    for scale in (1.0, 255.0):  # floats in [0, 1] and in [0, 255]
-        out = autoaugment_view(x.astype(np.float32) * np.float32(scale / 255),
-                               np.random.default_rng(3))
-        assert out.dtype == np.float32 and out.max() <= scale
-        np.testing.assert_allclose(out * (255 / scale), as_uint8, atol=1e-3)
-    with pytest.raises(ValueError, match="before standardisation"):
-        autoaugment_view(x.astype(np.float32) / 255 - 0.5, np.random.default_rng(0))
+def test_strong_views_need_uint8_rgb():
+    with pytest.raises(ValueError, match="uint8"):
+        autoaugment_view(np.zeros((2, 32, 32, 3), np.float32), np.random.default_rng(0))
     with pytest.raises(ValueError, match="RGB"):
-        autoaugment_view(x[..., :1], np.random.default_rng(0))
+        autoaugment_view(images(2)[..., :1], np.random.default_rng(0))
+
+
+def test_divide_data_gives_float_images_views_in_their_own_scale():
+    from keras_sanm.data import CoDivideData
+
+    x = images(8)
+    labels = np.arange(8) % 2
+    views = ("autoaugment", "randaugment")
+    as_uint8 = CoDivideData(x, labels, batch_size=4, views=views, seed=3)
+    reference = as_uint8._views(np.arange(4))
+    # The scale is read once from the whole set, so a batch of dark images
+    # in [0, 255] is not mistaken for [0, 1].
+    dark = x.astype(np.float32)
+    dark[:4] = np.minimum(dark[:4], 1.0)
+    for scale, floats in ((1.0, x.astype(np.float32) / 255), (255.0, x.astype(np.float32)),
+                          (255.0, dark)):
+        data = CoDivideData(floats, labels, batch_size=4, views=views, seed=3)
+        assert data.pixel_scale == scale
+        out = data._views(np.arange(4))
+        assert out.dtype == np.float32 and out.max() <= scale
+        expected = reference if floats is not dark else CoDivideData(
+            dark.astype(np.uint8), labels, batch_size=4, views=views, seed=3)._views(np.arange(4))
+        np.testing.assert_allclose(out * (255 / scale), expected, atol=1e-3)
+    with pytest.raises(ValueError, match="before standardisation"):
+        CoDivideData(x.astype(np.float32) / 255 - 0.5, labels, batch_size=4, views=views)
 
 
 def test_warmup_affine_without_motion_is_identity():

@@ -8,7 +8,7 @@ import numpy as np
 
 from keras_sanm.data.augment import weak_augment
 from keras_sanm.data.indexed_dataset import EvalView, restore_sampling_state, sampling_state
-from keras_sanm.data.normalization import raw_batch
+from keras_sanm.data.normalization import infer_pixel_scale, raw_batch
 from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
 from keras_sanm.validation import check_images, check_labels
 
@@ -101,11 +101,22 @@ class CoDivideData:
             raise ValueError("views needs at least one augmentation.")
         self._view_fns = [_augmentation(v) for v in self.views]
         self._warmup_fn = _augmentation(warmup_augment)
+        # The augmentations see 8-bit pixels (the strong views are PIL
+        # operations): float images in [0, 1] or [0, 255] are converted once,
+        # with the scale read from the whole set, and their views come back
+        # as float32 in that scale. Standardised images stay as they are.
+        self.pixel_scale = None
+        self._pixels = self.images
+        if self.images.dtype != np.uint8:
+            self.pixel_scale = infer_pixel_scale(self.images)
+            if self.pixel_scale is not None:
+                self._pixels = np.round(
+                    self.images * np.float32(255.0 / self.pixel_scale)).astype(np.uint8)
         # Each augmentation once on two images: images it cannot take (e.g.
         # standardised ones for the strong views) fail here, not in a step.
         probe = np.random.default_rng(0)
         for fn in {id(f): f for f in (*self._view_fns, self._warmup_fn)}.values():
-            fn(self.images[:2], probe)
+            fn(self._pixels[:2], probe)
         self.rng = np.random.default_rng(seed)
         # Row k: clean probability of every sample from network k's eval pass.
         self.label_quality = np.ones((2, len(self.images)), dtype=np.float32)
@@ -125,6 +136,12 @@ class CoDivideData:
         """All samples in index order, unaugmented, as `(images,)` batches."""
         return EvalView(self, batch_size)
 
+    def _in_own_scale(self, images) -> np.ndarray:
+        """Augmented 8-bit pixels back in the scale of the given images."""
+        if self.pixel_scale is None:
+            return raw_batch(images)
+        return np.asarray(images, np.float32) * np.float32(self.pixel_scale / 255.0)
+
     # ------------------------------------------------------------- warm-up
     def warmup_batches(self) -> list:
         """One shuffled pass over all samples: a list of batch index arrays.
@@ -140,9 +157,9 @@ class CoDivideData:
 
     def warmup_batch(self, indices) -> dict:
         """`{"images", "labels"}` of a warm-up batch, augmented, raw."""
-        images = self._warmup_fn(self.images[indices], self.rng)
+        images = self._warmup_fn(self._pixels[indices], self.rng)
         return {
-            "images": raw_batch(images),
+            "images": self._in_own_scale(images),
             "labels": self.labels[indices].astype(np.int32),
         }
 
@@ -216,8 +233,8 @@ class CoDivideData:
         ]
 
     def _views(self, indices) -> np.ndarray:
-        raw = self.images[indices]
-        views = [raw_batch(fn(raw, self.rng)) for fn in self._view_fns]
+        raw = self._pixels[indices]
+        views = [self._in_own_scale(fn(raw, self.rng)) for fn in self._view_fns]
         return np.stack(views, axis=1)
 
     def training_batch(self, network: int, step) -> dict:

@@ -41,3 +41,36 @@ def raw_batch(images) -> np.ndarray:
     (`keras_sanm.ImagePreprocessing`)."""
     images = np.asarray(images)
     return images if images.dtype == np.uint8 else images.astype(np.float32)
+
+
+# Images read to infer or check a pixel scale: an evenly strided subset of
+# larger arrays, so the decision costs the same for any data size.
+SAMPLE_SIZE = 10_000
+
+
+def strided_sample(images) -> np.ndarray:
+    """At most `SAMPLE_SIZE` images, evenly strided, as an array."""
+    step = max(1, len(images) // SAMPLE_SIZE) if np.ndim(images) == 4 else 1
+    return np.asarray(images[::step])
+
+
+def infer_pixel_scale(images) -> float | None:
+    """255.0 for uint8 images or floats in `[0, 255]`, 1.0 for floats in `[0, 1]`,
+    `None` for standardised floats (negative values); reads at most
+    `SAMPLE_SIZE` images."""
+    images = strided_sample(images)
+    if np.issubdtype(images.dtype, np.integer):
+        if images.dtype != np.uint8 and images.size and images.max() > 255:
+            raise ValueError(f"Cannot read the pixel scale of {images.dtype} images with values "
+                             "above 255; pass preprocessing= to keras_sanm.wrap.")
+        return 255.0
+    low, high = float(images.min()), float(images.max())
+    if low < 0:
+        return None
+    if high <= 1.0:
+        return 1.0
+    if high <= 255.0:
+        return 255.0
+    raise ValueError(
+        f"Cannot read the pixel scale of float images with values in [{low:.3g}, {high:.3g}]: "
+        "neither [0, 1], [0, 255] nor standardised. Pass preprocessing= to keras_sanm.wrap.")

@@ -180,24 +180,15 @@ def randaugment_image(img, rng, num_ops: int = 2, cutout: int = 16):
 
 
 def _per_image(images: np.ndarray, rng, fn) -> np.ndarray:
-    """`fn` on each image as a PIL image; float images in `[0, 1]` or `[0, 255]` go
-    through uint8 and come back as float32 in their own scale."""
+    """`fn` on each image of a uint8 RGB batch as a PIL image (`CoDivideData`
+    hands float images over as uint8, with the scale of the whole set)."""
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3:
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(
-            f"Strong augmentation works on RGB images (N, H, W, 3); got shape {images.shape}.")
-    scale = None
-    if images.dtype != np.uint8:
-        low, high = float(images.min(initial=0.0)), float(images.max(initial=0.0))
-        if low < 0 or high > 255:
-            raise ValueError(
-                "Strong augmentation works on pixel values (uint8, or floats in [0, 1] or "
-                f"[0, 255]); got values in [{low:.3g}, {high:.3g}]. Pass the images before "
-                "standardisation: the model standardises them itself.")
-        scale = 1.0 if high <= 1.0 else 255.0
-        images = np.round(images * (255.0 / scale)).astype(np.uint8)
-    out = np.stack([np.asarray(fn(Image.fromarray(image), rng)) for image in images])
-    return out if scale is None else out.astype(np.float32) * np.float32(scale / 255.0)
+            "Strong augmentation works on uint8 RGB images (N, H, W, 3); got "
+            f"{images.dtype} with shape {images.shape}. Pass images before "
+            "standardisation: the model standardises them itself.")
+    return np.stack([np.asarray(fn(Image.fromarray(image), rng)) for image in images])
 
 
 def autoaugment_view(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
