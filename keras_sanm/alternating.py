@@ -183,6 +183,10 @@ class AlternatingTrainer(TwoNetworkTrainer):
                         method.on_train_batch_end(step, logs)
                         user.on_train_batch_end(step, logs)
                         step += 1
+                        if self.stop_training:  # as Keras' loop: a callback may stop mid-epoch
+                            break
+                    if self.stop_training:
+                        break
                 # Every epoch logs the same keys (NaN for terms of the other
                 # phase), so CSV logs and History stay aligned.
                 epoch_logs = {

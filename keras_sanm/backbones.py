@@ -32,7 +32,14 @@ def _conv(filters, kernel, strides=1, padding="same", use_bias=False, name=None)
 def _preact_block(x, filters, stride, name, output_name=None):
     activated = layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1")(x))
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = _conv(filters, 1, stride, "valid", name=f"{name}_shortcut")(activated)
+        # A 1x1 convolution of stride s is the 1x1 convolution of every s-th
+        # pixel. Written as that subsampling (a 1x1 max-pool) and a stride-1
+        # convolution, the same function and weights, because PyTorch 2.13's
+        # CPU backward of a strided 1x1 convolution over few channels (4 or
+        # 8, from 64x64 inputs) crashes the process (tests/test_backbones.py).
+        every = (layers.MaxPooling2D(1, stride, name=f"{name}_subsample")(activated)
+                 if stride != 1 else activated)
+        shortcut = _conv(filters, 1, 1, "valid", name=f"{name}_shortcut")(every)
     else:
         # DM-code quirk: the identity shortcut carries the activated input.
         shortcut = activated

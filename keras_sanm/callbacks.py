@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_sanm.data.image_files import ImageBatches
 from keras_sanm.label_quality import (
     clean_probability,
     normalise_losses,
@@ -12,6 +13,7 @@ from keras_sanm.label_quality import (
     split_statistics,
 )
 from keras_sanm.optimizers import set_learning_rate
+from keras_sanm.validation import check_images, is_lazy_images
 
 
 class EpochLearningRate(keras.callbacks.Callback):
@@ -324,7 +326,8 @@ class LabelFitMonitor(keras.callbacks.Callback):
     def __init__(self, images, labels, true_labels, every: int | None = None,
                  batch_size: int = 256):
         super().__init__()
-        self.images = np.asarray(images)
+        self.images = images if is_lazy_images(images) else np.asarray(images)
+        check_images(self.images)
         self.labels = np.asarray(labels).reshape(-1)
         self.true_labels = np.asarray(true_labels).reshape(-1)
         if len(self.labels) != len(images) or len(self.true_labels) != len(images):
@@ -336,7 +339,8 @@ class LabelFitMonitor(keras.callbacks.Callback):
     def measure(self) -> dict[str, float]:
         """The fractions and losses of `NAMES` for the model as it is now."""
         scores = keras.ops.convert_to_numpy(
-            self.model.predict(self.images, batch_size=self.batch_size, verbose=0))
+            self.model.predict(ImageBatches(self.images, batch_size=self.batch_size),
+                               verbose=0))
         predicted = np.argmax(scores, axis=-1)
         losses = per_sample_cross_entropy(scores, self.labels,
                                           getattr(self.model, "from_logits", True))

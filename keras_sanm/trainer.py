@@ -9,6 +9,7 @@ from keras import ops
 from keras_sanm import losses
 from keras_sanm.backend import TrainStep
 from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
+from keras_sanm.data.image_files import ImageBatches
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.decoder import reconstruction_loss
 from keras_sanm.distribution import check_batch_size
@@ -19,7 +20,13 @@ from keras_sanm.label_quality import (
 )
 from keras_sanm.masking import modulate_labels
 from keras_sanm.preprocessing import ImagePreprocessing
-from keras_sanm.validation import check_class_count, check_images, check_labels
+from keras_sanm.validation import (
+    check_class_count,
+    check_images,
+    check_labels,
+    is_image_array,
+    is_lazy_images,
+)
 
 ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
 
@@ -472,7 +479,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 )
             self.decide_preprocessing(self.first_images(x))
             return x
-        elif isinstance(x, np.ndarray) or y is not None:
+        elif is_image_array(x) or y is not None:
             if y is None:
                 raise ValueError("fit(x, y) needs labels `y` with numpy images.")
             # IndexedDataset checks the arrays (rank, NaN/Inf, labels) once.
@@ -562,11 +569,16 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         """See `keras.Model.evaluate`; takes images as `fit` does (raw, any pixel scale
         the model was trained with)."""
         self.check_inputs(x)
+        if is_lazy_images(x):
+            labels = None if y is None else check_labels(y, len(x), self.num_classes)
+            x, y = ImageBatches(x, labels, kwargs.pop("batch_size", None)), None
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         """The base model's class scores of raw images (see `keras.Model.predict`)."""
         self.check_inputs(x)
+        if is_lazy_images(x):
+            x = ImageBatches(x, batch_size=kwargs.pop("batch_size", None))
         return super().predict(x, *args, **kwargs)
 
     def predict_proba(self, x, batch_size: int | None = None, verbose="auto") -> np.ndarray:
@@ -643,8 +655,10 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         """Trains on noisy labels; see `keras.Model.fit`.
 
         Args:
-            x: numpy images `(N, H, W, C)` with `y`, an `IndexedDataset`, or
-                a `tf.data.Dataset` / `keras.utils.PyDataset` of `(x, y)`.
+            x: images `(N, H, W, C)` with `y` (a numpy array, or a
+                `keras_sanm.data.ImageFiles` read from disk batch by batch),
+                an `IndexedDataset`, or a `tf.data.Dataset` /
+                `keras.utils.PyDataset` of `(x, y)`.
             y: integer (noisy) labels `(N,)` when `x` is an array.
             batch_size: batch size for array input (default 32).
             epochs: last epoch index (as in Keras).
@@ -716,6 +730,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         Returns:
             `(N,)` float64 losses.
         """
+        if is_lazy_images(inputs):
+            inputs, batch_size = ImageBatches(inputs, batch_size=batch_size), None
         options = {} if batch_size is None else {"batch_size": batch_size}
         scores = member.predict(inputs, verbose=0, **options)
         return per_sample_cross_entropy(scores, labels, self.from_logits)

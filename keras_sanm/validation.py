@@ -5,8 +5,25 @@ from __future__ import annotations
 import numpy as np
 
 
+def is_lazy_images(x) -> bool:
+    """Whether `x` is a rank-4 array-like of images read on access (e.g.
+    `keras_sanm.data.ImageFiles`), not a numpy array or a backend tensor."""
+    return (not isinstance(x, np.ndarray) and hasattr(x, "__getitem__")
+            and hasattr(x, "dtype") and len(getattr(x, "shape", ()) or ()) == 4
+            and not hasattr(x, "numpy") and not hasattr(x, "device"))
+
+
+def is_image_array(x) -> bool:
+    """A numpy array or an array-like read on access (`is_lazy_images`)."""
+    return isinstance(x, np.ndarray) or is_lazy_images(x)
+
+
 def check_images(images, image_shape: tuple | None = None) -> np.ndarray:
     """Returns `images` as an array after checking rank, dtype, shape and finiteness.
+
+    An array-like read on access (`keras_sanm.data.ImageFiles`) is returned
+    as it is, after the same checks on its shape and dtype (its pixels are
+    uint8, finite by construction).
 
     Args:
         images: `(N, H, W, C)` array-like.
@@ -15,7 +32,8 @@ def check_images(images, image_shape: tuple | None = None) -> np.ndarray:
     Raises:
         ValueError: wrong rank or shape, non-numeric, NaN or Inf values.
     """
-    images = np.asarray(images)
+    if not is_lazy_images(images):
+        images = np.asarray(images)
     if images.ndim != 4:
         raise ValueError(
             f"Images must have shape (samples, height, width, channels); got an "

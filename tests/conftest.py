@@ -51,6 +51,23 @@ def problem():
     return learnable_problem()
 
 
+# The benchmark harness's tables, resume and merging: checked on one backend;
+# the training it drives is tested on every backend.
+HARNESS_ONLY = pytest.mark.only_backend(
+    "tensorflow", reason="the benchmark harness's bookkeeping; the training it drives "
+    "is tested on every backend")
+
+
+def pytest_runtest_setup(item):
+    """`@pytest.mark.only_backend(name, reason)`: a check whose subject does not
+    depend on the backend (e.g. the benchmark harness's tables and resume,
+    around training that other tests cover per backend) runs once, not three
+    times."""
+    marker = item.get_closest_marker("only_backend")
+    if marker is not None and keras.backend.backend() != marker.args[0]:
+        pytest.skip(f"runs on {marker.args[0]} only: {marker.kwargs['reason']}")
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(0)

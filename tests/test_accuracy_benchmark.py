@@ -11,7 +11,7 @@ import pytest
 
 from keras_sanm import cli
 from keras_sanm.benchmarks import accuracy
-from conftest import write_jpeg_npz
+from conftest import HARNESS_ONLY, write_jpeg_npz
 
 
 def _rows(method, sanm, best, last, auc=None, noise="sym:0.5"):
@@ -149,6 +149,7 @@ def test_ablation_cells_arguments_and_tables(tmp_path):
     assert "| DivideMix (SANM without masking) | sym:0.5 | 2 | +5.00 (0.00) |" in page
 
 
+@HARNESS_ONLY
 def test_grid_runs_writes_tables_and_resumes(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     out = tmp_path / "grid"
@@ -204,6 +205,7 @@ def test_grid_runs_writes_tables_and_resumes(tmp_path):
         accuracy.known_rows(str(committed), other)
 
 
+@HARNESS_ONLY
 def test_grid_halves_run_apart_and_merge_with_known(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     base = ["--budget", "smoke", "--data-dir", str(tmp_path), "--methods", "ce", "--seeds", "0"]
@@ -281,6 +283,7 @@ def test_train_command_dtype_policy(tmp_path, method):
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
 
 
+@HARNESS_ONLY
 def test_refined_targets_cells_run_as_their_own_setting(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     budget = accuracy.BUDGETS["cpu-regime"]
@@ -316,6 +319,7 @@ def test_refined_targets_cells_run_as_their_own_setting(tmp_path):
         "ce_sanm_sym0.5_s0", "ce_sym0.5_s0"]
 
 
+@HARNESS_ONLY
 def test_a_run_keeps_the_commit_that_started_it(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     budget = accuracy.BUDGETS["smoke"]

@@ -105,3 +105,20 @@ def test_width_sets_channels_and_feature_map():
         backbones.PreActResNet18(10, width=0)
     with pytest.raises(ValueError, match="preact_resnet18 only"):
         backbones.get("small_cnn", 10, (32, 32, 3), width=16)
+
+
+@pytest.mark.parametrize("size", [32, 64, 65])
+def test_preact_resnet18_trains_at_larger_image_sizes(size):
+    """A training step at width 4 from 64x64 inputs: with strided 1x1 shortcut
+    convolutions PyTorch 2.13's CPU backward crashed the process here. The
+    subsampled shortcut keeps the output sizes of a stride-2 convolution
+    (odd sizes included)."""
+    keras.utils.set_random_seed(0)
+    model = backbones.PreActResNet18(4, (size, size, 3), width=4)
+    model.compile(keras.optimizers.SGD(0.01),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    images = rng.random((64, size, size, 3)).astype("float32")
+    loss = model.train_on_batch(images, rng.integers(0, 4, 64))
+    assert np.isfinite(float(np.asarray(loss).reshape(-1)[0]))
+    assert tuple(model.get_layer("feature_map").output.shape)[1] == -(-size // 8)

@@ -245,6 +245,25 @@ def test_fit_needs_sample_identities_and_known_arguments():
         model.compile(steps_per_execution=4)
 
 
+def test_a_callback_stops_training_mid_epoch():
+    """As in Keras' own loop (e.g. `TerminateOnNaN`): `stop_training` set after a
+    batch ends the fit before the next batch."""
+    x, _, noisy = noisy_problem(n=128)
+
+    class StopAfter(keras.callbacks.Callback):
+        batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            StopAfter.batches += 1
+            if StopAfter.batches == 3:
+                self.model.stop_training = True
+
+    model = keras_sanm.wrap(small_cnn(), method="dividemix", sanm=False, batch_size=16,
+                            warmup_epochs=1)
+    history = model.fit(x, noisy, epochs=3, verbose=0, callbacks=[StopAfter()]).history
+    assert StopAfter.batches == 3 and len(history["loss"]) == 1
+
+
 def test_validation_data_as_a_dataset():
     x, y, noisy = noisy_problem(n=64)
     model = keras_sanm.wrap(small_cnn(), method="dividemix", sanm=False, batch_size=16)

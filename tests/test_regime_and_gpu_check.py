@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import write_jpeg_npz
+from conftest import HARNESS_ONLY, write_jpeg_npz
 
 from keras_sanm import cli
 from keras_sanm.benchmarks import gpu_check, regime
@@ -27,6 +27,7 @@ def test_verdict_needs_both_criteria():
     assert not regime.verdict({**row, "last": 0.36}, 0.10, 0.05)["qualifies"]
 
 
+@HARNESS_ONLY
 def test_regime_search_runs_ce_per_seed_and_stops_at_a_failing_seed(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     out = tmp_path / "regime"
@@ -49,6 +50,7 @@ def test_regime_search_runs_ce_per_seed_and_stops_at_a_failing_seed(tmp_path):
     assert "| 96x2x2 | 1 |" in page and "Cheapest qualifying candidate: **64x2x2**." in page
 
 
+@HARNESS_ONLY
 def test_gpu_check_drops_the_learning_rate_at_half_of_the_planned_epochs(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     out = tmp_path / "check"

@@ -2,6 +2,7 @@
 
 from keras_sanm.data.augment import weak_augment
 from keras_sanm.data.co_divide import CoDivideData
+from keras_sanm.data.image_files import ImageFiles
 from keras_sanm.data.image_folder import LabeledImages, load_image_folder
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.data.noise import (
@@ -23,6 +24,7 @@ __all__ = [
     "asymmetric_map",
     "autoaugment_view",
     "inject_noise",
+    "ImageFiles",
     "load_image_folder",
     "load_noise_file",
     "noise_file_name",

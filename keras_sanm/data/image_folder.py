@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 
+from keras_sanm.data.image_files import ImageFiles
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
@@ -17,13 +19,14 @@ class LabeledImages:
     """Images with their given labels.
 
     Attributes:
-        images: `(N, H, W, 3)` uint8.
+        images: `(N, H, W, 3)` uint8: an array, or a
+            `keras_sanm.data.ImageFiles` read from disk on access.
         labels: `(N,)` int64 class ids, as given (possibly wrong).
         class_names: name of each class id.
         files: path of each image, relative to the folder.
     """
 
-    images: np.ndarray
+    images: np.ndarray | ImageFiles
     labels: np.ndarray
     class_names: list[str]
     files: list[str]
@@ -68,9 +71,15 @@ def _class_ids(labels: list[str], class_names: list[str] | None):
     return np.array([index[label] for label in labels], np.int64), names
 
 
+# Folders whose decoded images would take more than this stay on disk
+# (`lazy=None`): an `ImageFiles` decodes each batch when it is read.
+IN_MEMORY_LIMIT_BYTES = 2 * 2**30
+
+
 def load_image_folder(directory: str, labels_file: str = "labels.csv",
                       image_size: tuple[int, int] | None = None,
-                      class_names: list[str] | None = None) -> LabeledImages:
+                      class_names: list[str] | None = None,
+                      lazy: bool | None = None) -> LabeledImages:
     """Loads the images listed in a labels CSV, with their labels.
 
     The CSV has a header with the columns `filename` (a path relative to
@@ -84,6 +93,11 @@ def load_image_folder(directory: str, labels_file: str = "labels.csv",
         image_size: `(height, width)` to resize every image to; without it
             all images must have the same size.
         class_names: the classes in id order (to fix ids across folders).
+        lazy: `True` keeps the images on disk (`images` is a
+            `keras_sanm.data.ImageFiles`, decoded batch by batch in training,
+            so memory does not grow with the folder); `False` decodes them
+            all now into one array; `None` (default) keeps them on disk when
+            the decoded images would take more than 2 GiB.
 
     Returns:
         A `LabeledImages` (RGB uint8 images, in the order of the CSV).
@@ -97,8 +111,6 @@ def load_image_folder(directory: str, labels_file: str = "labels.csv",
     >>> data = keras_sanm.data.load_image_folder("my_images", "labels.csv", (64, 64))
     >>> model.fit(data.images, data.labels, epochs=30)
     """
-    from PIL import Image, UnidentifiedImageError
-
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"No image folder at {directory}.")
     labels_path = labels_file if os.path.isabs(labels_file) else os.path.join(directory, labels_file)
@@ -107,31 +119,16 @@ def load_image_folder(directory: str, labels_file: str = "labels.csv",
             f"No labels file at {labels_path}: write a CSV with the columns filename,label."
         )
     rows = _read_rows(labels_path)
-    images, first_size = [], None
     for name, _ in rows:
-        path = os.path.join(directory, name)
-        if not os.path.exists(path):
+        if not os.path.exists(os.path.join(directory, name)):
             raise FileNotFoundError(f"{labels_path} lists {name!r}, which is not in {directory}.")
-        try:
-            with Image.open(path) as image:
-                image = image.convert("RGB")
-                if image_size is not None:
-                    image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
-                array = np.asarray(image, np.uint8)
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"Cannot read {path} as an image ({error}).") from None
-        if first_size is None:
-            first_size = (name, array.shape[:2])
-        elif array.shape[:2] != first_size[1]:
-            raise ValueError(
-                f"{name} is {array.shape[:2]} but {first_size[0]} is {first_size[1]} "
-                "(height, width); pass image_size=(height, width) to resize them all."
-            )
-        images.append(array)
+    files = ImageFiles([name for name, _ in rows], image_size, directory)
+    if lazy is None:
+        lazy = len(files) * int(np.prod(files.shape[1:])) > IN_MEMORY_LIMIT_BYTES
     listed = {os.path.normpath(name) for name, _ in rows}
     unlisted = [
         os.path.relpath(os.path.join(root, f), directory)
-        for root, _, files in os.walk(directory) for f in files
+        for root, _, names in os.walk(directory) for f in names
         if f.lower().endswith(IMAGE_EXTENSIONS)
         and os.path.normpath(os.path.relpath(os.path.join(root, f), directory)) not in listed
     ]
@@ -141,4 +138,5 @@ def load_image_folder(directory: str, labels_file: str = "labels.csv",
             f"loaded (e.g. {unlisted[0]!r}).", stacklevel=2,
         )
     labels, names = _class_ids([label for _, label in rows], class_names)
-    return LabeledImages(np.stack(images), labels, names, [name for name, _ in rows])
+    return LabeledImages(files if lazy else files.load(), labels, names,
+                         [name for name, _ in rows])

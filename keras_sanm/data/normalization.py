@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_sanm.validation import is_lazy_images
+
 NORMALIZATION = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar100": ((0.507, 0.487, 0.441), (0.267, 0.256, 0.276)),
@@ -44,12 +46,17 @@ def raw_batch(images) -> np.ndarray:
 
 
 # Images read to infer or check a pixel scale: an evenly strided subset of
-# larger arrays, so the decision costs the same for any data size.
+# larger arrays, so the decision costs the same for any data size. Images
+# decoded from files on access cost more to read: fewer of them.
 SAMPLE_SIZE = 10_000
+LAZY_SAMPLE_SIZE = 1_000
 
 
 def strided_sample(images) -> np.ndarray:
-    """At most `SAMPLE_SIZE` images, evenly strided, as an array."""
+    """At most `SAMPLE_SIZE` images (`LAZY_SAMPLE_SIZE` of images read from
+    files), evenly strided, as an array."""
+    if is_lazy_images(images):
+        return np.asarray(images[:: max(1, len(images) // LAZY_SAMPLE_SIZE)])
     step = max(1, len(images) // SAMPLE_SIZE) if np.ndim(images) == 4 else 1
     return np.asarray(images[::step])
 

@@ -17,6 +17,7 @@ from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.masking import modulate_labels
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
+from keras_sanm.validation import is_image_array
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
@@ -246,7 +247,7 @@ class DivideMixTrainer(AlternatingTrainer):
             if y is not None or batch_size is not None:
                 raise ValueError("A CoDivideData carries its labels and batch size.")
             data = x
-        elif isinstance(x, (IndexedDataset, np.ndarray)):
+        elif isinstance(x, IndexedDataset) or is_image_array(x):
             if isinstance(x, IndexedDataset):
                 if y is not None:
                     raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
@@ -267,7 +268,8 @@ class DivideMixTrainer(AlternatingTrainer):
         else:
             raise ValueError(
                 f"method={self.method_name!r} needs sample identities to divide the "
-                "data between epochs: pass numpy arrays `fit(x, y)`, a "
+                "data between epochs: pass images `fit(x, y)` (numpy or "
+                "keras_sanm.data.ImageFiles), a "
                 "keras_sanm.data.CoDivideData or a keras_sanm.data.IndexedDataset; "
                 f"got {type(x).__name__}."
             )

@@ -1,0 +1,158 @@
+"""Images on disk (`ImageFiles`): every method trains on them as on the same images in memory,
+reading only batches."""
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras_sanm
+from conftest import learnable_problem, small_cnn
+from keras_sanm.data import ImageFiles, load_image_folder
+
+
+def uint8_images(n, seed=0):
+    images, labels = learnable_problem(n, seed=seed)
+    return np.clip((images + 3.0) / 6.0 * 255.0, 0, 255).astype("uint8"), labels
+
+
+def write_folder(folder, images, labels, suffix=".png"):
+    """One image file per sample plus the labels CSV; returns the file names."""
+    folder.mkdir(exist_ok=True)
+    names = []
+    for i, image in enumerate(images):
+        names.append(f"c{labels[i]}/img_{i}{suffix}")
+        (folder / f"c{labels[i]}").mkdir(exist_ok=True)
+        Image.fromarray(image).save(folder / names[-1])
+    rows = "".join(f"{name},{label}\n" for name, label in zip(names, labels))
+    (folder / "labels.csv").write_text("filename,label\n" + rows)
+    return names
+
+
+class CountingFiles(ImageFiles):
+    """An `ImageFiles` that records how many images each read decodes."""
+
+    reads: list
+
+    def __getitem__(self, key):
+        out = super().__getitem__(key)
+        self.reads.append(1 if np.ndim(out) == 3 else len(out))
+        return out
+
+
+def test_image_files_index_like_an_array(tmp_path):
+    images, labels = uint8_images(12)
+    names = write_folder(tmp_path, images, labels)
+    files = ImageFiles(names, directory=str(tmp_path))
+    assert files.shape == (12, 16, 16, 3) and files.dtype == np.uint8 and len(files) == 12
+    np.testing.assert_array_equal(files[3], images[3])
+    np.testing.assert_array_equal(files[2:9:3], images[2:9:3])
+    np.testing.assert_array_equal(files[[5, 0, 5]], images[[5, 0, 5]])
+    np.testing.assert_array_equal(files[np.arange(12) % 4 == 1], images[1::4])
+    np.testing.assert_array_equal(files.load(), images)
+    with pytest.raises(TypeError, match="files.load"):
+        np.asarray(files)
+    with pytest.raises(IndexError, match="1-D integer"):
+        files[[0.5]]
+    resized = ImageFiles(names, (8, 10), str(tmp_path))
+    assert resized.shape == (12, 8, 10, 3) and resized[[0, 1]].shape == (2, 8, 10, 3)
+
+
+def test_image_files_say_what_is_wrong(tmp_path):
+    images, labels = uint8_images(3)
+    names = write_folder(tmp_path, images, labels)
+    Image.fromarray(np.zeros((20, 16, 3), np.uint8)).save(tmp_path / "big.png")
+    with pytest.raises(ValueError, match="pass image_size"):
+        ImageFiles([*names, "big.png"], directory=str(tmp_path))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    files = ImageFiles([*names, "broken.png"], (16, 16), str(tmp_path))
+    with pytest.raises(ValueError, match="Cannot read .*broken.png"):
+        files[[0, 3]]
+    with pytest.raises(ValueError, match="at least one"):
+        ImageFiles([])
+
+
+def test_folder_stays_on_disk_when_asked_or_large(tmp_path, monkeypatch):
+    from keras_sanm.data import image_folder
+
+    images, labels = uint8_images(10)
+    write_folder(tmp_path, images, labels)
+    in_memory = load_image_folder(str(tmp_path))
+    assert isinstance(in_memory.images, np.ndarray)
+    on_disk = load_image_folder(str(tmp_path), lazy=True)
+    assert isinstance(on_disk.images, ImageFiles)
+    np.testing.assert_array_equal(on_disk.images.load(), in_memory.images)
+    np.testing.assert_array_equal(on_disk.labels, in_memory.labels)
+    # Default: on disk once the decoded images would pass the limit.
+    monkeypatch.setattr(image_folder, "IN_MEMORY_LIMIT_BYTES", 10 * 16 * 16 * 3 - 1)
+    assert isinstance(load_image_folder(str(tmp_path)).images, ImageFiles)
+
+
+# (method, sanm, options): each data path (IndexedDataset, DivideMix's CoDivideData,
+# ELR+'s per-sample targets, the alternating SANM(Co-teaching) loop).
+SETTINGS = {
+    "ce_sanm": ("ce", True, {}),
+    "dividemix_sanm": ("dividemix", True, {"warmup_epochs": 1, "batch_size": 16}),
+    "elr_plus": ("elr_plus", False, {}),
+    "coteaching_sanm": ("coteaching", True, {"forget_rate": 0.2}),
+    "cdr": ("cdr", False, {"noise_rate": 0.2}),
+}
+
+
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
+def test_every_method_trains_on_files_as_on_arrays(tmp_path, setting):
+    method, sanm, options = SETTINGS[setting]
+    images, labels = uint8_images(96)
+    names = write_folder(tmp_path, images, labels)
+    x_test = images[64:]
+    results = []
+    for x in (images[:64], ImageFiles(names[:64], directory=str(tmp_path))):
+        keras.utils.set_random_seed(0)
+        model = keras_sanm.wrap(small_cnn(), method=method, sanm=sanm, seed=0, **options)
+        model.compile()
+        model.fit(x, labels[:64], epochs=2, batch_size=None if method == "dividemix" else 16,
+                  verbose=0)
+        results.append((model.predict(x_test, verbose=0),
+                        model.label_quality(x, labels[:64], batch_size=32)))
+    # Same batches, augmentation and preprocessing: the same model.
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-4, atol=1e-4)
+
+
+def test_evaluate_predict_and_label_issues_take_files(tmp_path):
+    images, labels = uint8_images(80)
+    names = write_folder(tmp_path, images, labels)
+    files = ImageFiles(names, directory=str(tmp_path))
+    model = keras_sanm.wrap(small_cnn(), method="ce", seed=0)
+    model.compile()
+    model.fit(images, labels, epochs=1, batch_size=16, verbose=0)
+    np.testing.assert_allclose(model.predict(files, batch_size=32, verbose=0),
+                               model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+    on_disk = model.evaluate(files, labels, batch_size=32, verbose=0, return_dict=True)
+    in_memory = model.evaluate(images, labels, verbose=0, return_dict=True)
+    assert on_disk["accuracy"] == pytest.approx(in_memory["accuracy"], abs=1e-6)
+    np.testing.assert_array_equal(
+        keras_sanm.find_label_issues(model, files, labels, threshold=None),
+        keras_sanm.find_label_issues(model, images, labels, threshold=None))
+    np.testing.assert_allclose(model.predict_proba(files).sum(-1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="labels"):
+        model.evaluate(files, labels[:5], verbose=0)
+
+
+def test_training_reads_batches_not_the_dataset(tmp_path, monkeypatch):
+    """No read decodes more than a batch-sized part of the files: memory does
+    not grow with the dataset."""
+    from keras_sanm.data import normalization
+
+    monkeypatch.setattr(normalization, "LAZY_SAMPLE_SIZE", 16)
+    images, labels = uint8_images(300)
+    names = write_folder(tmp_path, images, labels, suffix=".jpg")
+    files = CountingFiles(names, directory=str(tmp_path))
+    files.reads = []
+    model = keras_sanm.wrap(small_cnn(), method="ce", seed=0)
+    model.compile()
+    model.fit(files, labels, epochs=2, batch_size=16, verbose=0)
+    model.label_quality(files, labels, batch_size=32)
+    model.evaluate(files, labels, batch_size=32, verbose=0)
+    assert sum(files.reads) > 2 * 300  # two epochs, label quality and evaluation read it all
+    assert max(files.reads) <= 300 // 3, max(files.reads)
