@@ -193,8 +193,8 @@ class ForgetRateSchedule(keras.callbacks.Callback):
         self.model.forget_rate.assign(float(self.rate(epoch)))
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["forget_rate"] = float(self.rate(epoch))
+        if logs is not None:  # the rate this epoch trained with
+            logs["forget_rate"] = float(keras.ops.convert_to_numpy(self.model.forget_rate))
 
 
 class AdamDecaySchedule(keras.callbacks.Callback):
@@ -365,3 +365,46 @@ class LabelFitMonitor(keras.callbacks.Callback):
         last = epoch + 1 == self.params.get("epochs")
         due = self.every is not None and (epoch + 1) % self.every == 0
         logs.update(self.measure() if last or due else dict.fromkeys(self.NAMES, float("nan")))
+
+
+class NoiseRateEstimate(keras.callbacks.Callback):
+    """Sets a method's noise rate once, when the user gave none, from the model itself.
+
+    After `epochs` epochs of training, the share of training samples whose
+    clean probability (the loss GMM of `label_quality`) is below 0.5 becomes
+    the rate (at most `LIMIT`), and the choice is printed. Until then the
+    method runs without it (rate 0: CDR as cross-entropy, Co-teaching
+    keeping every sample). A resumed run restores the estimate.
+
+    Args:
+        source: the training data of the `fit`.
+        epochs: epochs of training before the estimate.
+        name: the option's name, for the message (`"noise_rate"`).
+        rate: `() -> float | None`, the method's current rate.
+        assign: `float -> None`, sets the method's rate.
+    """
+
+    LIMIT = 0.9
+
+    def __init__(self, source, epochs: int, name: str, rate, assign):
+        super().__init__()
+        self.source, self.epochs, self.name = source, int(epochs), name
+        self.rate, self.assign = rate, assign
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.rate() is not None or epoch + 1 < self.epochs:
+            return
+        quality = self.model.training_label_quality(self.source)
+        rate = min(float(np.mean(quality < 0.5)), self.LIMIT)
+        self.assign(rate)
+        print(f"{self.name}={rate:.3f}: estimated after epoch {epoch + 1} as the share of "
+              f"training samples the loss GMM finds noisy (pass {self.name}= to set it).")
+
+    def get_state(self) -> dict:
+        rate = self.rate()
+        return {"rate": -1.0 if rate is None else float(rate)}
+
+    def set_state(self, state: dict) -> None:
+        rate = float(state["rate"])
+        if rate >= 0:
+            self.assign(rate)

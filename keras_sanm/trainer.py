@@ -767,6 +767,21 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         self.store_loss_gmm(losses_, gmm)
         return split_statistics(quality)
 
+    def training_label_quality(self, source) -> np.ndarray:
+        """Each training sample's clean probability under the model as it is now.
+
+        Args:
+            source: `fit`'s training data (an `IndexedDataset`, or an
+                `(x, y)` dataset read once).
+
+        Returns:
+            `(N,)` float32 clean probabilities.
+        """
+        if isinstance(source, IndexedDataset):
+            return self.label_quality(source.images, source.labels)
+        losses_, _ = self.dataset_losses(source)
+        return clean_probability(losses_, seed=self.seed)[0].astype(np.float32)
+
     def store_loss_gmm(self, losses_, gmm):
         """Keeps a fitted GMM for methods that evaluate quality inside the step."""
         raise NotImplementedError(

@@ -62,11 +62,14 @@ def wrap(
             feature map (found automatically: the last rank-4 tensor before
             global pooling).
         method: training method: `"ce"` (cross-entropy), `"cdr"`
-            (critical-parameter updates; needs `noise_rate`), or a
-            two-network method trained on the base model and an
-            independently initialised copy: `"coteaching"` (needs
-            `forget_rate`), `"dividemix"`, `"elr_plus"` (needs
-            `num_samples`). SANM versions: docs/algorithms.md, "SANM with each method".
+            (critical-parameter updates), or a two-network method trained on
+            the base model and an independently initialised copy:
+            `"coteaching"`, `"dividemix"`, `"elr_plus"`. Options a method
+            needs and the user did not give are set at the first `fit` and
+            printed: CDR's `noise_rate` and Co-teaching's `forget_rate` are
+            estimated from the model's label quality after two epochs,
+            ELR+'s `num_samples` is the data size. SANM versions:
+            docs/algorithms.md, "SANM with each method".
         sanm: add SANM's noisy masking and reconstruction branch.
         feature_layer: name of the layer whose output SANM masks from.
         num_classes: optional check against the model's output size.
@@ -98,8 +101,9 @@ def wrap(
             `reconstruction_weight`,
             `clip_negative_targets`, `mask_config` (see `NoisyMask`);
             DivideMix: `lambda_u`, `threshold`, `warmup_epochs`, ...;
-            Co-teaching: `forget_rate`, ...; CDR: `noise_rate`; ELR+:
-            `num_samples`, `beta`, `lambda_elr`, ... (see each trainer).
+            Co-teaching: `forget_rate`, `estimate_after`, ...; CDR:
+            `noise_rate`, `estimate_after`; ELR+: `num_samples`, `beta`,
+            `lambda_elr`, ... (see each trainer).
 
     Returns:
         A `keras.Model` with `compile()`, `fit()`, `predict()`, `evaluate()`.

@@ -88,8 +88,8 @@ def test_cdr_defaults_and_errors():
     assert model._lr_schedule.rate(38) == pytest.approx(0.01)
     assert model._lr_schedule.rate(39) == pytest.approx(0.001)
     assert model._lr_schedule.rate(79) == pytest.approx(0.0001)
-    with pytest.raises(ValueError, match="noise_rate"):
-        keras_sanm.wrap(small_cnn(), method="cdr", sanm=False)
+    with pytest.raises(ValueError, match="estimate_after"):
+        keras_sanm.wrap(small_cnn(), method="cdr", sanm=False, estimate_after=0)
     with pytest.raises(ValueError, match="noise_rate"):
         keras_sanm.wrap(small_cnn(), method="cdr", noise_rate=-0.1)
 
@@ -104,3 +104,15 @@ def test_short_cdr_fit_learns():
         model.fit(x, noisy, batch_size=32, epochs=6, verbose=0)
         acc = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
         assert acc > 0.7, (sanm, acc)
+
+
+def test_dynamic_noise_rate_masks_as_the_fixed_one():
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=(3, 3, 2, 4)).astype("float32"), rng.normal(size=(8, 5)).astype("float32")]
+    values = [rng.normal(size=g.shape).astype("float32") for g in grads]
+    for rate in (0.0, 0.25, 0.6):
+        fixed = critical_gradient_mask(grads, values, rate)
+        dynamic = critical_gradient_mask(grads, values, keras.Variable(rate, trainable=False))
+        for a, b in zip(fixed, dynamic):
+            np.testing.assert_allclose(ops.convert_to_numpy(a), ops.convert_to_numpy(b),
+                                       rtol=1e-6)

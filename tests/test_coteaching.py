@@ -148,8 +148,8 @@ def test_short_coteaching_fit_learns():
 
 
 def test_coteaching_argument_errors():
-    with pytest.raises(ValueError, match="forget_rate"):
-        keras_sanm.wrap(small_cnn(), method="coteaching", sanm=False)
+    with pytest.raises(ValueError, match="estimate_after"):
+        keras_sanm.wrap(small_cnn(), method="coteaching", sanm=False, estimate_after=0)
     with pytest.raises(ValueError, match="forget_rate"):
         keras_sanm.wrap(small_cnn(), method="coteaching", sanm=False, forget_rate=1.5)
     model = keras_sanm.wrap(small_cnn(), method="coteaching", forget_rate=0.2)

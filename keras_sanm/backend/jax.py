@@ -90,7 +90,12 @@ class TrainStep:
         trained = [trainable[p] for p in trained_at]
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (_, (logs, non_trainable)), grads = grad_fn(trained, trainable, non_trainable)
-        grads = self.transform_gradients(grads, trained)
+        # Inside the state: a transform may read the model's variables (CDR's rate).
+        grads, _ = _stateless(
+            self.trainable_variables + self.non_trainable_variables,
+            trainable + list(non_trainable),
+            lambda: self.transform_gradients(grads, trained),
+        )
         optimizer_at = _positions(self.optimizer.variables, optimizer.variables)
         trained, new_optimizer_values = optimizer.stateless_apply(
             [optimizer_values[p] for p in optimizer_at], grads, trained

@@ -5,10 +5,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_sanm.callbacks import NoiseRateEstimate
 from keras_sanm.methods.ce import CrossEntropyTrainer, SANMCrossEntropyTrainer
 
 
-def critical_gradient_mask(gradients, values, noise_rate: float):
+def critical_gradient_mask(gradients, values, noise_rate):
     """CDR's update rule for the weight tensors of a network.
 
     Pools all given tensors, ranks entries by `|w * g|`, keeps the top
@@ -21,7 +22,8 @@ def critical_gradient_mask(gradients, values, noise_rate: float):
         gradients: gradients of the pooled tensors (conv kernels and dense
             matrices).
         values: the tensors' current values, in the same order.
-        noise_rate: `tau`; `kappa = 1 - tau` is the critical fraction.
+        noise_rate: `tau` (a float, or a scalar variable read when the step
+            runs); `kappa = 1 - tau` is the critical fraction.
 
     Returns:
         The masked gradients, in the same order.
@@ -29,15 +31,20 @@ def critical_gradient_mask(gradients, values, noise_rate: float):
     Example:
     >>> g = critical_gradient_mask([ops.ones((2, 2))], [ops.eye(2)], 0.5)
     """
-    kappa = 1.0 - float(noise_rate)
     gradients = [ops.convert_to_tensor(g) for g in gradients]
     importance = [ops.abs(ops.cast(v, g.dtype) * g) for g, v in zip(gradients, values)]
     pooled = ops.concatenate([ops.reshape(i, (-1,)) for i in importance], axis=0)
     total = int(pooled.shape[0])
-    keep = max(int(kappa * total), 1)
-    threshold = ops.sort(pooled)[total - keep]  # the keep-th largest value
+    if isinstance(noise_rate, (int, float)):
+        kappa = 1.0 - float(noise_rate)
+        keep = max(int(kappa * total), 1)
+        threshold = ops.sort(pooled)[total - keep]  # the keep-th largest value
+    else:
+        kappa = ops.cast(1.0 - noise_rate, "float32")
+        keep = ops.maximum(ops.cast(ops.floor(kappa * float(total)), "int32"), 1)
+        threshold = ops.take(ops.sort(pooled), total - keep)
     return [
-        g * ops.cast(ops.greater_equal(i, threshold), g.dtype) * kappa
+        g * ops.cast(ops.greater_equal(i, threshold), g.dtype) * ops.cast(kappa, g.dtype)
         for g, i in zip(gradients, importance)
     ]
 
@@ -51,21 +58,37 @@ class _CriticalParameters:
     as the reference's SGD does.
     """
 
-    def __init__(self, network, num_classes: int, noise_rate: float | None = None, **kwargs):
+    def __init__(self, network, num_classes: int, noise_rate: float | None = None,
+                 estimate_after: int = 2, **kwargs):
         super().__init__(network, num_classes, **kwargs)
-        if noise_rate is None:
-            raise ValueError(
-                "method='cdr' needs noise_rate: the expected fraction of wrong labels "
-                "(critical fraction 1 - noise_rate). With synthetic noise use its rate; "
-                "on your own data estimate it, e.g. "
-                "keras_sanm.label_issues.estimate_noise_rate(ce_model, x, y)."
-            )
-        if not 0.0 <= noise_rate < 1.0:
+        if noise_rate is not None and not 0.0 <= noise_rate < 1.0:
             raise ValueError(f"noise_rate must be in [0, 1); got {noise_rate}.")
-        self.noise_rate = float(noise_rate)
+        if estimate_after < 1:
+            raise ValueError(f"estimate_after must be at least 1 epoch; got {estimate_after}.")
+        self.noise_rate = None if noise_rate is None else float(noise_rate)
+        self.estimate_after = int(estimate_after)
+        # The step reads the rate from a variable, so an estimate made between
+        # epochs (noise_rate=None) takes effect without recompiling.
+        self.noise_rate_value = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(self.noise_rate or 0.0),
+            trainable=False, name="noise_rate")
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "noise_rate": self.noise_rate}
+        return {**super().get_config(), "noise_rate": self.noise_rate,
+                "estimate_after": self.estimate_after}
+
+    def set_noise_rate(self, rate: float) -> None:
+        """Sets `tau` (used by the estimate when none was given)."""
+        self.noise_rate = float(rate)
+        self.noise_rate_value.assign(self.noise_rate)
+
+    def method_callbacks(self, source):
+        callbacks = super().method_callbacks(source)
+        if self.noise_rate is None:
+            callbacks.insert(0, NoiseRateEstimate(
+                source, self.estimate_after, "noise_rate",
+                lambda: self.noise_rate, self.set_noise_rate))
+        return callbacks
 
     def critical_positions(self) -> list[int]:
         """Positions, among the step's variables, of the pooled network kernels."""
@@ -78,7 +101,8 @@ class _CriticalParameters:
         gradients = list(gradients)
         positions = self.critical_positions()
         masked = critical_gradient_mask(
-            [gradients[i] for i in positions], [values[i] for i in positions], self.noise_rate
+            [gradients[i] for i in positions], [values[i] for i in positions],
+            self.noise_rate_value,
         )
         for i, g in zip(positions, masked):
             gradients[i] = g
@@ -113,7 +137,11 @@ class CDRTrainer(_CriticalParameters, CrossEntropyTrainer):
     Args:
         network: the classifier.
         num_classes: number of classes.
-        noise_rate: `tau`, the expected fraction of wrong labels (required).
+        noise_rate: `tau`, the expected fraction of wrong labels. `None`
+            (default): estimated from the model's own label quality after
+            `estimate_after` epochs of cross-entropy (printed; see
+            `NoiseRateEstimate`). With synthetic noise, pass its rate.
+        estimate_after: epochs before that estimate (2).
         **kwargs: passed to `CrossEntropyTrainer`.
 
     Example:
@@ -137,7 +165,8 @@ class SANMCDRTrainer(_CriticalParameters, SANMCrossEntropyTrainer):
     Args:
         network: model returning `(feature_map, scores)`.
         num_classes: number of classes.
-        noise_rate: `tau` (required).
+        noise_rate: `tau`; `None` (default) estimates it as `CDRTrainer` does.
+        estimate_after: epochs before that estimate (2).
         **kwargs: passed to `SANMCrossEntropyTrainer`.
     """
 

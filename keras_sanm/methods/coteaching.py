@@ -10,7 +10,7 @@ import numpy as np
 from keras import ops
 
 from keras_sanm import losses
-from keras_sanm.callbacks import AdamDecaySchedule, ForgetRateSchedule
+from keras_sanm.callbacks import AdamDecaySchedule, ForgetRateSchedule, NoiseRateEstimate
 from keras_sanm.two_networks import TwoNetworkTrainer
 
 
@@ -73,12 +73,17 @@ class CoteachingTrainer(TwoNetworkTrainer):
     on a briefly trained cross-entropy model, or the error rate of the given
     labels on a small subset you have checked by hand. Over-estimating
     discards clean samples; under-estimating lets wrong labels through.
+    Without it, the two networks train on every sample for `estimate_after`
+    epochs, then the share of samples their loss GMM finds noisy becomes
+    `forget_rate` (printed) and the schedule goes on from that epoch.
 
     Args:
         networks: two networks (the base model and an independently
             initialised copy), returning class scores.
         num_classes: number of classes.
-        forget_rate: final forget rate `tau` in `[0, 1)` (required).
+        forget_rate: final forget rate `tau` in `[0, 1)`; `None` (default):
+            estimated after `estimate_after` epochs (see above).
+        estimate_after: epochs before that estimate (2).
         gradual_epochs: `T_k`, epochs to reach `tau` (10).
         exponent: `c` of the schedule (1).
         decay_start: reference epoch where Adam's decay starts (80;
@@ -102,26 +107,24 @@ class CoteachingTrainer(TwoNetworkTrainer):
         networks,
         num_classes: int,
         forget_rate: float | None = None,
+        estimate_after: int = 2,
         gradual_epochs: int = 10,
         exponent: float = 1.0,
         decay_start: int = 80,
         total_epochs: int = 200,
         **kwargs,
     ):
-        if forget_rate is None:
-            raise ValueError(
-                "method='coteaching' needs forget_rate: the fraction of wrong labels "
-                "(the noise rate with synthetic noise; on your own data estimate it, "
-                "e.g. keras_sanm.label_issues.estimate_noise_rate(ce_model, x, y))."
-            )
-        if not 0.0 <= forget_rate < 1.0:
+        if forget_rate is not None and not 0.0 <= forget_rate < 1.0:
             raise ValueError(f"forget_rate must be in [0, 1); got {forget_rate}.")
+        if estimate_after < 1:
+            raise ValueError(f"estimate_after must be at least 1 epoch; got {estimate_after}.")
         if gradual_epochs < 1 or exponent <= 0:
             raise ValueError("gradual_epochs must be >= 1 and exponent > 0.")
         if not 0 < decay_start < total_epochs:
             raise ValueError("Need 0 < decay_start < total_epochs.")
         super().__init__(networks, num_classes, **kwargs)
-        self.final_forget_rate = float(forget_rate)
+        self.final_forget_rate = None if forget_rate is None else float(forget_rate)
+        self.estimate_after = int(estimate_after)
         self.gradual_epochs = int(gradual_epochs)
         self.exponent = float(exponent)
         self.decay_start, self.total_epochs = int(decay_start), int(total_epochs)
@@ -133,6 +136,7 @@ class CoteachingTrainer(TwoNetworkTrainer):
         return {
             **super().get_config(),
             "forget_rate": self.final_forget_rate,
+            "estimate_after": self.estimate_after,
             "gradual_epochs": self.gradual_epochs,
             "exponent": self.exponent,
             "decay_start": self.decay_start,
@@ -140,8 +144,14 @@ class CoteachingTrainer(TwoNetworkTrainer):
         }
 
     def forget_rate_at(self, epoch: int) -> float:
-        """The forget rate of Keras epoch `epoch`."""
+        """The forget rate of Keras epoch `epoch` (0 while an estimate is pending)."""
+        if self.final_forget_rate is None:
+            return 0.0
         return forget_rate_at(epoch, self.final_forget_rate, self.gradual_epochs, self.exponent)
+
+    def set_forget_rate(self, rate: float) -> None:
+        """Sets the final forget rate `tau` (used by the estimate when none was given)."""
+        self.final_forget_rate = float(rate)
 
     def default_optimizer(self):
         optimizer = keras.optimizers.Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999)
@@ -187,7 +197,12 @@ class CoteachingTrainer(TwoNetworkTrainer):
         }
 
     def method_callbacks(self, source):
-        return [ForgetRateSchedule(self.forget_rate_at)] + super().method_callbacks(source)
+        callbacks = [ForgetRateSchedule(self.forget_rate_at)] + super().method_callbacks(source)
+        if self.final_forget_rate is None:
+            callbacks.insert(0, NoiseRateEstimate(
+                source, self.estimate_after, "forget_rate",
+                lambda: self.final_forget_rate, self.set_forget_rate))
+        return callbacks
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
