@@ -676,6 +676,12 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             raise ValueError("sample_weight/class_weight are not supported by the wrappers.")
         source = self.training_source(x, y, batch_size, shuffle)
         self.check_validation_data(kwargs.get("validation_data"))
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and is_lazy_images(validation[0]):
+            # Keras reads arrays, not array-likes: batches of the files instead.
+            labels = check_labels(validation[1], len(validation[0]), self.num_classes)
+            kwargs["validation_data"] = ImageBatches(
+                validation[0], labels, kwargs.pop("validation_batch_size", None))
         check_batch_size(getattr(source, "batch_size", None))
         self.fit_schedule_to_run(epochs)
         method = self.method_callbacks(source)

@@ -106,17 +106,23 @@ def test_every_method_trains_on_files_as_on_arrays(tmp_path, setting):
     names = write_folder(tmp_path, images, labels)
     x_test = images[64:]
     results = []
-    for x in (images[:64], ImageFiles(names[:64], directory=str(tmp_path))):
+    in_memory = (images[:64], x_test)
+    on_disk = (ImageFiles(names[:64], directory=str(tmp_path)),
+               ImageFiles(names[64:], directory=str(tmp_path)))
+    for x, x_val in (in_memory, on_disk):
         keras.utils.set_random_seed(0)
         model = keras_sanm.wrap(small_cnn(), method=method, sanm=sanm, seed=0, **options)
         model.compile()
-        model.fit(x, labels[:64], epochs=2, batch_size=None if method == "dividemix" else 16,
-                  verbose=0)
+        history = model.fit(x, labels[:64], epochs=2, verbose=0,
+                            batch_size=None if method == "dividemix" else 16,
+                            validation_data=(x_val, labels[64:])).history
         results.append((model.predict(x_test, verbose=0),
-                        model.label_quality(x, labels[:64], batch_size=32)))
+                        model.label_quality(x, labels[:64], batch_size=32),
+                        history["val_accuracy"]))
     # Same batches, augmentation and preprocessing: the same model.
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(results[1][2], results[0][2], atol=1e-6)
 
 
 def test_evaluate_predict_and_label_issues_take_files(tmp_path):
@@ -125,12 +131,14 @@ def test_evaluate_predict_and_label_issues_take_files(tmp_path):
     files = ImageFiles(names, directory=str(tmp_path))
     model = keras_sanm.wrap(small_cnn(), method="ce", seed=0)
     model.compile()
-    model.fit(images, labels, epochs=1, batch_size=16, verbose=0)
+    history = model.fit(images, labels, epochs=1, batch_size=16, verbose=0,
+                        validation_data=(files, labels)).history
     np.testing.assert_allclose(model.predict(files, batch_size=32, verbose=0),
                                model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
     on_disk = model.evaluate(files, labels, batch_size=32, verbose=0, return_dict=True)
     in_memory = model.evaluate(images, labels, verbose=0, return_dict=True)
     assert on_disk["accuracy"] == pytest.approx(in_memory["accuracy"], abs=1e-6)
+    assert history["val_accuracy"][-1] == pytest.approx(in_memory["accuracy"], abs=1e-6)
     np.testing.assert_array_equal(
         keras_sanm.find_label_issues(model, files, labels, threshold=None),
         keras_sanm.find_label_issues(model, images, labels, threshold=None))
