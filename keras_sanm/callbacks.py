@@ -399,6 +399,13 @@ class NoiseRateEstimate(keras.callbacks.Callback):
         self.assign(rate)
         print(f"{self.name}={rate:.3f}: estimated after epoch {epoch + 1} as the share of "
               f"training samples the loss GMM finds noisy (pass {self.name}= to set it).")
+        accuracy = (logs or {}).get("accuracy")
+        classes = getattr(self.model, "num_classes", None)
+        if accuracy is not None and classes and float(accuracy) < 2.0 / classes:
+            # A model near chance has no clean/noisy loss structure to split.
+            print(f"Warning: the model fits {float(accuracy):.0%} of its training labels "
+                  f"(chance: {1 / classes:.0%}), so this estimate is unreliable; pass "
+                  f"{self.name}= or a larger estimate_after.")
 
     def get_state(self) -> dict:
         rate = self.rate()

@@ -70,3 +70,22 @@ def test_resumed_run_keeps_the_estimate():
     assert rates == []
     callback.set_state({"rate": 0.4})
     assert rates == [0.4] and float(callback.get_state()["rate"]) == pytest.approx(0.4)
+
+
+def test_estimate_from_a_model_near_chance_comes_with_a_warning(capsys):
+    class Model:
+        num_classes = 10
+
+        def training_label_quality(self, source):
+            return np.full(100, 0.2, np.float32)
+
+    rates = []
+    callback = NoiseRateEstimate(None, 1, "noise_rate", lambda: rates[-1] if rates else None,
+                                 rates.append)
+    callback.set_model(Model())
+    callback.on_epoch_end(0, {"accuracy": 0.12})
+    assert rates == [0.9]  # capped
+    assert "unreliable" in capsys.readouterr().out
+    rates.clear()
+    callback.on_epoch_end(0, {"accuracy": 0.6})
+    assert rates == [0.9] and "unreliable" not in capsys.readouterr().out
