@@ -1,6 +1,8 @@
 """Images on disk (`ImageFiles`): every method trains on them as on the same images in memory,
 reading only batches."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -164,3 +166,29 @@ def test_training_reads_batches_not_the_dataset(tmp_path, monkeypatch):
     model.evaluate(files, labels, batch_size=32, verbose=0)
     assert sum(files.reads) > 2 * 300  # two epochs, label quality and evaluation read it all
     assert max(files.reads) <= 300 // 3, max(files.reads)
+
+
+def test_animal10n_in_its_published_layout_trains_from_disk(tmp_path):
+    """training/ and testing/ of `<label>_<number>.jpg`, 64x64; labels from the names."""
+    images, labels = uint8_images(40)
+    big = np.repeat(np.repeat(images, 4, axis=1), 4, axis=2)  # 64x64
+    for split, part in (("training", slice(0, 32)), ("testing", slice(32, 40))):
+        (tmp_path / split).mkdir()
+        for i in range(part.start, part.stop):
+            label = 2 * int(labels[i]) + i % 2  # ids 0-7 of the 10
+            Image.fromarray(big[i]).save(tmp_path / split / f"{label}_{i:05d}.jpg")
+    data = keras_sanm.data.load_animal10n(str(tmp_path))
+    assert isinstance(data.x_train, ImageFiles) and data.x_train.shape == (32, 64, 64, 3)
+    assert data.x_test.shape == (8, 64, 64, 3) and data.num_classes == 10
+    for path, label in zip(data.x_train.paths, data.noisy_train):  # file-name order
+        i = int(os.path.basename(path).split("_")[1][:5])
+        assert label == 2 * int(labels[i]) + i % 2, path
+    assert data.class_names[:2] == ("cat", "lynx")
+    model = keras_sanm.wrap(small_cnn((64, 64, 3), 10), method="ce", sanm=False, seed=0)
+    model.fit(data.x_train, data.noisy_train, batch_size=16, epochs=1, verbose=0,
+              validation_data=(data.x_test, data.y_test))
+    (tmp_path / "training" / "cat.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match="<label>_<number>"):
+        keras_sanm.data.load_animal10n(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="training/ and testing/"):
+        keras_sanm.data.load_animal10n(str(tmp_path / "nowhere"))

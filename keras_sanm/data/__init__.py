@@ -1,5 +1,6 @@
 """Data: image folders, noise injection, noise files, sample-indexed training batches, augmentation."""
 
+from keras_sanm.data.animal10n import NoisyImageSet, load_animal10n
 from keras_sanm.data.augment import weak_augment
 from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.image_files import ImageFiles
@@ -26,6 +27,8 @@ __all__ = [
     "inject_noise",
     "ImageFiles",
     "load_image_folder",
+    "load_animal10n",
+    "NoisyImageSet",
     "load_noise_file",
     "noise_file_name",
     "noisy_labels_from_file",
