@@ -192,3 +192,37 @@ def test_animal10n_in_its_published_layout_trains_from_disk(tmp_path):
         keras_sanm.data.load_animal10n(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="training/ and testing/"):
         keras_sanm.data.load_animal10n(str(tmp_path / "nowhere"))
+
+
+def test_clothing1m_from_its_published_files(tmp_path):
+    """Label files `<path> <label>`, key lists per split, images under images/."""
+    images, labels = uint8_images(30)
+    keys = []
+    for i, image in enumerate(images):
+        folder = tmp_path / "images" / str(i % 3) / f"{i:02d}"
+        folder.mkdir(parents=True)
+        Image.fromarray(image).resize((40, 30)).save(folder / f"{i}.jpg")
+        keys.append(f"images/{i % 3}/{i:02d}/{i}.jpg")
+    noisy = (labels + (np.arange(30) % 5 == 0)) % 4  # every fifth label wrong
+    (tmp_path / "noisy_label_kv.txt").write_text(
+        "".join(f"{k} {n}\n" for k, n in zip(keys[:20], noisy[:20])))
+    (tmp_path / "clean_label_kv.txt").write_text(
+        "".join(f"{k} {y}\n" for k, y in zip(keys[20:], labels[20:])))
+    (tmp_path / "noisy_train_key_list.txt").write_text("\n".join(keys[:20]) + "\n")
+    (tmp_path / "clean_val_key_list.txt").write_text("\n".join(keys[20:25]) + "\n")
+    (tmp_path / "clean_test_key_list.txt").write_text("\n".join(keys[25:]) + "\n")
+    data = keras_sanm.data.load_clothing1m(str(tmp_path), image_size=(16, 16))
+    assert data.x_train.shape == (20, 16, 16, 3) and data.x_val.shape == (5, 16, 16, 3)
+    np.testing.assert_array_equal(data.noisy_train, noisy[:20])
+    np.testing.assert_array_equal(data.y_val, labels[20:25])
+    np.testing.assert_array_equal(data.y_test, labels[25:])
+    assert data.num_classes == 14
+    model = keras_sanm.wrap(small_cnn((16, 16, 3), 14), method="ce", sanm=False, seed=0)
+    model.fit(data.x_train, data.noisy_train, batch_size=10, epochs=1, verbose=0,
+              validation_data=(data.x_val, data.y_val))
+    (tmp_path / "clean_test_key_list.txt").write_text("images/9/99/gone.jpg\n")
+    with pytest.raises(ValueError, match="no label in clean_label_kv.txt"):
+        keras_sanm.data.load_clothing1m(str(tmp_path))
+    (tmp_path / "clean_label_kv.txt").write_text("images/0/00/0.jpg three\n")
+    with pytest.raises(ValueError, match="line 1"):
+        keras_sanm.data.load_clothing1m(str(tmp_path))
