@@ -226,3 +226,36 @@ def test_clothing1m_from_its_published_files(tmp_path):
     (tmp_path / "clean_label_kv.txt").write_text("images/0/00/0.jpg three\n")
     with pytest.raises(ValueError, match="line 1"):
         keras_sanm.data.load_clothing1m(str(tmp_path))
+
+
+def test_mini_webvision_keeps_the_first_classes(tmp_path):
+    """info/ lists of `<path> <label>`; Google images by query folder, validation
+    images in val_images_256/; classes from num_classes on are left out."""
+    images, labels = uint8_images(24)
+    (tmp_path / "info").mkdir()
+    (tmp_path / "val_images_256").mkdir()
+    train_rows, val_rows = [], []
+    for i, image in enumerate(images):
+        label = int(labels[i]) + (i % 2) * 3  # 0-3, and 3-6 for odd samples
+        if i < 18:
+            folder = tmp_path / "google" / f"q{label:04d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{i}.jpg")
+            train_rows.append((f"google/q{label:04d}/{i}.jpg", label))
+        else:
+            Image.fromarray(image).save(tmp_path / "val_images_256" / f"val{i:06d}.JPEG")
+            val_rows.append((f"val{i:06d}.JPEG", label))
+    for name, rows in (("train_filelist_google.txt", train_rows), ("val_filelist.txt", val_rows)):
+        (tmp_path / "info" / name).write_text("".join(f"{p} {y}\n" for p, y in rows))
+    data = keras_sanm.data.load_webvision(str(tmp_path), num_classes=4, image_size=(16, 16))
+    kept = [y for _, y in train_rows if y < 4]
+    np.testing.assert_array_equal(data.noisy_train, kept)
+    np.testing.assert_array_equal(data.y_test, [y for _, y in val_rows if y < 4])
+    assert data.x_train.shape == (len(kept), 16, 16, 3) and data.num_classes == 4
+    assert all(p.startswith(str(tmp_path / "google")) for p in data.x_train.paths)
+    model = keras_sanm.wrap(small_cnn((16, 16, 3), 4), method="ce", sanm=False, seed=0)
+    model.fit(data.x_train, data.noisy_train, batch_size=4, epochs=1, verbose=0,
+              validation_data=(data.x_test, data.y_test))
+    with pytest.raises(FileNotFoundError, match="val_filelist.txt"):
+        (tmp_path / "info" / "val_filelist.txt").unlink()
+        keras_sanm.data.load_webvision(str(tmp_path), num_classes=4)

@@ -1,6 +1,11 @@
 """Data: image folders, noise injection, noise files, sample-indexed training batches, augmentation."""
 
-from keras_sanm.data.real_noise import NoisyImageSet, load_animal10n, load_clothing1m
+from keras_sanm.data.real_noise import (
+    NoisyImageSet,
+    load_animal10n,
+    load_clothing1m,
+    load_webvision,
+)
 from keras_sanm.data.augment import weak_augment
 from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.image_files import ImageFiles
@@ -29,6 +34,7 @@ __all__ = [
     "load_image_folder",
     "load_animal10n",
     "load_clothing1m",
+    "load_webvision",
     "NoisyImageSet",
     "load_noise_file",
     "noise_file_name",

@@ -1,5 +1,5 @@
 """Real-world noisy datasets in their published layouts, read from disk batch by batch:
-`load_animal10n`, `load_clothing1m`."""
+`load_animal10n`, `load_clothing1m`, `load_webvision` (mini-WebVision)."""
 
 from __future__ import annotations
 
@@ -169,3 +169,53 @@ def load_clothing1m(directory: str, image_size: tuple[int, int] = (224, 224)) ->
     if top >= len(names):
         raise ValueError(f"Label {top} is out of range for Clothing1M's {len(names)} classes.")
     return NoisyImageSet("clothing1m", x_train, y_train, x_test, y_test, names, x_val, y_val)
+
+
+def _listed(list_file: str, image_root: str, num_classes: int, image_size):
+    """Images of a `<path> <label>` list with a label below `num_classes`, in list order."""
+    if not os.path.exists(list_file):
+        raise FileNotFoundError(f"No {list_file} (WebVision's info/ lists).")
+    labels = _key_labels(list_file)
+    kept = [(path, label) for path, label in labels.items() if label < num_classes]
+    if not kept:
+        raise ValueError(f"{list_file} lists no image of the first {num_classes} classes.")
+    if not os.path.exists(os.path.join(image_root, kept[0][0])):
+        raise FileNotFoundError(f"{list_file} lists {kept[0][0]!r}, which is not in {image_root}.")
+    return (ImageFiles([p for p, _ in kept], image_size, image_root),
+            np.array([label for _, label in kept], np.int64))
+
+
+def load_webvision(directory: str, num_classes: int = 50,
+                   image_size: tuple[int, int] = (299, 299)) -> NoisyImageSet:
+    """Mini-WebVision: the Google images of WebVision 1.0's first `num_classes`
+    classes (web labels, noisy), with WebVision's clean validation set as the
+    test set, from its published lists, kept on disk.
+
+    Reads `info/train_filelist_google.txt` (`<path> <label>`, paths relative to
+    `directory`) and `info/val_filelist.txt` (images in `val_images_256/`),
+    keeping the classes below `num_classes` (50 in DivideMix's and SANM's
+    setting). Images are resized to `image_size` when read (the reference
+    crops 299 from 320 for Inception-ResNet-v2). The ImageNet validation set
+    that papers also report is not part of this layout.
+
+    Args:
+        directory: the WebVision folder (with `info/`, `google/`, `val_images_256/`).
+        num_classes: keep the classes `0 .. num_classes - 1`.
+        image_size: `(height, width)` of the images handed to the model.
+
+    Returns:
+        A `NoisyImageSet`; class names are the class ids.
+
+    Example:
+    >>> data = keras_sanm.data.load_webvision("webvision")
+    >>> data.num_classes
+    50
+    """
+    if not 1 <= num_classes <= 1000:
+        raise ValueError(f"num_classes must be in 1..1000; got {num_classes}.")
+    x_train, y_train = _listed(os.path.join(directory, "info", "train_filelist_google.txt"),
+                               directory, num_classes, image_size)
+    x_test, y_test = _listed(os.path.join(directory, "info", "val_filelist.txt"),
+                             os.path.join(directory, "val_images_256"), num_classes, image_size)
+    names = tuple(str(i) for i in range(num_classes))
+    return NoisyImageSet("webvision", x_train, y_train, x_test, y_test, names)
