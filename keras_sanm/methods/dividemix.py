@@ -6,7 +6,6 @@ See docs/algorithms.md, "DivideMix" and "SANM with each method".
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_sanm import losses
