@@ -565,20 +565,34 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             self.check_inputs(validation_data[0] if isinstance(validation_data, (tuple, list))
                               else validation_data, "validation images")
 
+    def keras_readable(self, x, y=None, batch_size=None):
+        """`(x, y, batch_size)` as Keras' own loops read them.
+
+        Keras reads numpy arrays and datasets but not array-likes read on
+        access (`keras_sanm.data.ImageFiles`): those become `ImageBatches` of
+        `batch_size` images (with their checked labels), which carry `y` and
+        the batch size themselves. Anything else passes through.
+        """
+        if not is_lazy_images(x):
+            return x, y, batch_size
+        labels = None if y is None else check_labels(y, len(x), self.num_classes)
+        return ImageBatches(x, labels, batch_size), None, None
+
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """See `keras.Model.evaluate`; takes images as `fit` does (raw, any pixel scale
         the model was trained with)."""
         self.check_inputs(x)
-        if is_lazy_images(x):
-            labels = None if y is None else check_labels(y, len(x), self.num_classes)
-            x, y = ImageBatches(x, labels, kwargs.pop("batch_size", None)), None
+        x, y, batch_size = self.keras_readable(x, y, kwargs.pop("batch_size", None))
+        if batch_size is not None:
+            kwargs["batch_size"] = batch_size
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         """The base model's class scores of raw images (see `keras.Model.predict`)."""
         self.check_inputs(x)
-        if is_lazy_images(x):
-            x = ImageBatches(x, batch_size=kwargs.pop("batch_size", None))
+        x, _, batch_size = self.keras_readable(x, None, kwargs.pop("batch_size", None))
+        if batch_size is not None:
+            kwargs["batch_size"] = batch_size
         return super().predict(x, *args, **kwargs)
 
     def predict_proba(self, x, batch_size: int | None = None, verbose="auto") -> np.ndarray:
@@ -677,11 +691,10 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         source = self.training_source(x, y, batch_size, shuffle)
         self.check_validation_data(kwargs.get("validation_data"))
         validation = kwargs.get("validation_data")
-        if isinstance(validation, (tuple, list)) and is_lazy_images(validation[0]):
-            # Keras reads arrays, not array-likes: batches of the files instead.
-            labels = check_labels(validation[1], len(validation[0]), self.num_classes)
-            kwargs["validation_data"] = ImageBatches(
-                validation[0], labels, kwargs.pop("validation_batch_size", None))
+        if isinstance(validation, (tuple, list)) and len(validation) == 2:
+            x_val, y_val, kwargs["validation_batch_size"] = self.keras_readable(
+                *validation, kwargs.get("validation_batch_size"))
+            kwargs["validation_data"] = (x_val, y_val) if y_val is not None else x_val
         check_batch_size(getattr(source, "batch_size", None))
         self.fit_schedule_to_run(epochs)
         method = self.method_callbacks(source)
@@ -736,8 +749,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         Returns:
             `(N,)` float64 losses.
         """
-        if is_lazy_images(inputs):
-            inputs, batch_size = ImageBatches(inputs, batch_size=batch_size), None
+        inputs, _, batch_size = self.keras_readable(inputs, None, batch_size)
         options = {} if batch_size is None else {"batch_size": batch_size}
         scores = member.predict(inputs, verbose=0, **options)
         return per_sample_cross_entropy(scores, labels, self.from_logits)

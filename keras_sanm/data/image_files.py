@@ -18,8 +18,20 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 
-# Decoding threads per batch: Pillow releases the GIL while it decodes.
+# Decoding threads, shared by every ImageFiles of the process and started at
+# the first batch (not one pool per batch): Pillow releases the GIL while it
+# decodes.
 DECODE_THREADS = 4
+_decode_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's decoding pool (a new one in a forked child, whose copy has no threads)."""
+    global _decode_pool
+    if _decode_pool is None or _decode_pool[0] != os.getpid():
+        _decode_pool = (os.getpid(), ThreadPoolExecutor(
+            DECODE_THREADS, thread_name_prefix="keras_sanm_decode"))
+    return _decode_pool[1]
 
 
 def _decode(path: str, image_size: tuple[int, int] | None) -> np.ndarray:
@@ -134,9 +146,8 @@ class ImageFiles:
             for i, path in enumerate(paths):
                 out[i] = _decode(path, self.image_size)
             return out
-        with ThreadPoolExecutor(min(DECODE_THREADS, len(paths))) as pool:
-            for i, image in enumerate(pool.map(lambda p: _decode(p, self.image_size), paths)):
-                out[i] = image
+        for i, image in enumerate(_pool().map(lambda p: _decode(p, self.image_size), paths)):
+            out[i] = image
         return out
 
     def load(self) -> np.ndarray:

@@ -108,6 +108,14 @@ def _key_labels(path: str) -> dict[str, int]:
     return labels
 
 
+def _files(keys: list[str], labels: list[int], root: str, listed_in: str,
+           image_size) -> tuple[ImageFiles, np.ndarray]:
+    """Listed images (the first checked on disk, the rest read when used) and their labels."""
+    if not os.path.exists(os.path.join(root, keys[0])):
+        raise FileNotFoundError(f"{listed_in} lists {keys[0]!r}, which is not in {root}.")
+    return ImageFiles(keys, image_size, root), np.array(labels, np.int64)
+
+
 def _split(directory: str, key_list: str, labels: dict[str, int], labels_file: str,
            image_size) -> tuple[ImageFiles, np.ndarray]:
     path = os.path.join(directory, key_list)
@@ -119,9 +127,7 @@ def _split(directory: str, key_list: str, labels: dict[str, int], labels_file: s
     if missing:
         raise ValueError(f"{len(missing)} image(s) of {key_list} have no label in "
                          f"{labels_file} (e.g. {missing[0]!r}).")
-    if not os.path.exists(os.path.join(directory, keys[0])):
-        raise FileNotFoundError(f"{key_list} lists {keys[0]!r}, which is not in {directory}.")
-    return ImageFiles(keys, image_size, directory), np.array([labels[k] for k in keys], np.int64)
+    return _files(keys, [labels[k] for k in keys], directory, key_list, image_size)
 
 
 def load_clothing1m(directory: str, image_size: tuple[int, int] = (224, 224)) -> NoisyImageSet:
@@ -179,10 +185,8 @@ def _listed(list_file: str, image_root: str, num_classes: int, image_size):
     kept = [(path, label) for path, label in labels.items() if label < num_classes]
     if not kept:
         raise ValueError(f"{list_file} lists no image of the first {num_classes} classes.")
-    if not os.path.exists(os.path.join(image_root, kept[0][0])):
-        raise FileNotFoundError(f"{list_file} lists {kept[0][0]!r}, which is not in {image_root}.")
-    return (ImageFiles([p for p, _ in kept], image_size, image_root),
-            np.array([label for _, label in kept], np.int64))
+    return _files([p for p, _ in kept], [label for _, label in kept], image_root, list_file,
+                  image_size)
 
 
 def load_webvision(directory: str, num_classes: int = 50,
