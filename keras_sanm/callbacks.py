@@ -154,9 +154,9 @@ class CoDivide(keras.callbacks.Callback):
             gmm_input = np.mean(history, axis=0)
             seed = None if self.seed is None else self.seed + 2 * epoch + k
             quality, _ = clean_probability(gmm_input, seed=seed, normalise=False)
-            self.data.label_quality[k] = quality.astype(np.float32)
+            self.data.label_quality[:, k] = quality.astype(np.float32)
         for k in (0, 1):
-            peer_quality = self.data.label_quality[1 - k]
+            peer_quality = self.data.label_quality[:, 1 - k]
             stats = split_statistics(
                 peer_quality, self.data.labels, self.data.clean_labels, self.threshold
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def find_label_issues(model, x, y, threshold: float | None = 0.5, batch_size: int = 256):
+def find_label_issues(model, x, y=None, threshold: float | None = 0.5, batch_size: int = 256):
     """Indices of likely mislabeled samples, the most likely first.
 
     Uses `model.label_quality(x, y)`: each sample's clean probability from a
@@ -14,8 +14,10 @@ def find_label_issues(model, x, y, threshold: float | None = 0.5, batch_size: in
 
     Args:
         model: a model returned by `keras_sanm.wrap`, trained or in training.
-        x: `(N, H, W, C)` images, preprocessed as for training.
-        y: `(N,)` the given (possibly wrong) integer labels.
+        x: `(N, H, W, C)` images as given to `fit`, or a `tf.data.Dataset` /
+            `keras.utils.PyDataset` of `(images, labels)` (indices then count
+            samples in the order of one pass over it).
+        y: `(N,)` the given (possibly wrong) integer labels (with images).
         threshold: return samples whose clean probability is at most this;
             `None` returns every index.
         batch_size: prediction batch size.
@@ -39,7 +41,7 @@ def find_label_issues(model, x, y, threshold: float | None = 0.5, batch_size: in
     return order.astype(np.int64)
 
 
-def estimate_noise_rate(model, x, y, threshold: float = 0.5, batch_size: int = 256) -> float:
+def estimate_noise_rate(model, x, y=None, threshold: float = 0.5, batch_size: int = 256) -> float:
     """Estimated fraction of wrong labels: the share with clean probability below `threshold`.
 
     Use it to set Co-teaching's `forget_rate` or CDR's `noise_rate` on data
@@ -51,8 +53,9 @@ def estimate_noise_rate(model, x, y, threshold: float = 0.5, batch_size: int = 2
 
     Args:
         model: a model returned by `keras_sanm.wrap`, briefly trained.
-        x: `(N, H, W, C)` training images.
-        y: `(N,)` their given labels.
+        x: `(N, H, W, C)` training images, or a dataset of
+            `(images, labels)` (as for `find_label_issues`).
+        y: `(N,)` their given labels (with images).
         threshold: clean-probability threshold.
         batch_size: prediction batch size.
 

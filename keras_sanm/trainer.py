@@ -9,6 +9,7 @@ from keras import ops
 from keras_sanm import losses
 from keras_sanm.backend import TrainStep
 from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
+from keras_sanm.data.dataset_cache import cache_dataset
 from keras_sanm.data.image_files import ImageBatches
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.decoder import reconstruction_loss
@@ -24,6 +25,7 @@ from keras_sanm.validation import (
     check_class_count,
     check_images,
     check_labels,
+    is_dataset,
     is_image_array,
     is_lazy_images,
 )
@@ -460,26 +462,27 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     # --------------------------------------------------------------------- fit
     def training_source(self, x, y, batch_size, shuffle):
         """Wraps `fit`'s input into what the step consumes, after checking it."""
-        if batch_size is not None and (isinstance(x, IndexedDataset) or _is_dataset(x)):
+        if batch_size is not None and (isinstance(x, IndexedDataset) or is_dataset(x)):
             raise ValueError("batch_size is set by the dataset; pass it only with arrays.")
         if isinstance(x, IndexedDataset):
             if y is not None:
                 raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
             check_class_count(x.num_classes, self.num_classes)
             check_labels(x.labels, None, self.num_classes)
-        elif _is_dataset(x):
-            if y is not None:
-                raise ValueError("A dataset yields its own labels; do not pass `y`.")
-            if self.needs_sample_indices:
+        else:
+            if is_dataset(x):
+                if y is not None:
+                    raise ValueError("A dataset yields its own labels; do not pass `y`.")
+                if not self.needs_sample_indices:
+                    self.decide_preprocessing(self.first_images(x))
+                    return x
+                x, y, batch_size = self.identified_samples(x)
+            if not is_image_array(x) and y is None:
                 raise ValueError(
-                    f"This method (method={self.method_name!r}) keeps per-sample state "
-                    "between epochs and needs sample identities: pass numpy arrays "
-                    "`fit(x, y)` or a keras_sanm.data.IndexedDataset; got "
+                    "fit() takes numpy arrays `fit(x, y)`, a keras_sanm.data.IndexedDataset, "
+                    "or a tf.data.Dataset / keras.utils.PyDataset of (x, y); got "
                     f"{type(x).__name__}."
                 )
-            self.decide_preprocessing(self.first_images(x))
-            return x
-        elif is_image_array(x) or y is not None:
             if y is None:
                 raise ValueError("fit(x, y) needs labels `y` with numpy images.")
             # IndexedDataset checks the arrays (rank, NaN/Inf, labels) once.
@@ -487,16 +490,35 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 x, y, batch_size or 32, num_classes=self.num_classes,
                 augment=self.augment, shuffle=shuffle, seed=self.seed,
             )
-        else:
-            raise ValueError(
-                "fit() takes numpy arrays `fit(x, y)`, a keras_sanm.data.IndexedDataset, "
-                "or a tf.data.Dataset / keras.utils.PyDataset of (x, y); got "
-                f"{type(x).__name__}."
-            )
         check_images(x.images[:1], self.image_shape)
         self.decide_preprocessing(x.images)
         self.prepare_label_quality(x)
         return x
+
+    def identified_samples(self, dataset):
+        """`(images, labels, batch_size)` of an `(x, y)` dataset, with sample identities.
+
+        Methods with per-sample state read a `tf.data.Dataset` or
+        `keras.utils.PyDataset` once into an on-disk copy
+        (`keras_sanm.data.cache_dataset`): sample `i` is the `i`-th image of
+        that pass. The batch size is the dataset's (its first batch). A
+        later `fit` on the same dataset object reuses the copy.
+        """
+        cached = self._held_cache
+        if cached is not None and cached[0] is dataset:
+            return cached[1]
+        print(f"method={self.method_name!r} keeps per-sample state, so the training dataset "
+              "is read once into an on-disk copy (sample i = the i-th image of this pass; "
+              "keras_sanm.data.cache_dataset).")
+        images, labels = cache_dataset(dataset, image_shape=self.image_shape,
+                                       num_classes=self.num_classes)
+        batch_size = min(images.source_batch_size, len(labels))
+        print(f"{len(labels)} training samples of shape {images.shape[1:]}, in batches of "
+              f"{batch_size} (the dataset's).")
+        object.__setattr__(self, "_held_cache", (dataset, (images, labels, batch_size)))
+        return images, labels, batch_size
+
+    _held_cache = None
 
     def decide_preprocessing(self, images) -> None:
         """Fixes the input preprocessing from training images at the first `fit`.
@@ -536,7 +558,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         `fit` fixes its preprocessing from them instead."""
         if x is None:
             return
-        if _is_dataset(x) and not isinstance(x, IndexedDataset):
+        if is_dataset(x) and not isinstance(x, IndexedDataset):
             batch = x[0] if isinstance(x, keras.utils.PyDataset) else next(iter(x))
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             x = keras.ops.convert_to_numpy(x)
@@ -620,7 +642,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         A step of a two-network method reads its peer's column.
         """
         members = len(self.quality_members())
-        if members > 1 and np.ndim(source.label_quality) == 1:
+        if source.label_quality.shape[1] != members:
             source.label_quality = np.ones((len(source.images), members), np.float32)
 
     def iterate_batches(self, dataset):
@@ -707,7 +729,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         """Models whose per-sample losses estimate label quality (one per network)."""
         return [self]
 
-    def label_quality(self, x, y, batch_size: int = 256) -> np.ndarray:
+    def label_quality(self, x, y=None, batch_size: int = 256) -> np.ndarray:
         """Each sample's probability that its given label is correct.
 
         Per-sample cross-entropy of the model's predictions (inference mode)
@@ -717,9 +739,13 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
 
         Args:
             x: `(N, H, W, C)` raw images, in the pixel scale the model was
-                trained on (preprocessed by the model, as in `fit`).
-            y: `(N,)` given integer labels.
-            batch_size: prediction batch size.
+                trained on (preprocessed by the model, as in `fit`); or a
+                `tf.data.Dataset` / `keras.utils.PyDataset` of
+                `(images, labels)`, read once in its own order (the values
+                come in that order: iterate it unshuffled to match them
+                to samples).
+            y: `(N,)` given integer labels (with images only).
+            batch_size: prediction batch size for images.
 
         Returns:
             `(N,)` float32 clean probabilities.
@@ -727,14 +753,34 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         Example:
         >>> quality = model.label_quality(x_train, y_noisy)
         """
-        images = check_images(x, self.image_shape)
-        self.check_inputs(images)
-        labels = check_labels(y, len(images), self.num_classes)
-        qualities = []
-        for member in self.quality_members():
-            losses_ = self.member_losses(member, images, labels, batch_size)
-            qualities.append(clean_probability(losses_, seed=self.seed)[0])
+        members = self.quality_members()
+        if is_dataset(x):
+            if y is not None:
+                raise ValueError("A dataset yields its own labels; do not pass `y`.")
+            self.check_inputs(x)
+            losses_ = self.dataset_member_losses(x, members)
+        else:
+            images = check_images(x, self.image_shape)
+            self.check_inputs(images)
+            labels = check_labels(y, len(images), self.num_classes)
+            losses_ = [self.member_losses(member, images, labels, batch_size)
+                       for member in members]
+        qualities = [clean_probability(loss, seed=self.seed)[0] for loss in losses_]
         return np.mean(qualities, axis=0).astype(np.float32)
+
+    def dataset_member_losses(self, dataset, members) -> list[np.ndarray]:
+        """Each member's inference-mode cross-entropy of every sample of an
+        `(images, labels)` dataset, in one pass (every batch checked)."""
+        parts: list[list] = [[] for _ in members]
+        for images, labels in self.iterate_batches(dataset):
+            images = check_images(images, self.image_shape)
+            labels = check_labels(labels.reshape(-1), len(images), self.num_classes)
+            for part, member in zip(parts, members):
+                scores = keras.ops.convert_to_numpy(member.predict_on_batch(images))
+                part.append(per_sample_cross_entropy(scores, labels, self.from_logits))
+        if not parts[0]:
+            raise ValueError("The dataset yields no batches.")
+        return [np.concatenate(part) for part in parts]
 
     def member_losses(self, member, inputs, labels, batch_size: int | None = None):
         """Inference-mode cross-entropy of every sample under one quality member.
@@ -764,10 +810,10 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     def update_label_quality(self, source, seed: int | None = None) -> dict:
         """Refits the clean probabilities of `source` and returns split statistics.
 
-        With one network, `source.label_quality` becomes the `(N,)` clean
-        posterior; with two, an `(N, 2)` array whose column `k` is network
-        `k`'s (a step reads its peer's column). The statistics are those of
-        the mean over networks.
+        `source.label_quality` becomes an `(N, networks)` array whose column
+        `k` is network `k`'s clean posterior (a step of a two-network method
+        reads its peer's column). The statistics are those of the mean over
+        networks.
         """
         members = self.quality_members()
         if isinstance(source, IndexedDataset):
@@ -775,9 +821,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             for member in members:
                 losses_ = self.member_losses(member, source.eval_view(), source.labels)
                 qualities.append(clean_probability(losses_, seed=seed)[0].astype(np.float32))
-            source.label_quality = (
-                qualities[0] if len(members) == 1 else np.stack(qualities, axis=1)
-            )
+            source.label_quality = np.stack(qualities, axis=1)
             return split_statistics(np.mean(qualities, axis=0), source.labels,
                                     source.clean_labels)
         losses_, _ = self.dataset_losses(source)
@@ -806,6 +850,3 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             f"method={self.method_name!r} needs sample indices for label quality."
         )
 
-
-def _is_dataset(x) -> bool:
-    return isinstance(x, keras.utils.PyDataset) or hasattr(x, "element_spec")

@@ -13,6 +13,13 @@ def is_lazy_images(x) -> bool:
             and not hasattr(x, "numpy") and not hasattr(x, "device"))
 
 
+def is_dataset(x) -> bool:
+    """Whether `x` is a `keras.utils.PyDataset` or a `tf.data.Dataset` (iterated, not indexed)."""
+    import keras
+
+    return isinstance(x, keras.utils.PyDataset) or hasattr(x, "element_spec")
+
+
 def is_image_array(x) -> bool:
     """A numpy array or an array-like read on access (`is_lazy_images`)."""
     return isinstance(x, np.ndarray) or is_lazy_images(x)

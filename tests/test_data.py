@@ -50,9 +50,10 @@ def test_indexed_dataset_batches_and_views():
     order = ds.order.copy()
     ds.on_epoch_end()
     assert not np.array_equal(order, ds.order)
-    ds.label_quality[:] = np.linspace(0, 1, 10)
+    assert ds.label_quality.shape == (10, 1)  # samples x networks
+    ds.label_quality[:, 0] = np.linspace(0, 1, 10)
     _, _, quality = ds[0]
-    np.testing.assert_allclose(quality, ds.label_quality[ds.batch_indices(0)])
+    np.testing.assert_allclose(quality, ds.label_quality[ds.batch_indices(0), 0])
     view = ds.eval_view(batch_size=4)
     assert len(view) == 3 and view[2][0].shape[0] == 2  # every sample, in order
     floats = IndexedDataset(x.astype(np.float64) / 255, y, 4, 3, augment=None)
@@ -65,3 +66,22 @@ def test_indexed_dataset_batches_and_views():
     with pytest.raises(ValueError, match="out of range"):
         IndexedDataset(x, y, 4, num_classes=2)
 
+
+
+def test_label_quality_is_samples_by_networks_and_old_checkpoints_load():
+    from keras_sanm.data import CoDivideData
+    from keras_sanm.data.indexed_dataset import restore_sampling_state, sampling_state
+
+    x = np.random.default_rng(0).integers(0, 256, (12, 4, 4, 3)).astype(np.uint8)
+    y = np.arange(12) % 3
+    pairs = CoDivideData(x, y, 4, seed=0)
+    assert pairs.label_quality.shape == (12, 2)
+    state = sampling_state(pairs)
+    quality = np.random.default_rng(1).random((12, 2)).astype(np.float32)
+    # Written before the one layout: networks x samples, and (N,) for one network.
+    restore_sampling_state(pairs, {**state, "label_quality": quality.T})
+    np.testing.assert_array_equal(pairs.label_quality, quality)
+    single = IndexedDataset(x, y, 4, 3)
+    restore_sampling_state(single, {**sampling_state(single), "label_quality": quality[:, 0]})
+    assert single.label_quality.shape == (12, 1)
+    np.testing.assert_array_equal(single.quality_of(np.array([3, 5])), quality[[3, 5], 0])

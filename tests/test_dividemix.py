@@ -103,10 +103,9 @@ def test_split_and_batch_composition_follow_the_peer():
     x, y, noisy = noisy_problem(n=100)
     data = CoDivideData(x, noisy, batch_size=16, seed=0)
     rng = np.random.default_rng(0)
-    data.label_quality[0] = rng.random(100)
-    data.label_quality[1] = rng.random(100)
+    data.label_quality[:] = rng.random((100, 2))  # samples x networks
     for k in (0, 1):
-        peer = data.label_quality[1 - k]
+        peer = data.label_quality[:, 1 - k]
         labeled, unlabeled = data.split(k, 0.5)
         assert np.all(peer[labeled] > 0.5) and np.all(peer[unlabeled] <= 0.5)
         plan = data.training_plan(k, 0.5, epoch=3)
@@ -135,11 +134,11 @@ def test_co_divide_crosses_and_trains_only_one_network():
     model = keras_sanm.wrap(small_cnn(), method="dividemix", sanm=False, seed=0, batch_size=16)
     model.compile()
     data = CoDivideData(x, noisy, batch_size=16, seed=0)
-    data.label_quality[0] = 0.0  # network 1's own view: everything noisy
-    data.label_quality[1] = np.linspace(0, 1, 96)  # network 2's view
+    data.label_quality[:, 0] = 0.0  # network 1's own view: everything noisy
+    data.label_quality[:, 1] = np.linspace(0, 1, 96)  # network 2's view
     plan = data.training_plan(0, 0.5, epoch=20)
     labeled = np.concatenate([p[0] for p in plan])
-    assert np.all(data.label_quality[1][labeled] > 0.5)  # network 1 uses network 2's split
+    assert np.all(data.label_quality[labeled, 1] > 0.5)  # network 1 uses network 2's split
     model.build()
 
     def snapshot():
@@ -231,12 +230,11 @@ def test_sanm_dividemix_trains_both_networks_and_decoders():
     assert model.predict(images[:5], verbose=0).shape == (5, 4)
 
 
-def test_fit_needs_sample_identities_and_known_arguments():
+def test_fit_refuses_unknown_inputs_and_arguments():
     x, _, noisy = noisy_problem(n=64)
     model = keras_sanm.wrap(small_cnn(), method="dividemix", sanm=False, batch_size=16)
-    batches = keras.utils.PyDataset.__new__(keras.utils.PyDataset)
-    with pytest.raises(ValueError, match="sample identities"):
-        model.fit(batches)
+    with pytest.raises(ValueError, match="trains on images"):
+        model.fit([x], noisy)
     with pytest.raises(ValueError, match="steps_per_epoch"):
         model.fit(x, noisy, steps_per_epoch=3)
     with pytest.raises(ValueError, match="labels"):

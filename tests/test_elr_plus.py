@@ -146,7 +146,7 @@ def test_elr_plus_errors(problem):
     model = make_model(n=64)
     with pytest.raises(ValueError, match="num_samples=64"):
         model.fit(x[:32], y[:32], batch_size=16, verbose=0)
-    with pytest.raises(ValueError, match="keeps a target per sample"):
+    with pytest.raises(ValueError, match="trains on images"):
         model.fit([x[:64]], y[:64], verbose=0)
 
 

@@ -69,6 +69,7 @@ def test_label_quality_updates_from_epoch_one_and_flags_noisy_samples():
     history = model.fit(data, epochs=4, initial_epoch=1, verbose=0).history
     assert not np.all(data.label_quality == 1.0)
     clean = noisy == y
+    assert data.label_quality.shape == (256, 1)
     assert data.label_quality[clean].mean() > data.label_quality[~clean].mean() + 0.2
     assert history["noise_auc"][-1] > 0.75
     # Logged per epoch: the mean quality of correct and of wrong labels (this epoch's split).

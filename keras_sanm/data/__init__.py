@@ -8,6 +8,7 @@ from keras_sanm.data.real_noise import (
 )
 from keras_sanm.data.augment import weak_augment
 from keras_sanm.data.co_divide import CoDivideData
+from keras_sanm.data.dataset_cache import CachedImages, cache_dataset
 from keras_sanm.data.image_files import ImageFiles
 from keras_sanm.data.image_folder import LabeledImages, load_image_folder
 from keras_sanm.data.indexed_dataset import IndexedDataset
@@ -23,6 +24,8 @@ from keras_sanm.data.normalization import NORMALIZATION, normalize_images
 from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
 
 __all__ = [
+    "CachedImages",
+    "cache_dataset",
     "CoDivideData",
     "IndexedDataset",
     "LabeledImages",

@@ -37,7 +37,7 @@ class CoDivideData:
 
     Holds the whole training set; between epochs the wrapper's `CoDivide`
     callback writes each network's clean probabilities into `label_quality`
-    (row `k`: from network `k`'s eval pass). Network `k` then trains on the
+    (`(N, 2)`; column `k`: from network `k`'s eval pass). Network `k` then trains on the
     split made by its peer: labeled = samples whose peer probability exceeds
     the threshold, unlabeled = the rest (co-divide). Every step gets a
     fixed-size labeled part (the labeled set in a fresh random order, the
@@ -118,8 +118,9 @@ class CoDivideData:
         for fn in {id(f): f for f in (*self._view_fns, self._warmup_fn)}.values():
             fn(self._pixels[:2], probe)
         self.rng = np.random.default_rng(seed)
-        # Row k: clean probability of every sample from network k's eval pass.
-        self.label_quality = np.ones((2, len(self.images)), dtype=np.float32)
+        # Row i, column k: sample i's clean probability from network k's eval
+        # pass (the layout of every per-sample quality: samples x networks).
+        self.label_quality = np.ones((len(self.images), 2), dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -174,7 +175,7 @@ class CoDivideData:
         Returns:
             `(labeled, unlabeled)` index arrays.
         """
-        peer_quality = self.label_quality[1 - network]
+        peer_quality = self.label_quality[:, 1 - network]
         labeled = np.flatnonzero(peer_quality > threshold)
         unlabeled = np.flatnonzero(peer_quality <= threshold)
         return labeled, unlabeled
@@ -203,7 +204,7 @@ class CoDivideData:
                 "the warm-up, lower `threshold`, or check the labels.",
                 stacklevel=2,
             )
-            labeled = np.argsort(-self.label_quality[1 - network], kind="stable")[:batch]
+            labeled = np.argsort(-self.label_quality[:, 1 - network], kind="stable")[:batch]
         if len(unlabeled) == 0:
             warnings.warn(
                 f"Epoch {epoch}: network {network + 1}'s peer puts every sample above "
@@ -250,7 +251,7 @@ class CoDivideData:
             "unlabeled_quality": (B,), "progress": (B,)}`.
         """
         labeled, unlabeled, progress = step
-        quality = self.label_quality[1 - network]
+        quality = self.label_quality[:, 1 - network]
         return {
             "labeled_views": self._views(labeled),
             "labels": self.labels[labeled].astype(np.int32),

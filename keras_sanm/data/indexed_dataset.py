@@ -44,7 +44,14 @@ def restore_sampling_state(data, state: dict) -> None:
             "a new run in another folder."
         )
     data.rng.bit_generator.state = state["rng"]
-    data.label_quality = np.asarray(state["label_quality"], dtype=np.float32)
+    quality = np.asarray(state["label_quality"], dtype=np.float32)
+    # Checkpoints written before the one layout: (N,) for one network, (2, N)
+    # for DivideMix's data.
+    if quality.ndim == 1:
+        quality = quality[:, None]
+    elif quality.shape[0] != len(data.labels):
+        quality = quality.T
+    data.label_quality = np.ascontiguousarray(quality)
 
 
 class IndexedDataset(keras.utils.PyDataset):
@@ -113,7 +120,8 @@ class IndexedDataset(keras.utils.PyDataset):
         # reads it (data adapters peek at batches; replicas may read twice).
         self.augment_seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
         self.epoch_draws = -1
-        self.label_quality = np.ones(len(self.images), dtype=np.float32)
+        # Samples x networks (one column until a two-network model asks for two).
+        self.label_quality = np.ones((len(self.images), 1), dtype=np.float32)
         self._order = self._new_order()
         self._order_stale = False
 
@@ -152,8 +160,13 @@ class IndexedDataset(keras.utils.PyDataset):
         return (
             raw_batch(batch),
             self.labels[indices].astype(np.int32),
-            self.label_quality[indices],
+            self.quality_of(indices),
         )
+
+    def quality_of(self, indices) -> np.ndarray:
+        """`(B,)` label quality of the given samples with one network, `(B, M)` with M."""
+        quality = self.label_quality[indices]
+        return quality[:, 0] if quality.shape[1] == 1 else quality
 
     def on_epoch_end(self):
         # The next order is drawn lazily: Keras may signal the end of an epoch

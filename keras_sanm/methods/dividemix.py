@@ -16,7 +16,7 @@ from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.masking import modulate_labels
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
-from keras_sanm.validation import is_image_array
+from keras_sanm.validation import is_dataset, is_image_array
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
@@ -246,7 +246,12 @@ class DivideMixTrainer(AlternatingTrainer):
             if y is not None or batch_size is not None:
                 raise ValueError("A CoDivideData carries its labels and batch size.")
             data = x
-        elif isinstance(x, IndexedDataset) or is_image_array(x):
+        elif isinstance(x, IndexedDataset) or is_image_array(x) or is_dataset(x):
+            if is_dataset(x) and not isinstance(x, IndexedDataset):
+                if y is not None or batch_size is not None:
+                    raise ValueError("A dataset carries its labels and batch size; pass "
+                                     "neither `y` nor `batch_size`.")
+                x, y, batch_size = self.identified_samples(x)
             if isinstance(x, IndexedDataset):
                 if y is not None:
                     raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
@@ -266,11 +271,10 @@ class DivideMixTrainer(AlternatingTrainer):
             )
         else:
             raise ValueError(
-                f"method={self.method_name!r} needs sample identities to divide the "
-                "data between epochs: pass images `fit(x, y)` (numpy or "
-                "keras_sanm.data.ImageFiles), a "
-                "keras_sanm.data.CoDivideData or a keras_sanm.data.IndexedDataset; "
-                f"got {type(x).__name__}."
+                f"method={self.method_name!r} trains on images `fit(x, y)` (numpy or "
+                "keras_sanm.data.ImageFiles), a tf.data.Dataset or keras.utils.PyDataset "
+                "of (images, labels), a keras_sanm.data.CoDivideData or a "
+                f"keras_sanm.data.IndexedDataset; got {type(x).__name__}."
             )
         self.check_training_data(data)
         if self.returns_features and len(data.views) < len(self.views):

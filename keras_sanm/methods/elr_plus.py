@@ -12,7 +12,7 @@ from keras_sanm.backend import gather_replicas, no_gradient
 from keras_sanm.callbacks import EpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.mixmatch import mix
-from keras_sanm.validation import is_image_array
+from keras_sanm.validation import is_dataset, is_image_array
 
 
 def exponential_rampup(step, length: float):
@@ -266,15 +266,21 @@ class ELRPlusTrainer(AlternatingTrainer):
             if y is not None or batch_size is not None:
                 raise ValueError("An IndexedDataset carries its labels and batch size.")
             data = x
-        elif is_image_array(x):
+        elif is_image_array(x) or is_dataset(x):
+            if is_dataset(x):
+                if y is not None or batch_size is not None:
+                    raise ValueError("A dataset carries its labels and batch size; pass "
+                                     "neither `y` nor `batch_size`.")
+                x, y, batch_size = self.identified_samples(x)
             if y is None:
                 raise ValueError("fit(x, y) needs labels `y` with numpy images.")
             data = IndexedDataset(x, y, batch_size or self.batch_size,
                                   num_classes=self.num_classes, augment=self.augment, seed=self.seed)
         else:
             raise ValueError(
-                f"method={self.method_name!r} keeps a target per sample: pass images "
-                "`fit(x, y)` (numpy or keras_sanm.data.ImageFiles) or a keras_sanm.data.IndexedDataset; got "
+                f"method={self.method_name!r} trains on images `fit(x, y)` (numpy or "
+                "keras_sanm.data.ImageFiles), a tf.data.Dataset or keras.utils.PyDataset "
+                "of (images, labels), or a keras_sanm.data.IndexedDataset; got "
                 f"{type(x).__name__}."
             )
         if self.num_samples is None:

@@ -1,0 +1,135 @@
+"""Methods with per-sample state train on tf.data and PyDataset input as on arrays."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_sanm
+from conftest import learnable_problem, small_cnn
+from keras_sanm.data import cache_dataset
+from keras_sanm.data.dataset_cache import CachedImages
+
+
+def uint8_images(n, seed=0):
+    images, labels = learnable_problem(n, seed=seed)
+    return np.clip((images + 3.0) / 6.0 * 255.0, 0, 255).astype("uint8"), labels
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """What a user writes: consecutive `(images, labels)` batches of arrays."""
+
+    def __init__(self, images, labels, batch_size):
+        super().__init__()
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+
+    def __len__(self):
+        return -(-len(self.images) // self.batch_size)
+
+    def __getitem__(self, index):
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.images[part], self.labels[part]
+
+
+def tf_batches(images, labels, batch_size, shuffle=False):
+    tf = pytest.importorskip("tensorflow")
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=1, reshuffle_each_iteration=True)
+    return ds.batch(batch_size)
+
+
+# The methods that keep state per sample between epochs, each data path:
+# DivideMix's CoDivideData, ELR+'s targets, the Keras loop of SANM(Co-teaching).
+SETTINGS = {
+    "dividemix_sanm": ("dividemix", True, {"warmup_epochs": 1, "batch_size": 16}),
+    "elr_plus": ("elr_plus", False, {}),
+    "coteaching_sanm": ("coteaching", True, {"forget_rate": 0.2}),
+}
+
+
+@pytest.mark.parametrize("kind", ["tf.data", "PyDataset"])
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
+def test_per_sample_methods_train_on_datasets_as_on_arrays(setting, kind):
+    method, sanm, options = SETTINGS[setting]
+    images, labels = uint8_images(96)
+    x, y, x_test = images[:64], labels[:64], images[64:]
+    dataset = (tf_batches(x, y, 16) if kind == "tf.data" else ArrayBatches(x, y, 16))
+    results = []
+    for arrays in (True, False):
+        keras.utils.set_random_seed(0)
+        model = keras_sanm.wrap(small_cnn(), method=method, sanm=sanm, seed=0, **options)
+        model.compile()
+        if arrays:
+            model.fit(x, y, epochs=2, verbose=0,
+                      batch_size=None if method == "dividemix" else 16)
+        else:
+            model.fit(dataset, epochs=2, verbose=0)
+            assert isinstance(model._active_fit.source.images, CachedImages)
+        results.append((model.predict(x_test, verbose=0), model.label_quality(x, y)))
+    # Sample i of the dataset is image i: the same batches, state and model.
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-4, atol=1e-4)
+
+
+def test_a_reshuffling_pipeline_trains_and_label_quality_follows_its_order():
+    images, labels = uint8_images(64)
+    shuffled = tf_batches(images, labels, 16, shuffle=True)
+    model = keras_sanm.wrap(small_cnn(), method="dividemix", warmup_epochs=1, batch_size=16,
+                            seed=0)
+    model.compile()
+    model.fit(shuffled, epochs=2, verbose=0)
+    # The copy holds the first pass; the labels travel with their images.
+    source = model._active_fit.source
+    assert sorted(source.labels.tolist()) == sorted(labels.tolist())
+    pixels = source.images.load().reshape(64, -1)
+    matched = [np.flatnonzero((images.reshape(64, -1) == row).all(1))[0] for row in pixels]
+    np.testing.assert_array_equal(labels[matched], source.labels)
+    # label_quality and find_label_issues of a dataset: its order, one pass.
+    in_order = tf_batches(images, labels, 16)
+    np.testing.assert_allclose(model.label_quality(in_order),
+                               model.label_quality(images, labels), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(
+        keras_sanm.find_label_issues(model, ArrayBatches(images, labels, 10), threshold=None),
+        keras_sanm.find_label_issues(model, images, labels, threshold=None))
+    with pytest.raises(ValueError, match="do not pass `y`"):
+        model.label_quality(in_order, labels)
+
+
+def test_cache_reads_once_and_says_what_is_wrong(tmp_path):
+    images, labels = uint8_images(40)
+    cached, cached_labels = cache_dataset(ArrayBatches(images, labels, 16), str(tmp_path),
+                                          verbose=0)
+    assert cached.shape == images.shape and cached.dtype == np.uint8
+    assert cached.source_batch_size == 16 and list(tmp_path.iterdir()) == []  # anonymous
+    np.testing.assert_array_equal(cached_labels, labels)
+    for key in (3, -1, slice(5, 9), slice(1, 30, 7), np.array([7, 2, 2, 39]),
+                np.arange(40) % 3 == 0):
+        np.testing.assert_array_equal(cached[key], images[key])
+    np.testing.assert_array_equal(cached.load(), images)
+    with pytest.raises(TypeError, match="is refused"):
+        np.asarray(cached)
+    with pytest.raises(IndexError):
+        cached[np.array([40])]
+    # Float images keep their dtype and values.
+    floats, _ = cache_dataset(ArrayBatches(images / 255.0, labels, 16), verbose=0)
+    assert floats.dtype == np.float64
+    np.testing.assert_array_equal(floats[:], images / 255.0)
+
+    class Mixed(ArrayBatches):
+        def __getitem__(self, index):
+            x, y = super().__getitem__(index)
+            return (x if index == 0 else x[:, :8]), y
+
+    with pytest.raises(ValueError, match="Batch 1 holds"):
+        cache_dataset(Mixed(images, labels, 16), verbose=0)
+    with pytest.raises(ValueError, match="Labels must be"):
+        cache_dataset(ArrayBatches(images, labels - 5, 16), verbose=0)
+    with pytest.raises(ValueError, match="yields no batches"):
+        cache_dataset(ArrayBatches(images[:0], labels[:0], 16), verbose=0)
+    model = keras_sanm.wrap(small_cnn(), method="elr_plus")
+    with pytest.raises(ValueError, match="do not pass|neither"):
+        model.fit(ArrayBatches(images, labels, 16), labels, verbose=0)
+    tf = pytest.importorskip("tensorflow")
+    endless = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16).repeat()
+    with pytest.raises(ValueError, match="repeats forever"):
+        cache_dataset(endless, verbose=0)
