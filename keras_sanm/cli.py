@@ -60,6 +60,9 @@ METHOD_NAMES = ("ce", "coteaching", "cdr", "dividemix", "elr_plus")
 # here because importing those modules imports Keras, which must wait for `--backend`
 # (tests/test_cli_and_datasets.py checks that the lists agree).
 DATASET_NAMES = ("cifar10", "cifar100", "cifar10_n", "cifar100_n")
+# Datasets with real label noise, read from their published files
+# (`keras_sanm.data.load_<name>`): their wrong labels are unknown.
+REAL_NOISE_DATASETS = ("animal10n", "clothing1m", "webvision")
 BACKBONE_NAMES = ("preact_resnet18", "cnn9", "small_cnn")
 # SANM(DivideMix)'s parts that `--sanm-without` can switch off (its constructor flags).
 ABLATION_PARTS = ("strong_views", "strong_warmup", "masking")
@@ -76,13 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train one model on a noisy-label dataset")
-    train.add_argument("--dataset", default="cifar10", choices=DATASET_NAMES,
-                       help="dataset to train on (default: cifar10)")
+    train.add_argument("--dataset", default="cifar10", choices=DATASET_NAMES + REAL_NOISE_DATASETS,
+                       help="dataset to train on (default: cifar10); animal10n, clothing1m "
+                            "and webvision (mini-WebVision) are read from their published "
+                            "files in --data-dir, with their own noisy labels")
     train.add_argument("--data-dir", default=None, type=_existing_path,
                        help="folder with <dataset>_jpeg.npz, or a tensorflow-datasets data "
-                            "folder (default: tensorflow-datasets' own, downloading if needed)")
+                            "folder (default: tensorflow-datasets' own, downloading if "
+                            "needed); for animal10n, clothing1m and webvision the folder "
+                            "the dataset unpacks into")
     train.add_argument("--noise", type=_parse_noise, default=None,
-                       help="MODE:RATE, e.g. sym:0.5 (default: the preset's, else sym:0.5)")
+                       help="MODE:RATE, e.g. sym:0.5 (default: the preset's, else sym:0.5); "
+                            "not for datasets that come with noisy labels")
     train.add_argument("--noise-file", default=None, help="JSON noisy labels to reuse (written if missing)")
     train.add_argument("--method", default="ce", choices=METHOD_NAMES,
                        help="training method (Co-teaching's forget rate and CDR's noise rate "
@@ -203,6 +211,34 @@ def _noisy_labels(args, data, out_dir):
     return noisy, path
 
 
+def _load_dataset(args):
+    """The `ImageDataset` of `--dataset`: arrays, or for the real-noise datasets
+    images on disk with their own noisy labels (`y_train` unknown: `None`)."""
+    import keras_sanm
+    from keras_sanm.datasets import ImageDataset, _subset
+
+    try:
+        if args.dataset not in REAL_NOISE_DATASETS:
+            return keras_sanm.datasets.load(
+                args.dataset, args.data_dir, args.train_size, args.test_size, seed=args.seed)
+        if args.data_dir is None:
+            raise SystemExit(f"--dataset {args.dataset} is read from its published files: "
+                             "pass --data-dir FOLDER (nothing is downloaded).")
+        real = getattr(keras_sanm.data, f"load_{args.dataset}")(args.data_dir)
+    except (FileNotFoundError, ImportError, ValueError) as error:
+        raise SystemExit(f"--dataset {args.dataset}: {error}") from None
+    train = _subset(len(real.noisy_train), args.train_size, args.seed)
+    test = _subset(len(real.y_test), args.test_size, args.seed + 1)
+    return ImageDataset(real.name, real.x_train.subset(train), None,
+                        real.x_test.subset(test), real.y_test[test], real.num_classes,
+                        None, None, real.noisy_train[train])
+
+
+def _noise_name(args) -> str:
+    """`sym:0.5`, or `real` for a dataset's own noisy labels."""
+    return "real" if args.noise is None else f"{args.noise[0]}:{args.noise[1]}"
+
+
 def _parse_epochs(text):
     """`--lr-drop-epochs 50,75` -> `(50, 75)`; `None` stays `None`."""
     if text is None:
@@ -276,7 +312,7 @@ def _run_config(args, noisy) -> dict:
     import numpy as np
 
     config = {name: getattr(args, name) for name in RUN_SETTINGS}
-    config["noise"] = f"{args.noise[0]}:{args.noise[1]}"
+    config["noise"] = _noise_name(args)
     if config["lr_drop_epochs"] is not None:  # as JSON stores it
         config["lr_drop_epochs"] = list(config["lr_drop_epochs"])
     config["sanm_without"] = config["sanm_without"] or None
@@ -319,27 +355,34 @@ def train_command(args) -> dict:
     from keras_sanm.callbacks import LabelFitMonitor, NonFiniteLossError
     from keras_sanm.training_backup import TrainingBackup
 
-    args.noise = _resolve_noise(args)
     args.lr_drop_epochs = _parse_epochs(args.lr_drop_epochs)
     args.sanm_without = _parse_ablation(args)
     if args.masked_targets is not None and (args.method != "ce" or not args.sanm):
         raise SystemExit("--masked-targets sets SANM(CE)'s masked copies: use it with "
                          "--method ce and without --no-sanm.")
 
-    try:
-        data = keras_sanm.datasets.load(
-            args.dataset, args.data_dir, args.train_size, args.test_size, seed=args.seed
-        )
-    except (FileNotFoundError, ImportError, ValueError) as error:
-        raise SystemExit(f"--dataset {args.dataset}: {error}") from None
-    name = f"{args.dataset}_{args.method}{'_sanm' if args.sanm else ''}_{args.noise[0]}{args.noise[1]}"
+    data = _load_dataset(args)
+    if data.noisy_train is not None:  # the dataset's own noisy labels
+        if args.noise is not None or args.noise_file is not None:
+            raise SystemExit(f"--dataset {args.dataset} comes with its own noisy labels; "
+                             "--noise and --noise-file do not apply to it.")
+        if args.preset is not None:
+            raise SystemExit(f"--preset holds reference settings for synthetic noise on "
+                             f"CIFAR; --dataset {args.dataset} has its own noisy labels.")
+    else:
+        args.noise = _resolve_noise(args)
+    noise_tag = _noise_name(args).replace(":", "")
+    name = f"{args.dataset}_{args.method}{'_sanm' if args.sanm else ''}_{noise_tag}"
     out_dir = args.output or os.path.join("runs", name)
     checkpoint = _checkpoint_to_resume(args, out_dir)
     os.makedirs(out_dir, exist_ok=True)
     noisy, noise_path = _noisy_labels(args, data, out_dir)
-    wrong = float(np.mean(noisy != data.y_train))
+    # Unknown for real noise without true labels: no metric then uses them.
+    wrong = None if data.y_train is None else float(np.mean(noisy != data.y_train))
     print(f"{data.name}: {len(noisy)} train / {len(data.y_test)} test, "
-          f"{wrong:.1%} wrong labels, backend {keras.backend.backend()}")
+          + ("real label noise (which labels are wrong is unknown)" if wrong is None
+             else f"{wrong:.1%} wrong labels")
+          + f", backend {keras.backend.backend()}")
 
     keras.utils.set_random_seed(args.seed)
     args.backbone = args.backbone or ("cnn9" if args.method == "coteaching" else "preact_resnet18")
@@ -348,10 +391,13 @@ def train_command(args) -> dict:
     if args.method in ("dividemix", "elr_plus"):
         config["batch_size"] = args.batch_size
     # The reference sets these to the (nominal) noise rate; a preset does the same.
-    if args.method == "coteaching" and not args.preset:
-        config["forget_rate"] = args.noise[1]
-    if args.method == "cdr" and not args.preset:
-        config["noise_rate"] = args.noise[1]
+    # With a dataset's own labels: the measured rate where true labels are known
+    # (CIFAR-N), else left to the model's estimate (NoiseRateEstimate).
+    rate = args.noise[1] if args.noise is not None else wrong
+    if args.method == "coteaching" and not args.preset and rate is not None:
+        config["forget_rate"] = rate
+    if args.method == "cdr" and not args.preset and rate is not None:
+        config["noise_rate"] = rate
     if args.warmup_epochs is not None:
         config["warmup_epochs"] = args.warmup_epochs
     for part in args.sanm_without:
@@ -383,13 +429,14 @@ def train_command(args) -> dict:
               f"({checkpoint['folder']})")
     backup = TrainingBackup(os.path.join(out_dir, "checkpoint"), run_config=_run_config(args, noisy))
     # Fit of correct and wrong training labels (logged before the backup and CSV see the logs).
-    label_fit = LabelFitMonitor(data.x_train, noisy, data.y_train, every=args.track_fit_every)
+    label_fit = (None if data.y_train is None else
+                 LabelFitMonitor(data.x_train, noisy, data.y_train, every=args.track_fit_every))
     start = time.time()
     try:
         model.fit(
             train, epochs=args.epochs, validation_data=(data.x_test, data.y_test),
-            callbacks=[label_fit, backup,
-                       keras.callbacks.CSVLogger(log_path, append=checkpoint is not None)],
+            callbacks=[c for c in (label_fit, backup, keras.callbacks.CSVLogger(
+                log_path, append=checkpoint is not None)) if c is not None],
             verbose=args.verbose,
         )
     except NonFiniteLossError as error:
@@ -404,7 +451,7 @@ def train_command(args) -> dict:
     trained_epochs = len(test_acc) - (0 if checkpoint is None else checkpoint["epoch"])
     summary = {
         "dataset": data.name, "method": args.method, "sanm": args.sanm,
-        "noise": f"{args.noise[0]}:{args.noise[1]}", "actual_noise_rate": wrong,
+        "noise": _noise_name(args), "actual_noise_rate": wrong,
         "backbone": args.backbone, "backend": keras.backend.backend(),
         "dtype_policy": args.dtype_policy or previous_policy.name,
         "output_dtype": str(np.asarray(model.predict(data.x_test[:1], verbose=0)).dtype),

@@ -23,6 +23,7 @@ from keras_sanm.masking import modulate_labels
 from keras_sanm.preprocessing import ImagePreprocessing
 from keras_sanm.validation import (
     check_class_count,
+    check_dataset_batch,
     check_images,
     check_labels,
     is_dataset,
@@ -313,11 +314,18 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         Pipelines hand raw (augmented) images to the step, in the user's
         pixel scale; every tensor of rank 4 or more in the batch (images,
         or `(B, V, H, W, C)` views) goes through `self.preprocessing` here,
-        so training, evaluation and prediction see the same inputs.
+        so training, evaluation and prediction see the same inputs. Labels
+        of shape `(B, 1)` (as some pipelines give them) become `(B,)`.
         """
-        return keras.tree.map_structure(
-            lambda t: self.preprocessing(t)
-            if t is not None and len(getattr(t, "shape", ())) >= 4 else t, data)
+        data = keras.tree.map_structure(
+            lambda t: self.preprocessing(t) if (_rank(t) or 0) >= 4 else t, data)
+        if isinstance(data, (tuple, list)) and len(data) > 1 and data[1] is not None:
+            labels, rank = data[1], _rank(data[1])
+            # (A traced step may see labels of unknown rank: TensorFlow relaxes
+            # shapes when it retraces.)
+            if rank is None or (rank == 2 and labels.shape[1] == 1):
+                data = (data[0], ops.reshape(labels, (-1,)), *data[2:])
+        return data
 
     # ------------------------------------------------------------ step pieces
     def compute_train_loss(self, data):  # pragma: no cover - abstract
@@ -536,14 +544,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     def first_images(self, dataset, count: int = 1024) -> np.ndarray:
         """The images of a dataset's first batches (at least `count` where it has
         them), each batch checked as `(images, labels)` before training starts."""
-        batches = ((dataset[i] for i in range(len(dataset)))
-                   if isinstance(dataset, keras.utils.PyDataset) else iter(dataset))
         parts, total = [], 0
-        for batch in batches:
-            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-                raise ValueError("The dataset must yield (images, labels) pairs.")
-            images = check_images(keras.ops.convert_to_numpy(batch[0]), self.image_shape)
-            check_labels(keras.ops.convert_to_numpy(batch[1]), len(images), self.num_classes)
+        for images, _ in self.iterate_batches(dataset, checked=True):
             parts.append(images)
             total += len(images)
             if total >= count:
@@ -645,14 +647,19 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         if source.label_quality.shape[1] != members:
             source.label_quality = np.ones((len(source.images), members), np.float32)
 
-    def iterate_batches(self, dataset):
-        """`(images, labels)` numpy batches of an `(x, y)` dataset, one pass."""
+    def iterate_batches(self, dataset, checked: bool = False):
+        """`(images, labels)` numpy batches of an `(x, y)` dataset, one pass
+        (each checked by `check_dataset_batch` when `checked`)."""
         if isinstance(dataset, keras.utils.PyDataset):
             batches = (dataset[i] for i in range(len(dataset)))
         else:
             batches = iter(dataset)
-        for images, labels in batches:
-            yield keras.ops.convert_to_numpy(images), keras.ops.convert_to_numpy(labels)
+        for batch in batches:
+            if checked:
+                yield check_dataset_batch(batch, self.image_shape, self.num_classes)
+            else:
+                images, labels = batch
+                yield keras.ops.convert_to_numpy(images), keras.ops.convert_to_numpy(labels)
 
     # SANM methods refit each sample's label quality (GMM) every epoch from epoch 1.
     refits_label_quality = False
@@ -772,9 +779,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         """Each member's inference-mode cross-entropy of every sample of an
         `(images, labels)` dataset, in one pass (every batch checked)."""
         parts: list[list] = [[] for _ in members]
-        for images, labels in self.iterate_batches(dataset):
-            images = check_images(images, self.image_shape)
-            labels = check_labels(labels.reshape(-1), len(images), self.num_classes)
+        for images, labels in self.iterate_batches(dataset, checked=True):
             for part, member in zip(parts, members):
                 scores = keras.ops.convert_to_numpy(member.predict_on_batch(images))
                 part.append(per_sample_cross_entropy(scores, labels, self.from_logits))
@@ -850,3 +855,13 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             f"method={self.method_name!r} needs sample indices for label quality."
         )
 
+
+def _rank(tensor) -> int | None:
+    """The rank of a tensor or array; `None` when unknown (or not a tensor)."""
+    shape = getattr(tensor, "shape", None)
+    if shape is None:
+        return None
+    try:
+        return len(shape)
+    except (TypeError, ValueError):  # a TensorFlow shape of unknown rank
+        return None

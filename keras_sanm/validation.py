@@ -20,6 +20,37 @@ def is_dataset(x) -> bool:
     return isinstance(x, keras.utils.PyDataset) or hasattr(x, "element_spec")
 
 
+def check_dataset_batch(batch, image_shape: tuple | None = None,
+                        num_classes: int | None = None):
+    """`(images, labels)` of one batch of a dataset, as numpy, checked.
+
+    Args:
+        batch: what the dataset yields, `(images, labels)`.
+        image_shape: expected `(H, W, C)` (entries may be `None`).
+        num_classes: labels must be below it when given.
+
+    Returns:
+        `(images, labels)`: `(B, H, W, C)` images and `(B,)` int64 labels.
+
+    Raises:
+        ValueError: not a pair, single images (an unbatched dataset), or
+            images and labels that `check_images` / `check_labels` refuse.
+    """
+    import keras
+
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise ValueError("The dataset must yield (images, labels) pairs.")
+    images = keras.ops.convert_to_numpy(batch[0])
+    if images.ndim == 3 and np.ndim(keras.ops.convert_to_numpy(batch[1])) == 0:
+        raise ValueError("The dataset yields single images, not batches: batch it first "
+                         "(e.g. dataset.batch(64)).")
+    images = check_images(images, image_shape)
+    labels = keras.ops.convert_to_numpy(batch[1])
+    labels = check_labels(labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1
+                          else labels, len(images), num_classes)
+    return images, labels
+
+
 def is_image_array(x) -> bool:
     """A numpy array or an array-like read on access (`is_lazy_images`)."""
     return isinstance(x, np.ndarray) or is_lazy_images(x)

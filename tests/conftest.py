@@ -92,3 +92,19 @@ def write_jpeg_npz(path, n_train=96, n_test=40, seed=0):
         arrays[f"y_{split}"] = labels
     np.savez(path, **arrays)
     return arrays
+
+
+def write_animal10n(root, n_train=32, n_test=8, seed=0):
+    """A tiny ANIMAL-10N in its published layout: training/ and testing/ of 64x64
+    `<label>_<number>.jpg` (labels 0-7 of the 10). Returns the generator's
+    classes (0-3); image `i`'s label is `2 * classes[i] + i % 2`."""
+    images, classes = learnable_problem(n_train + n_test, size=16, seed=seed)
+    images = np.clip((images + 3.0) / 6.0 * 255.0, 0, 255).astype("uint8")
+    big = np.repeat(np.repeat(images, 4, axis=1), 4, axis=2)
+    for split, part in (("training", range(n_train)),
+                        ("testing", range(n_train, n_train + n_test))):
+        os.makedirs(os.path.join(root, split), exist_ok=True)
+        for i in part:
+            label = 2 * int(classes[i]) + i % 2
+            Image.fromarray(big[i]).save(os.path.join(root, split, f"{label}_{i:05d}.jpg"))
+    return classes

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_sanm import cli, datasets
-from conftest import write_jpeg_npz
+from conftest import write_animal10n, write_jpeg_npz
 
 
 def test_local_loader_and_subset(tmp_path):
@@ -208,3 +208,30 @@ def test_train_sanm_ce_with_refined_masked_targets(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["masked_targets"] == "refined" and summary["sanm"] is True
     assert keras_sanm.load_model(str(out / "model.keras")).masked_targets == "refined"
+
+
+def test_train_command_on_a_real_noise_dataset_from_its_published_files(tmp_path, capsys):
+    write_animal10n(tmp_path / "animal10n", 48, 16)
+    out = tmp_path / "run"
+    common = ["train", "--dataset", "animal10n", "--data-dir", str(tmp_path / "animal10n"),
+              "--backbone", "small_cnn", "--batch-size", "16", "--verbose", "0"]
+    cli.main(common + ["--method", "coteaching", "--epochs", "3", "--output", str(out)])
+    printed = capsys.readouterr().out
+    assert "real label noise (which labels are wrong is unknown)" in printed
+    # No noise rate is given: Co-teaching estimates its forget rate after two epochs.
+    assert "forget_rate=" in printed and "estimated after epoch 2" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["noise"] == "real" and summary["actual_noise_rate"] is None
+    assert summary["train_size"] == 48 and summary["test_size"] == 16
+    history = json.loads((out / "history.json").read_text())
+    # Nothing that needs the true training labels is reported.
+    assert not any("wrong" in key or "correct" in key or "noise_auc" in key for key in history)
+    assert history["forget_rate"][0] == 0.0 and history["forget_rate"][-1] > 0.0
+    for extra, message in ((["--noise", "sym:0.2"], "own noisy labels"),
+                           (["--preset", "cifar10-sym-0.5"], "own noisy labels")):
+        with pytest.raises(SystemExit, match=message):
+            cli.main(common + extra + ["--output", str(tmp_path / "other")])
+    with pytest.raises(SystemExit, match="pass --data-dir"):
+        cli.main(["train", "--dataset", "clothing1m"])
+    with pytest.raises(SystemExit, match="training/ and testing/"):
+        cli.main(["train", "--dataset", "animal10n", "--data-dir", str(tmp_path)])

@@ -133,3 +133,28 @@ def test_cache_reads_once_and_says_what_is_wrong(tmp_path):
     endless = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16).repeat()
     with pytest.raises(ValueError, match="repeats forever"):
         cache_dataset(endless, verbose=0)
+
+
+def test_an_unbatched_dataset_is_refused_with_the_fix():
+    tf = pytest.importorskip("tensorflow")
+    images, labels = uint8_images(32)
+    single = tf.data.Dataset.from_tensor_slices((images, labels))  # as tfds.load gives it
+    for method, options in (("ce", {}), ("dividemix", {"batch_size": 8})):
+        model = keras_sanm.wrap(small_cnn(), method=method, **options)
+        with pytest.raises(ValueError, match=r"single images, not batches.*\.batch\(64\)"):
+            model.fit(single, verbose=0)
+    # (labels, 1) columns, as some pipelines give them, are read as (labels,):
+    # streamed (CE) and copied (ELR+).
+    column = tf.data.Dataset.from_tensor_slices((images, labels[:, None])).batch(16)
+    flat = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+    predictions = []
+    for ds in (column, flat):
+        keras.utils.set_random_seed(0)
+        model = keras_sanm.wrap(small_cnn(), method="ce", seed=0)
+        model.fit(ds, epochs=2, verbose=0)
+        predictions.append(model.predict(images, verbose=0))
+        assert model.evaluate(column, verbose=0) == model.evaluate(flat, verbose=0)
+    np.testing.assert_allclose(predictions[0], predictions[1], rtol=1e-5, atol=1e-6)
+    model = keras_sanm.wrap(small_cnn(), method="elr_plus", seed=0)
+    model.fit(column, epochs=1, verbose=0)
+    np.testing.assert_array_equal(model._active_fit.source.labels, labels)

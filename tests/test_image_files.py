@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import keras_sanm
-from conftest import learnable_problem, small_cnn
+from conftest import learnable_problem, small_cnn, write_animal10n
 from keras_sanm.data import ImageFiles, load_image_folder
 
 
@@ -170,13 +170,7 @@ def test_training_reads_batches_not_the_dataset(tmp_path, monkeypatch):
 
 def test_animal10n_in_its_published_layout_trains_from_disk(tmp_path):
     """training/ and testing/ of `<label>_<number>.jpg`, 64x64; labels from the names."""
-    images, labels = uint8_images(40)
-    big = np.repeat(np.repeat(images, 4, axis=1), 4, axis=2)  # 64x64
-    for split, part in (("training", slice(0, 32)), ("testing", slice(32, 40))):
-        (tmp_path / split).mkdir()
-        for i in range(part.start, part.stop):
-            label = 2 * int(labels[i]) + i % 2  # ids 0-7 of the 10
-            Image.fromarray(big[i]).save(tmp_path / split / f"{label}_{i:05d}.jpg")
+    labels = write_animal10n(tmp_path, 32, 8)
     data = keras_sanm.data.load_animal10n(str(tmp_path))
     assert isinstance(data.x_train, ImageFiles) and data.x_train.shape == (32, 64, 64, 3)
     assert data.x_test.shape == (8, 64, 64, 3) and data.num_classes == 10

@@ -19,64 +19,8 @@ def hand_accuracy(model, images, labels) -> float:
     return float(np.mean(np.argmax(model.predict(images, verbose=0), axis=-1) == labels))
 
 
-# (method, sanm, options, fit epochs): the two-network loop and the one-network one.
-SETTINGS = {
-    "ce": ("ce", False, {}, 2),
-    "ce_sanm": ("ce", True, {}, 2),
-    "dividemix_sanm": ("dividemix", True, {"warmup_epochs": 1, "batch_size": 16}, 2),
-}
-
-
-@pytest.mark.parametrize("kind", ["uint8", "unit_float"])
-@pytest.mark.parametrize("setting", sorted(SETTINGS))
-def test_every_call_takes_the_images_fit_took(tmp_path, setting, kind):
-    method, sanm, options, epochs = SETTINGS[setting]
-    x, y = uint8_problem()
-    if kind == "unit_float":
-        x = x.astype("float32") / 255.0
-    other = x.astype("float32") / 255.0 if kind == "uint8" else x * 255.0  # the wrong scale
-    x_train, y_train, x_test, y_test = x[:128], y[:128], x[128:], y[128:]
-    model = keras_sanm.wrap(small_cnn(), method=method, sanm=sanm, seed=0, **options)
-    model.compile()
-    # Images of another scale than the training images are refused before training.
-    with pytest.raises(ValueError, match="validation images"):
-        model.fit(x_train, y_train, epochs=epochs, verbose=0,
-                  validation_data=(x_test.astype("float32") * (1 / 255 if kind == "uint8"
-                                                                else 255.0), y_test))
-    history = model.fit(x_train, y_train, epochs=epochs, verbose=0,
-                        validation_data=(x_test, y_test))
-    pre = model.preprocessing
-    assert pre.pixel_scale == (255.0 if kind == "uint8" else 1.0)
-    scaled = x_train.astype("float32") / pre.pixel_scale
-    np.testing.assert_allclose(pre.mean, scaled.reshape(-1, 3).mean(0), rtol=1e-4)
-    # evaluate, validation_data and predict agree: the same inputs reach the network.
-    evaluated = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
-    assert evaluated == pytest.approx(hand_accuracy(model, x_test, y_test), abs=1e-6)
-    assert history.history["val_accuracy"][-1] == pytest.approx(evaluated, abs=1e-6)
-    # The model computes on standardised images: the network given them by hand agrees.
-    by_hand = normalize_images(x_test.astype("float32") / pre.pixel_scale, pre.mean, pre.std)
-    np.testing.assert_allclose(model.predict(x_test, verbose=0),
-                               keras.ops.convert_to_numpy(model.scores(by_hand)),
-                               rtol=1e-4, atol=1e-5)
-    probabilities = model.predict_proba(x_test, verbose=0)
-    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
-    for call in (lambda: model.evaluate(other[128:], y_test, verbose=0),
-                 lambda: model.predict(other[128:], verbose=0),
-                 lambda: model.label_quality(other[:128], y_train),
-                 lambda: keras_sanm.find_label_issues(model, other[:128], y_train)):
-        with pytest.raises(ValueError, match="as it was trained on"):
-            call()
-    quality = model.label_quality(x_train, y_train)
-    assert quality.shape == (128,) and np.all((quality >= 0) & (quality <= 1))
-    # The decision is saved with the model.
-    path = str(tmp_path / "m.keras")
-    model.save(path)
-    loaded = keras_sanm.load_model(path)
-    assert loaded.preprocessing.get_config() == pre.get_config()
-    np.testing.assert_allclose(loaded.predict(x_test, verbose=0),
-                               model.predict(x_test, verbose=0), rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="as it was trained on"):
-        loaded.predict(other[128:], verbose=0)
+# fit, evaluate, predict, label quality and saving for every method and input kind:
+# tests/test_contract_matrix.py.
 
 
 def test_standardised_images_pass_through_and_published_constants_apply():

@@ -24,7 +24,7 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_sanm.validation import check_images, check_labels
+from keras_sanm.validation import check_dataset_batch
 
 
 class CachedImages:
@@ -152,11 +152,7 @@ def cache_dataset(dataset, directory: str | None = None, image_shape: tuple | No
     labels, shape, dtype, written = [], None, None, 0
     try:
         for step, batch in enumerate(batches):
-            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-                raise ValueError("The dataset must yield (images, labels) pairs.")
-            images = check_images(keras.ops.convert_to_numpy(batch[0]), image_shape)
-            batch_labels = check_labels(keras.ops.convert_to_numpy(batch[1]).reshape(-1),
-                                        len(images), num_classes)
+            images, batch_labels = check_dataset_batch(batch, image_shape, num_classes)
             if shape is None:
                 shape, dtype, first = images.shape[1:], images.dtype, len(images)
             elif images.shape[1:] != shape or images.dtype != dtype:

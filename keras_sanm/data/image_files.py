@@ -154,6 +154,19 @@ class ImageFiles:
         """Every image as one in-memory uint8 array."""
         return self[:]
 
+    def subset(self, indices) -> "ImageFiles":
+        """The files at `indices` (an index array or slice), still on disk.
+
+        Example:
+        >>> first_thousand = files.subset(slice(0, 1000))
+        """
+        chosen = self._paths[indices]
+        subset = ImageFiles.__new__(ImageFiles)
+        subset._paths, subset.image_size = np.atleast_1d(chosen), self.image_size
+        if len(subset._paths) == 0:
+            raise ValueError("ImageFiles.subset needs at least one index.")
+        return subset
+
     def __array__(self, dtype=None, copy=None):
         height, width = self.image_size
         raise TypeError(
