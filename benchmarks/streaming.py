@@ -6,7 +6,11 @@ number of steps twice, each run in its own process:
 
 - `disk`: all images of the folder as a `keras_sanm.data.ImageFiles`
   (decoded batch by batch; nothing loaded whole);
-- `memory`: the first `--memory-images` images decoded into one numpy array.
+- `memory`: the first `--memory-images` images decoded into one numpy array;
+- `tf.data` (DivideMix only): the folder as Keras' own
+  `image_dataset_from_directory` pipeline, which DivideMix reads once into
+  an on-disk copy with sample identities (`keras_sanm.data.cache_dataset`;
+  the time of that pass is reported as `copy s`).
 
 For each run it reports the process's peak resident memory, the training
 images/s, and the input pipeline's images/s: the images the data side
@@ -24,17 +28,16 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
 
-# name -> (method, sanm, wrap options)
+# name -> (method, sanm, wrap options, sources)
 METHODS = {
-    "ce_sanm": ("ce", True, {}),
-    "dividemix": ("dividemix", False, {"warmup_epochs": 0}),
+    "ce_sanm": ("ce", True, {}, ("disk", "memory")),
+    "dividemix": ("dividemix", False, {"warmup_epochs": 0}, ("disk", "memory", "tf.data")),
 }
 
 
@@ -99,6 +102,7 @@ def child(args) -> dict:
     import keras
 
     import keras_sanm
+    import keras_sanm.trainer
     from keras_sanm.data.co_divide import CoDivideData, EvalView as DivideEval
     from keras_sanm.data.indexed_dataset import EvalView, IndexedDataset
 
@@ -106,11 +110,26 @@ def child(args) -> dict:
                         (CoDivideData, "warmup_batch"), (CoDivideData, "training_batch"),
                         (DivideEval, "__getitem__")):
         Timed.wrap(owner, name, _images_in)
+    copy = {"seconds": 0.0}
+    original_copy = keras_sanm.trainer.cache_dataset
+
+    def timed_copy(*a, **k):
+        start = time.perf_counter()
+        out = original_copy(*a, **k)
+        copy["seconds"] += time.perf_counter() - start
+        return out
+
+    keras_sanm.trainer.cache_dataset = timed_copy
+    batch_size = 64
     data = keras_sanm.data.load_image_folder(args.folder, lazy=True)
     images, labels = data.images, data.labels
     if args.source == "memory":
         images, labels = images[: args.memory_images], labels[: args.memory_images]
-    method, sanm, options = METHODS[args.method]
+    fit_input = (images, labels)
+    if args.source == "tf.data":
+        fit_input = (keras.utils.image_dataset_from_directory(
+            args.folder, image_size=(32, 32), batch_size=batch_size, seed=0, verbose=False),)
+    method, sanm, options, _ = METHODS[args.method]
     keras.utils.set_random_seed(0)
     model = keras_sanm.wrap(keras_sanm.backbones.PreActResNet18(10, width=args.width),
                             method=method, sanm=sanm, seed=0, **options)
@@ -128,13 +147,12 @@ def child(args) -> dict:
             if steps["count"] >= args.steps:
                 self.model.stop_training = True
 
-    batch_size = 64
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     # Enough epochs for `--steps` on the smaller set; the clock stops the fit.
     epochs = 1 + args.steps // max(1, len(images) // batch_size)
-    model.fit(images, labels, batch_size=batch_size, epochs=epochs, verbose=0,
-              callbacks=[StepClock()])
+    sized = {"batch_size": batch_size} if len(fit_input) == 2 else {}
+    model.fit(*fit_input, epochs=epochs, verbose=0, callbacks=[StepClock()], **sized)
     wall = time.perf_counter() - started
     timed_steps = max(1, steps["count"] - 5)
     # A DivideMix step trains one network on a labeled and an unlabeled batch.
@@ -145,6 +163,7 @@ def child(args) -> dict:
         "train_images_per_s": step_images * timed_steps / max(steps["seconds"], 1e-9),
         "pipeline_images_per_s": Timed.images / max(Timed.seconds, 1e-9),
         "pipeline_s": Timed.seconds, "pipeline_images": Timed.images,
+        "copy_s": copy["seconds"],
         "rss_before_fit_mib": rss_before,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "backend": keras.backend.backend(),
@@ -154,23 +173,24 @@ def child(args) -> dict:
 def table(rows: list[dict]) -> str:
     lines = [
         "| method | source | samples | steps | peak RSS (MiB) | RSS before fit (MiB) | "
-        "train img/s | pipeline img/s | pipeline / train |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "train img/s | pipeline img/s | pipeline / train | copy s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['source']} | {r['samples']} | {r['steps']} | "
             f"{r['peak_rss_mib']:.0f} | {r['rss_before_fit_mib']:.0f} | "
             f"{r['train_images_per_s']:.0f} | {r['pipeline_images_per_s']:.0f} | "
-            f"{r['pipeline_images_per_s'] / r['train_images_per_s']:.1f}x |")
+            f"{r['pipeline_images_per_s'] / r['train_images_per_s']:.1f}x | "
+            f"{r.get('copy_s', 0.0):.0f} |")
     lines.append("")
-    lines.append("| method | peak RSS disk / memory |")
-    lines.append("| --- | --- |")
+    lines.append("| method | source | peak RSS / in memory |")
+    lines.append("| --- | --- | --- |")
     for method in dict.fromkeys(r["method"] for r in rows):
-        peaks = {s: statistics.median(r["peak_rss_mib"] for r in rows
-                                      if r["method"] == method and r["source"] == s)
-                 for s in ("disk", "memory")}
-        lines.append(f"| {method} | {peaks['disk'] / peaks['memory']:.2f} |")
+        peaks = {r["source"]: r["peak_rss_mib"] for r in rows if r["method"] == method}
+        for source in peaks:
+            if source != "memory" and "memory" in peaks:
+                lines.append(f"| {method} | {source} | {peaks[source] / peaks['memory']:.2f} |")
     return "\n".join(lines)
 
 
@@ -201,7 +221,7 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     rows = []
     for method in methods:
-        for source in ("disk", "memory"):
+        for source in METHODS[method][3]:
             command = [sys.executable, __file__, "--child", "--method", method,
                        "--source", source, "--folder", args.folder, "--steps", str(args.steps),
                        "--memory-images", str(args.memory_images), "--width", str(args.width)]

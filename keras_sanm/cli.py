@@ -63,6 +63,8 @@ DATASET_NAMES = ("cifar10", "cifar100", "cifar10_n", "cifar100_n")
 # Datasets with real label noise, read from their published files
 # (`keras_sanm.data.load_<name>`): their wrong labels are unknown.
 REAL_NOISE_DATASETS = ("animal10n", "clothing1m", "webvision")
+# Datasets that come with their own noisy labels (CIFAR-N: human annotations).
+OWN_LABEL_DATASETS = ("cifar10_n", "cifar100_n") + REAL_NOISE_DATASETS
 BACKBONE_NAMES = ("preact_resnet18", "cnn9", "small_cnn")
 # SANM(DivideMix)'s parts that `--sanm-without` can switch off (its constructor flags).
 ABLATION_PARTS = ("strong_views", "strong_warmup", "masking")
@@ -361,8 +363,8 @@ def train_command(args) -> dict:
         raise SystemExit("--masked-targets sets SANM(CE)'s masked copies: use it with "
                          "--method ce and without --no-sanm.")
 
-    data = _load_dataset(args)
-    if data.noisy_train is not None:  # the dataset's own noisy labels
+    # Argument checks first, before any data is read.
+    if args.dataset in OWN_LABEL_DATASETS:
         if args.noise is not None or args.noise_file is not None:
             raise SystemExit(f"--dataset {args.dataset} comes with its own noisy labels; "
                              "--noise and --noise-file do not apply to it.")
@@ -371,6 +373,7 @@ def train_command(args) -> dict:
                              f"CIFAR; --dataset {args.dataset} has its own noisy labels.")
     else:
         args.noise = _resolve_noise(args)
+    data = _load_dataset(args)
     noise_tag = _noise_name(args).replace(":", "")
     name = f"{args.dataset}_{args.method}{'_sanm' if args.sanm else ''}_{noise_tag}"
     out_dir = args.output or os.path.join("runs", name)

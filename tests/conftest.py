@@ -15,6 +15,14 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
                       JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                       JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
+# XLA (JAX, and TensorFlow's jit_compile) compiles the suite's many small
+# programs with its backend optimisations off: they are compile-bound, and JAX
+# runs the suite about 15% faster so (the numbers do not depend on it beyond
+# the tests' tolerances). Subprocesses inherit it.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_backend_optimization_level=0").strip()
+
 import keras
 import numpy as np
 import pytest
@@ -56,6 +64,21 @@ def problem():
 HARNESS_ONLY = pytest.mark.only_backend(
     "tensorflow", reason="the benchmark harness's bookkeeping; the training it drives "
     "is tested on every backend")
+
+# The command line's own logic (arguments, files, summaries, resume) beyond one
+# run per backend (test_train_command_one_tiny_epoch): checked on one backend; the
+# training under it is tested on every backend.
+CLI_ONLY = pytest.mark.only_backend(
+    "tensorflow", reason="the command line's own logic; the training under it is tested "
+    "on every backend")
+
+# Data-side equalities (the same images as files, a dataset or an array give the
+# same batches, hence the same model): the data side does not depend on the
+# backend, so they run once; every backend trains on every input kind in
+# tests/test_contract_matrix.py.
+DATA_SIDE_ONLY = pytest.mark.only_backend(
+    "tensorflow", reason="the data side gives the same batches on every backend; every "
+    "backend trains on every input kind in test_contract_matrix.py")
 
 
 def pytest_runtest_setup(item):

@@ -265,7 +265,13 @@ def test_failed_cell_names_its_log(tmp_path):
         cli.main(["bench", "accuracy", "--budget", "smoke", "--methods", "cdr"])
 
 
-@pytest.mark.parametrize("method", ["ce", "dividemix"])
+@pytest.mark.parametrize("method", [
+    "ce",
+    # DivideMix's mixed-precision casts are keras.ops (the backend's own
+    # mixed precision is checked by the CE case): on one backend.
+    pytest.param("dividemix", marks=pytest.mark.only_backend(
+        "torch", reason="backend-independent casts; CE checks each backend")),
+])
 def test_train_command_dtype_policy(tmp_path, method):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     out = tmp_path / "run"
@@ -273,7 +279,7 @@ def test_train_command_dtype_policy(tmp_path, method):
     cli.main([
         "train", "--data-dir", str(tmp_path), "--noise", "sym:0.5", "--backbone", "small_cnn",
         "--method", method, "--epochs", "2", *warmup, "--batch-size", "16",
-        "--dtype-policy", "mixed_bfloat16", "--output", str(out), "--verbose", "0",
+        "--train-size", "32", "--test-size", "16", "--dtype-policy", "mixed_bfloat16", "--output", str(out), "--verbose", "0",
     ])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dtype_policy"] == "mixed_bfloat16" and summary["sanm"] is True

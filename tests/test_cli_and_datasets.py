@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_sanm import cli, datasets
-from conftest import write_animal10n, write_jpeg_npz
+from conftest import CLI_ONLY, write_animal10n, write_jpeg_npz
 
 
 def test_local_loader_and_subset(tmp_path):
@@ -45,6 +45,7 @@ def test_train_command_one_tiny_epoch(tmp_path, capsys):
     assert "best test accuracy" in capsys.readouterr().out
 
 
+@CLI_ONLY
 def test_train_command_dividemix_with_preset(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     out = tmp_path / "run"
@@ -63,6 +64,7 @@ def test_train_command_dividemix_with_preset(tmp_path):
                   "--data-dir", str(tmp_path)])
 
 
+@CLI_ONLY
 @pytest.mark.parametrize("method,key", [("coteaching", "forget_rate"), ("cdr", None),
                                         ("elr_plus", "elr_loss")])
 def test_train_command_other_methods(tmp_path, method, key):
@@ -163,6 +165,8 @@ def test_missing_optional_packages_give_install_hints(monkeypatch, tmp_path):
         cli.main(["plot", str(tmp_path)])
 
 
+@pytest.mark.only_backend("jax", reason="README command 1 runs the demo on JAX; its "
+                          "training is tested on every backend")
 def test_demo_reports_progress_and_says_which_model_ended_higher(capsys):
     results = cli.main(["demo", "--epochs", "2", "--noise-rate", "0.3"])
     out = capsys.readouterr().out
@@ -197,6 +201,7 @@ def test_train_refuses_a_bad_ablation_or_drop_epochs(tmp_path):
         cli.main(base + ["--lr-drop-epochs", "0"])
 
 
+@CLI_ONLY
 def test_train_sanm_ce_with_refined_masked_targets(tmp_path):
     import keras_sanm
 
@@ -210,6 +215,7 @@ def test_train_sanm_ce_with_refined_masked_targets(tmp_path):
     assert keras_sanm.load_model(str(out / "model.keras")).masked_targets == "refined"
 
 
+@CLI_ONLY
 def test_train_command_on_a_real_noise_dataset_from_its_published_files(tmp_path, capsys):
     write_animal10n(tmp_path / "animal10n", 48, 16)
     out = tmp_path / "run"
@@ -227,6 +233,11 @@ def test_train_command_on_a_real_noise_dataset_from_its_published_files(tmp_path
     # Nothing that needs the true training labels is reported.
     assert not any("wrong" in key or "correct" in key or "noise_auc" in key for key in history)
     assert history["forget_rate"][0] == 0.0 and history["forget_rate"][-1] > 0.0
+    pytest.importorskip("matplotlib")
+    cli.main(["plot", str(out)])
+    printed = capsys.readouterr().out
+    assert "wrote" in printed and "curves.png" in printed
+    assert "skipped activation_maps: animal10n has real label noise" in printed
     for extra, message in ((["--noise", "sym:0.2"], "own noisy labels"),
                            (["--preset", "cifar10-sym-0.5"], "own noisy labels")):
         with pytest.raises(SystemExit, match=message):

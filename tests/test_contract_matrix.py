@@ -3,7 +3,8 @@
 For each method, one model trains in turn on the same images given as a uint8
 numpy array, a `keras.utils.PyDataset`, a `tf.data.Dataset` and an image
 folder read from disk (one preprocessing decision: uint8), and another on
-float images in [0, 1]. After each `fit`: `evaluate`, `predict` and the
+float images in [0, 1] as an array and as a `tf.data.Dataset` (what Keras'
+own image loaders give). After each `fit`: `evaluate`, `predict` and the
 validation during `fit` on the test images in the same kind agree with an
 accuracy computed by hand, `label_quality` and `find_label_issues` take the
 training input, and a saved and reloaded model predicts the same. Every call
@@ -129,7 +130,7 @@ def test_every_input_kind_with_every_method(tmp_path, method, sanm):
     # (kinds trained in turn, their pixels, the same pixels in another scale)
     for kinds, pixels, other in ((("uint8", "PyDataset", "tf.data", "folder"), lambda a: a,
                                   to_unit),
-                                 (("float",), to_unit, lambda a: a.astype("float32"))):
+                                 (("float", "tf.data"), to_unit, lambda a: a.astype("float32"))):
         model = keras_sanm.wrap(small_cnn(), method=method, sanm=sanm, seed=0,
                                 **METHODS[method])
         model.compile()

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import keras_sanm
-from conftest import learnable_problem, small_cnn, write_animal10n
+from conftest import DATA_SIDE_ONLY, learnable_problem, small_cnn, write_animal10n
 from keras_sanm.data import ImageFiles, load_image_folder
 
 
@@ -101,6 +101,7 @@ SETTINGS = {
 }
 
 
+@DATA_SIDE_ONLY
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
 def test_every_method_trains_on_files_as_on_arrays(tmp_path, setting):
     method, sanm, options = SETTINGS[setting]

@@ -11,7 +11,7 @@ from keras_sanm import backend, cli, losses
 from keras_sanm.benchmarks import mechanism
 from keras_sanm.masking import modulate_labels
 from keras_sanm.noisy_mask import NoisyMask
-from conftest import write_jpeg_npz
+from conftest import HARNESS_ONLY, write_jpeg_npz
 
 
 def test_gradients_of_a_known_function():
@@ -36,6 +36,7 @@ def finished_runs(tmp_path_factory):
     return runs
 
 
+@HARNESS_ONLY
 def test_group_measures_split_the_sanm_gradient_exactly(finished_runs):
     model, images, noisy, true, summary = mechanism.load_run(str(finished_runs["sanm"]))
     assert summary["sanm"] is True and len(images) == len(noisy) == len(true)
@@ -73,6 +74,7 @@ def test_group_measures_split_the_sanm_gradient_exactly(finished_runs):
     assert -1.0 <= measures["cosine"] <= 1.0 and 0.0 <= measures["same_prediction"] <= 1.0
 
 
+@HARNESS_ONLY
 def test_mechanism_command_measures_ce_and_sanm_runs(finished_runs, tmp_path):
     out = tmp_path / "mechanism.md"
     runs = [str(finished_runs["ce"]), str(finished_runs["sanm"])]

@@ -58,6 +58,14 @@ def test_notebooks_have_a_parameters_cell_and_no_outputs():
         assert all(not cell.outputs and cell.execution_count is None for cell in code), name
 
 
+# The notebooks run on Colab's default backend only: their calls (fit on every
+# input kind, label issues, CIFAR-N loading, figures) are tested per backend
+# elsewhere (tests/test_contract_matrix.py and the method tests).
+NOTEBOOKS_ONCE = pytest.mark.only_backend(
+    "tensorflow", reason="Colab's default backend; the API calls inside are tested per backend")
+
+
+@NOTEBOOKS_ONCE
 def test_quickstart(tmp_path):
     results, notebook = run_notebook("01_quickstart", {"EPOCHS": 3, "TRAIN_SIZE": 256}, tmp_path)
     for key in ("sanm_test_accuracy", "ce_test_accuracy"):
@@ -66,14 +74,7 @@ def test_quickstart(tmp_path):
     assert figures(notebook) == 2  # training curves and activation maps
 
 
-# The two CIFAR notebooks run on Colab's default backend only: their calls (CE,
-# SANM(CE), SANM(DivideMix), CIFAR-N loading, figures) are tested per backend
-# elsewhere, and the quickstart and own-images notebooks run on every backend.
-CIFAR_NOTEBOOKS_ONCE = pytest.mark.only_backend(
-    "tensorflow", reason="Colab's default backend; the API calls inside are tested per backend")
-
-
-@CIFAR_NOTEBOOKS_ONCE
+@NOTEBOOKS_ONCE
 def test_cifar10_synthetic_noise(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz", n_train=128, n_test=32)
     results, notebook = run_notebook("02_cifar10_synthetic_noise", {
@@ -94,7 +95,7 @@ _mock = tfds.testing.mock_data(num_examples=128)
 _mock.__enter__()"""
 
 
-@CIFAR_NOTEBOOKS_ONCE
+@NOTEBOOKS_ONCE
 def test_cifar10n_real_noise(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     results, notebook = run_notebook("03_cifar10n_real_noise", {
@@ -106,6 +107,7 @@ def test_cifar10n_real_noise(tmp_path):
     assert figures(notebook) == 2
 
 
+@NOTEBOOKS_ONCE
 def test_your_own_images(tmp_path):
     results, notebook = run_notebook("04_your_own_images", {
         "EPOCHS": 2, "EXAMPLE_SIZE": 60, "IMAGE_SIZE": (16, 16), "BACKBONE": "small_cnn",

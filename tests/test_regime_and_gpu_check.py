@@ -68,6 +68,7 @@ def test_plan_epochs_fits_the_budget():
     assert gpu_check.plan_epochs(1e9, 0, [1.0, 1.0], done=2) == gpu_check.MAX_EPOCHS
 
 
+@HARNESS_ONLY
 def test_gpu_check_trains_both_models_the_same_epochs(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     out = tmp_path / "check"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_sanm import cli
+from conftest import HARNESS_ONLY
 from keras_sanm.benchmarks import memory, step_time
 
 needs_proc = pytest.mark.skipif(not memory.available(), reason="needs Linux /proc peak RSS")
@@ -39,6 +40,7 @@ def test_speed_table_rows_per_method_and_backend():
 
 
 @needs_proc
+@HARNESS_ONLY
 def test_bench_speed_measures_one_step_per_variant(tmp_path, capsys):
     out = tmp_path / "speed.json"
     code = cli.main(["bench", "speed", "--backends", keras.backend.backend(), "--methods", "ce",

@@ -102,21 +102,19 @@ class CoDivideData:
         self._view_fns = [_augmentation(v) for v in self.views]
         self._warmup_fn = _augmentation(warmup_augment)
         # The augmentations see 8-bit pixels (the strong views are PIL
-        # operations): float images in [0, 1] or [0, 255] are converted once,
-        # with the scale read from the whole set, and their views come back
-        # as float32 in that scale. Standardised images stay as they are.
+        # operations): float images in [0, 1] or [0, 255] are converted batch
+        # by batch (no second copy of the set; images read on access stay
+        # on disk), with the scale read once from the whole set, and their
+        # views come back as float32 in that scale. Standardised images stay
+        # as they are.
         self.pixel_scale = None
-        self._pixels = self.images
         if self.images.dtype != np.uint8:
             self.pixel_scale = infer_pixel_scale(self.images)
-            if self.pixel_scale is not None:
-                self._pixels = np.round(
-                    self.images * np.float32(255.0 / self.pixel_scale)).astype(np.uint8)
         # Each augmentation once on two images: images it cannot take (e.g.
         # standardised ones for the strong views) fail here, not in a step.
         probe = np.random.default_rng(0)
         for fn in {id(f): f for f in (*self._view_fns, self._warmup_fn)}.values():
-            fn(self._pixels[:2], probe)
+            fn(self._pixels(np.arange(2)), probe)
         self.rng = np.random.default_rng(seed)
         # Row i, column k: sample i's clean probability from network k's eval
         # pass (the layout of every per-sample quality: samples x networks).
@@ -136,6 +134,14 @@ class CoDivideData:
     def eval_view(self, batch_size: int = 512):
         """All samples in index order, unaugmented, as `(images,)` batches."""
         return EvalView(self, batch_size)
+
+    def _pixels(self, indices) -> np.ndarray:
+        """The given samples as the augmentations take them (8-bit where scaled)."""
+        images = self.images[indices]
+        if self.pixel_scale is None:
+            return images
+        return np.round(np.asarray(images, np.float32)
+                        * np.float32(255.0 / self.pixel_scale)).astype(np.uint8)
 
     def _in_own_scale(self, images) -> np.ndarray:
         """Augmented 8-bit pixels back in the scale of the given images."""
@@ -158,7 +164,7 @@ class CoDivideData:
 
     def warmup_batch(self, indices) -> dict:
         """`{"images", "labels"}` of a warm-up batch, augmented, raw."""
-        images = self._warmup_fn(self._pixels[indices], self.rng)
+        images = self._warmup_fn(self._pixels(indices), self.rng)
         return {
             "images": self._in_own_scale(images),
             "labels": self.labels[indices].astype(np.int32),
@@ -234,7 +240,7 @@ class CoDivideData:
         ]
 
     def _views(self, indices) -> np.ndarray:
-        raw = self._pixels[indices]
+        raw = self._pixels(indices)
         views = [self._in_own_scale(fn(raw, self.rng)) for fn in self._view_fns]
         return np.stack(views, axis=1)
 

@@ -24,6 +24,7 @@ import tempfile
 import keras
 import numpy as np
 
+from keras_sanm.data.indexing import row_indices
 from keras_sanm.validation import check_dataset_batch
 
 
@@ -66,24 +67,10 @@ class CachedImages:
             if not 0 <= index < len(self):
                 raise IndexError(f"Index {key} is out of range for {len(self)} images.")
             return self._rows(index, 1)[0].copy()
-        if isinstance(key, slice):
-            start, stop, step = key.indices(len(self))
-            if step == 1:
-                return self._rows(start, max(0, stop - start)).copy()
-            indices = np.arange(start, stop, step)
-        else:
-            indices = np.asarray(key)
-            if indices.dtype == bool:
-                if indices.shape != (len(self),):
-                    raise IndexError(f"A boolean index must have shape ({len(self)},).")
-                indices = np.flatnonzero(indices)
-            elif not np.issubdtype(indices.dtype, np.integer) or indices.ndim != 1:
-                raise IndexError(
-                    "CachedImages takes an int, a slice, or a 1-D integer or boolean index; "
-                    f"got {key!r}.")
-            indices = np.where(indices < 0, indices + len(self), indices)
-            if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
-                raise IndexError(f"An index is out of range for {len(self)} images.")
+        if isinstance(key, slice) and key.indices(len(self))[2] == 1:  # one read
+            start, stop, _ = key.indices(len(self))
+            return self._rows(start, max(0, stop - start)).copy()
+        indices = row_indices(key, len(self), "CachedImages")
         out = np.empty((len(indices), *self.shape[1:]), self.dtype)
         for i, index in enumerate(indices):
             out[i] = self._rows(int(index), 1)[0]

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 
+from keras_sanm.data.indexing import row_indices
+
 # Decoding threads, shared by every ImageFiles of the process and started at
 # the first batch (not one pool per batch): Pillow releases the GIL while it
 # decodes.
@@ -128,18 +130,7 @@ class ImageFiles:
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, (int, np.integer)):
             return _decode(self._paths[key].decode("utf-8"), self.image_size)
-        if isinstance(key, slice):
-            indices = np.arange(len(self))[key]
-        else:
-            indices = np.asarray(key)
-            if indices.dtype == bool:
-                if indices.shape != (len(self),):
-                    raise IndexError(f"A boolean index must have shape ({len(self)},).")
-                indices = np.flatnonzero(indices)
-            elif not np.issubdtype(indices.dtype, np.integer) or indices.ndim != 1:
-                raise IndexError(
-                    "ImageFiles takes an int, a slice, or a 1-D integer or boolean index; "
-                    f"got {key!r}.")
+        indices = row_indices(key, len(self), "ImageFiles")
         paths = [p.decode("utf-8") for p in self._paths[indices]]
         out = np.empty((len(paths), *self.image_size, 3), np.uint8)
         if len(paths) <= 2:

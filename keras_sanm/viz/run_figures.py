@@ -55,6 +55,9 @@ def run_samples(summary: dict, run_dir: str, data_dir: str | None, per_group: in
     from keras_sanm import datasets
     from keras_sanm.data import load_noise_file, noise_file_name
 
+    if summary.get("noise") == "real" and summary.get("actual_noise_rate") is None:
+        raise ValueError(f"{summary['dataset']} has real label noise: which training labels "
+                         "are wrong is unknown, so samples cannot be drawn by it.")
     # Figures never download: the data must be where the run read it (or `data_dir`).
     data = datasets.load(summary["dataset"], data_dir, summary.get("train_size"),
                          summary.get("test_size"), seed=summary.get("seed", 0), download=False)
