@@ -20,6 +20,7 @@ well above the training rate. Runs alternate disk and memory per method.
 
     python benchmarks/streaming.py                       # 100,000 images, 300 steps
     python benchmarks/streaming.py --images 2000 --steps 5 --memory-images 500  # smoke size
+    python benchmarks/streaming.py --methods dividemix --sources memory,tf.data
 """
 
 from __future__ import annotations
@@ -202,6 +203,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="training steps per run")
     parser.add_argument("--width", type=int, default=8, help="PreAct ResNet-18 base width")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
+    parser.add_argument("--sources", default=None,
+                        help="comma-separated subset of disk,memory,tf.data (default: each "
+                             "method's)")
     parser.add_argument("--folder", default="/tmp/keras_sanm_streaming",
                         help="where the synthetic folder is written (outside git)")
     parser.add_argument("--out", default="results/streaming", help="raw results and table")
@@ -222,6 +226,8 @@ def main(argv=None) -> int:
     rows = []
     for method in methods:
         for source in METHODS[method][3]:
+            if args.sources and source not in args.sources.split(","):
+                continue
             command = [sys.executable, __file__, "--child", "--method", method,
                        "--source", source, "--folder", args.folder, "--steps", str(args.steps),
                        "--memory-images", str(args.memory_images), "--width", str(args.width)]
