@@ -484,7 +484,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 if not self.needs_sample_indices:
                     self.decide_preprocessing(self.first_images(x))
                     return x
-                x, y, batch_size = self.identified_samples(x)
+                x, y, batch_size = self.identified_samples(x)  # (y, batch_size: None)
             if not is_image_array(x) and y is None:
                 raise ValueError(
                     "fit() takes numpy arrays `fit(x, y)`, a keras_sanm.data.IndexedDataset, "
@@ -503,15 +503,19 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         self.prepare_label_quality(x)
         return x
 
-    def identified_samples(self, dataset):
+    def identified_samples(self, dataset, y=None, batch_size=None):
         """`(images, labels, batch_size)` of an `(x, y)` dataset, with sample identities.
 
         Methods with per-sample state read a `tf.data.Dataset` or
         `keras.utils.PyDataset` once into an on-disk copy
         (`keras_sanm.data.cache_dataset`): sample `i` is the `i`-th image of
         that pass. The batch size is the dataset's (its first batch). A
-        later `fit` on the same dataset object reuses the copy.
+        later `fit` on the same dataset object reuses the copy. `y` and
+        `batch_size` (what `fit` was given besides) must be `None`.
         """
+        if y is not None or batch_size is not None:
+            raise ValueError("A dataset carries its labels and batch size; pass neither "
+                             "`y` nor `batch_size`.")
         cached = self._held_cache
         if cached is not None and cached[0] is dataset:
             return cached[1]

@@ -60,8 +60,9 @@ def check_images(images, image_shape: tuple | None = None) -> np.ndarray:
     """Returns `images` as an array after checking rank, dtype, shape and finiteness.
 
     An array-like read on access (`keras_sanm.data.ImageFiles`) is returned
-    as it is, after the same checks on its shape and dtype (its pixels are
-    uint8, finite by construction).
+    as it is, after the same checks on its shape and dtype; its finiteness is
+    scanned too unless it says it was checked when written
+    (`checked_finite`, e.g. `keras_sanm.data.CachedImages`).
 
     Args:
         images: `(N, H, W, C)` array-like.
@@ -87,7 +88,7 @@ def check_images(images, image_shape: tuple | None = None) -> np.ndarray:
                     f"Images have shape {images.shape[1:]} per sample but the model "
                     f"expects {tuple(image_shape)}."
                 )
-    if np.issubdtype(images.dtype, np.floating):
+    if np.issubdtype(images.dtype, np.floating) and not getattr(images, "checked_finite", False):
         for start in range(0, len(images), 4096):
             chunk = images[start : start + 4096].reshape(-1, int(np.prod(images.shape[1:])))
             finite = np.isfinite(chunk).all(axis=1)

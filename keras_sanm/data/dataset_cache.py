@@ -45,6 +45,8 @@ class CachedImages:
     """
 
     ndim = 4
+    # Every batch was checked for NaN and Inf when the file was written.
+    checked_finite = True
 
     def __init__(self, file, shape: tuple[int, int, int, int], dtype,
                  source_batch_size: int | None = None):

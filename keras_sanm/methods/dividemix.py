@@ -248,10 +248,7 @@ class DivideMixTrainer(AlternatingTrainer):
             data = x
         elif isinstance(x, IndexedDataset) or is_image_array(x) or is_dataset(x):
             if is_dataset(x) and not isinstance(x, IndexedDataset):
-                if y is not None or batch_size is not None:
-                    raise ValueError("A dataset carries its labels and batch size; pass "
-                                     "neither `y` nor `batch_size`.")
-                x, y, batch_size = self.identified_samples(x)
+                x, y, batch_size = self.identified_samples(x, y, batch_size)
             if isinstance(x, IndexedDataset):
                 if y is not None:
                     raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")

@@ -268,10 +268,7 @@ class ELRPlusTrainer(AlternatingTrainer):
             data = x
         elif is_image_array(x) or is_dataset(x):
             if is_dataset(x):
-                if y is not None or batch_size is not None:
-                    raise ValueError("A dataset carries its labels and batch size; pass "
-                                     "neither `y` nor `batch_size`.")
-                x, y, batch_size = self.identified_samples(x)
+                x, y, batch_size = self.identified_samples(x, y, batch_size)
             if y is None:
                 raise ValueError("fit(x, y) needs labels `y` with numpy images.")
             data = IndexedDataset(x, y, batch_size or self.batch_size,
