@@ -41,7 +41,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
     step count, user callbacks, `stop_training`, validation). Batches are
     dicts built by the data side in a background thread.
 
-    A subclass defines `phase_kinds`, `training_data(x, y, batch_size)` and
+    A subclass defines `phase_kinds`, `training_data(x, y, batch_size, verbose)` and
     `epoch_plan(data, epoch) -> [(phase, steps, make_batch), ...]`.
     """
 
@@ -93,7 +93,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
         super().compile(optimizer, weight_decay, loss, metrics, **kwargs)
 
     # --------------------------------------------------------------------- fit
-    def training_data(self, x, y, batch_size=None):  # pragma: no cover - abstract
+    def training_data(self, x, y, batch_size=None, verbose=1):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def check_training_data(self, data) -> None:
@@ -141,7 +141,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
         self.build()
         epochs = self.epochs if epochs is None else int(epochs)
         self.fit_schedule_to_run(epochs)
-        data = self.training_data(x, y, batch_size)
+        data = self.training_data(x, y, batch_size, verbose=verbose)
         self.check_validation_data(validation_data)
         check_batch_size(data.batch_size)
         check_batch_size(getattr(data, "warmup_batch_size", None), "warmup_batch_size")

@@ -468,8 +468,10 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     # --------------------------------------------------------------------- fit
-    def training_source(self, x, y, batch_size, shuffle):
-        """Wraps `fit`'s input into what the step consumes, after checking it."""
+    def training_source(self, x, y, batch_size, shuffle, verbose=1):
+        """Wraps `fit`'s input into what the step consumes, after checking it.
+
+        `verbose` 0 hides the progress bar of a dataset's on-disk copy."""
         if batch_size is not None and (isinstance(x, IndexedDataset) or is_dataset(x)):
             raise ValueError("batch_size is set by the dataset; pass it only with arrays.")
         if isinstance(x, IndexedDataset):
@@ -484,7 +486,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 if not self.needs_sample_indices:
                     self.decide_preprocessing(self.first_images(x))
                     return x
-                x, y, batch_size = self.identified_samples(x)  # (y, batch_size: None)
+                x, y, batch_size = self.identified_samples(x, verbose=verbose)
             if not is_image_array(x) and y is None:
                 raise ValueError(
                     "fit() takes numpy arrays `fit(x, y)`, a keras_sanm.data.IndexedDataset, "
@@ -503,7 +505,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         self.prepare_label_quality(x)
         return x
 
-    def identified_samples(self, dataset, y=None, batch_size=None):
+    def identified_samples(self, dataset, y=None, batch_size=None, verbose=1):
         """`(images, labels, batch_size)` of an `(x, y)` dataset, with sample identities.
 
         Methods with per-sample state read a `tf.data.Dataset` or
@@ -511,7 +513,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         (`keras_sanm.data.cache_dataset`): sample `i` is the `i`-th image of
         that pass. The batch size is the dataset's (its first batch). A
         later `fit` on the same dataset object reuses the copy. `y` and
-        `batch_size` (what `fit` was given besides) must be `None`.
+        `batch_size` (what `fit` was given besides) must be `None`;
+        `verbose` 0 hides the copy's progress bar (`fit(verbose=0)`).
         """
         if y is not None or batch_size is not None:
             raise ValueError("A dataset carries its labels and batch size; pass neither "
@@ -523,7 +526,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
               "is read once into an on-disk copy (sample i = the i-th image of this pass; "
               "keras_sanm.data.cache_dataset).")
         images, labels = cache_dataset(dataset, image_shape=self.image_shape,
-                                       num_classes=self.num_classes)
+                                       num_classes=self.num_classes,
+                                       verbose=0 if verbose == 0 else 1)
         batch_size = min(images.source_batch_size, len(labels))
         print(f"{len(labels)} training samples of shape {images.shape[1:]}, in batches of "
               f"{batch_size} (the dataset's).")
@@ -721,7 +725,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             self.compile()
         if "sample_weight" in kwargs or "class_weight" in kwargs:
             raise ValueError("sample_weight/class_weight are not supported by the wrappers.")
-        source = self.training_source(x, y, batch_size, shuffle)
+        source = self.training_source(x, y, batch_size, shuffle,
+                                      verbose=kwargs.get("verbose", "auto"))
         self.check_validation_data(kwargs.get("validation_data"))
         validation = kwargs.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) == 2:

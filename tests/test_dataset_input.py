@@ -163,3 +163,21 @@ def test_an_unbatched_dataset_is_refused_with_the_fix():
     model = keras_sanm.wrap(small_cnn(), method="elr_plus", seed=0)
     model.fit(column, epochs=1, verbose=0)
     np.testing.assert_array_equal(model._active_fit.source.labels, labels)
+
+
+@DATA_SIDE_ONLY
+@pytest.mark.parametrize("setting", ["dividemix_sanm", "coteaching_sanm"])
+def test_fit_verbose_0_copies_a_dataset_without_a_progress_bar(setting, capsys):
+    # DivideMix fits through the alternating loop, SANM(Co-teaching) through Keras'.
+    method, sanm, options = SETTINGS[setting]
+    images, labels = uint8_images(32)
+    shown = {}
+    for verbose in (0, 2):
+        model = keras_sanm.wrap(small_cnn(), method=method, sanm=sanm, seed=0, **options)
+        model.compile()
+        capsys.readouterr()
+        model.fit(ArrayBatches(images, labels, 16), epochs=1, verbose=verbose)
+        shown[verbose] = capsys.readouterr().out
+    assert "on-disk copy" in shown[0]  # what fit chose is still said, once
+    assert "2/2" not in shown[0]
+    assert "2/2" in shown[2] and "batch" in shown[2]

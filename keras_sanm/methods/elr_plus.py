@@ -261,14 +261,14 @@ class ELRPlusTrainer(AlternatingTrainer):
             average.assign(decay * average.value + (1.0 - decay) * value)
 
     # --------------------------------------------------------------------- fit
-    def training_data(self, x, y, batch_size=None) -> IndexedDataset:
+    def training_data(self, x, y, batch_size=None, verbose=1) -> IndexedDataset:
         if isinstance(x, IndexedDataset):
             if y is not None or batch_size is not None:
                 raise ValueError("An IndexedDataset carries its labels and batch size.")
             data = x
         elif is_image_array(x) or is_dataset(x):
             if is_dataset(x):
-                x, y, batch_size = self.identified_samples(x, y, batch_size)
+                x, y, batch_size = self.identified_samples(x, y, batch_size, verbose)
             if y is None:
                 raise ValueError("fit(x, y) needs labels `y` with numpy images.")
             data = IndexedDataset(x, y, batch_size or self.batch_size,
