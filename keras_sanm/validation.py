@@ -38,8 +38,16 @@ def check_dataset_batch(batch, image_shape: tuple | None = None,
     """
     import keras
 
+    if isinstance(batch, dict):
+        raise ValueError(
+            f"The dataset yields dicts (keys {sorted(batch)}), not (images, labels) pairs: "
+            "load a tfds dataset with as_supervised=True, or map it, e.g. "
+            "dataset.map(lambda d: (d['image'], d['label'])).")
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise ValueError("The dataset must yield (images, labels) pairs.")
+        raise ValueError("The dataset must yield (images, labels) pairs; got "
+                         f"{type(batch).__name__}"
+                         + (f" of {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+                         + ".")
     images = keras.ops.convert_to_numpy(batch[0])
     if images.ndim == 3 and np.ndim(keras.ops.convert_to_numpy(batch[1])) == 0:
         raise ValueError("The dataset yields single images, not batches: batch it first "

@@ -148,6 +148,10 @@ def test_an_unbatched_dataset_is_refused_with_the_fix():
         model = keras_sanm.wrap(small_cnn(), method=method, **options)
         with pytest.raises(ValueError, match=r"single images, not batches.*\.batch\(64\)"):
             model.fit(single, verbose=0)
+        # tfds.load without as_supervised yields {"image", "label"} dicts.
+        as_dicts = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+        with pytest.raises(ValueError, match=r"dicts \(keys \['image', 'label'\]\).*as_supervised"):
+            model.fit(as_dicts.batch(8), verbose=0)
     # (labels, 1) columns, as some pipelines give them, are read as (labels,):
     # streamed (CE) and copied (ELR+).
     column = tf.data.Dataset.from_tensor_slices((images, labels[:, None])).batch(16)
