@@ -434,7 +434,6 @@ def train_command(args) -> dict:
     # Fit of correct and wrong training labels (logged before the backup and CSV see the logs).
     label_fit = (None if data.y_train is None else
                  LabelFitMonitor(data.x_train, noisy, data.y_train, every=args.track_fit_every))
-    start = time.time()
     try:
         model.fit(
             train, epochs=args.epochs, validation_data=(data.x_test, data.y_test),
@@ -447,11 +446,12 @@ def train_command(args) -> dict:
         where = (f"the checkpoint after epoch {last['epoch']} is kept in {last['folder']}"
                  if last else "no epoch had finished, so there is no checkpoint")
         raise SystemExit(f"{error}\n{where}; rerun with --resume to continue from it.") from None
-    seconds = time.time() - start
+    # The whole run's time in fit, all resumes together (None: resumed from a
+    # checkpoint that did not record it).
+    seconds = backup.training_seconds
     history = backup.history
     model.save(os.path.join(out_dir, "model.keras"))
     test_acc = [float(v) for v in history["val_accuracy"]]
-    trained_epochs = len(test_acc) - (0 if checkpoint is None else checkpoint["epoch"])
     summary = {
         "dataset": data.name, "method": args.method, "sanm": args.sanm,
         "noise": _noise_name(args), "actual_noise_rate": wrong,
@@ -468,7 +468,8 @@ def train_command(args) -> dict:
         "mean_last10_test_accuracy": float(np.mean(test_acc[-10:])),
         "wall_seconds": seconds,
         "preset": args.preset,
-        "train_samples_per_second": trained_epochs * len(noisy) / max(seconds, 1e-9),
+        "train_samples_per_second": (None if seconds is None else
+                                     len(test_acc) * len(noisy) / max(seconds, 1e-9)),
         "noise_file": noise_path,
         "resumed_from_epoch": None if checkpoint is None else checkpoint["epoch"],
         "data_dir": None if args.data_dir is None else os.path.abspath(args.data_dir),
@@ -478,7 +479,9 @@ def train_command(args) -> dict:
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(f"best test accuracy {summary['best_test_accuracy']:.4f}, "
-          f"last {summary['last_test_accuracy']:.4f}, {seconds:.0f} s; logs in {out_dir}")
+          f"last {summary['last_test_accuracy']:.4f}, "
+          + ("time not recorded by the checkpoint it resumed from"
+             if seconds is None else f"{seconds:.0f} s in fit") + f"; logs in {out_dir}")
     return summary
 
 

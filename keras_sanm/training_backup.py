@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import warnings
 
 import keras
@@ -25,7 +26,8 @@ class TrainingBackup(keras.callbacks.Callback):
     `save_own_variables`, every random-seed state). In addition it keeps
     what lives outside the model's variables: the training data's random
     state, sample order and clean probabilities, the method callbacks' state
-    (DivideMix's loss history) and the per-epoch logs so far (`history`).
+    (DivideMix's loss history), the per-epoch logs so far (`history`) and
+    the time spent in `fit` so far (`training_seconds`, summed over resumes).
 
     A checkpoint is a folder `epoch_<n>` written in full before the pointer
     file `latest.json` is atomically replaced, so a run killed at any moment
@@ -43,6 +45,7 @@ class TrainingBackup(keras.callbacks.Callback):
     >>> backup = keras_sanm.TrainingBackup("runs/dm/checkpoint")
     >>> model.fit(x, y_noisy, epochs=300, callbacks=[backup])  # rerun to resume
     >>> backup.history["val_accuracy"]  # every epoch, before and after a resume
+    >>> backup.training_seconds  # the whole run's time in fit, all resumes together
     """
 
     def __init__(self, directory: str | os.PathLike, run_config: dict | None = None):
@@ -51,6 +54,22 @@ class TrainingBackup(keras.callbacks.Callback):
         self.run_config = run_config
         self.history: dict[str, list[float]] = {}
         self.restored_epoch: int | None = None
+        # Seconds in fit up to the restored checkpoint (None: a checkpoint
+        # that predates the count), and when this fit started and ended.
+        self._seconds_before: float | None = 0.0
+        self._started = self._ended = None
+
+    @property
+    def training_seconds(self) -> float | None:
+        """Seconds spent in `fit` by the whole run, up to its last epoch.
+
+        A resumed run adds the time recorded in its checkpoint (the time of
+        an interrupted epoch, which is redone, is not counted twice). `None`
+        when resuming from a checkpoint that does not record it.
+        """
+        if self._seconds_before is None or self._started is None:
+            return None
+        return self._seconds_before + ((self._ended or time.monotonic()) - self._started)
 
     # ------------------------------------------------------------------ reading
     @staticmethod
@@ -82,6 +101,7 @@ class TrainingBackup(keras.callbacks.Callback):
     # --------------------------------------------------------------- restoring
     def on_train_begin(self, logs=None):
         self.history, self.restored_epoch = {}, None
+        self._seconds_before, self._started, self._ended = 0.0, time.monotonic(), None
         state = self.latest(self.directory)
         if state is None:
             return
@@ -117,9 +137,11 @@ class TrainingBackup(keras.callbacks.Callback):
                 target.set_state(values)
         self.history = {k: list(v) for k, v in state["history"].items()}
         self.restored_epoch = int(state["epoch"])
+        self._seconds_before = state.get("training_seconds")
         model._initial_epoch = self.restored_epoch
 
     def on_train_end(self, logs=None):
+        self._ended = time.monotonic()
         # Keras reads `_initial_epoch` once, after `on_train_begin`.
         self.model._initial_epoch = None
 
@@ -165,6 +187,7 @@ class TrainingBackup(keras.callbacks.Callback):
         state = {
             "epoch": epoch,
             "history": self.history,
+            "training_seconds": self.training_seconds,
             "objects": objects,
             "run_config": self.run_config,
             "model_class": type(self.model).__name__,

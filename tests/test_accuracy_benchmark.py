@@ -72,6 +72,15 @@ def test_gain_rows_verdict_uses_the_larger_spread_and_pairs_by_seed():
     assert "| DivideMix | yes | sym:0.5 | 3 | 65.00 ± 10.00 | 55.00 ± 10.00 | 55.00 ± 10.00 | 4.0 / 5 | 50.00 ± 0.00 | 25.00 ± 0.00 | 20.00 ± 0.00 |" in page
 
 
+def test_a_run_whose_time_is_not_recorded_shows_a_dash():
+    # (resumed from a checkpoint that did not record the time in fit)
+    rows = _rows("ce", False, [0.4], [0.3])
+    rows[0]["wall_s"] = rows[0]["images_per_s"] = None
+    assert accuracy.markdown(rows, "h").splitlines()[4].endswith("| – | – | – | – | – | – |")
+    rows += _rows("ce", False, [0.4], [0.3])  # a second seed with its time: the known one
+    assert accuracy.markdown(rows, "h").splitlines()[4].endswith("| – | 10 | 100 |")
+
+
 def test_single_seed_never_beats_spread():
     rows = _rows("ce", False, [0.4], [0.4]) + _rows("ce", True, [0.9], [0.9])
     (gain,) = accuracy.gain_rows(rows)

@@ -79,6 +79,16 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, method):
     assert not (broken / "summary.json").exists()
     pointer = json.loads((broken / "checkpoint" / "latest.json").read_text())
     assert pointer["epoch"] == checkpointed
+    # The checkpoint records the time in fit so far; stand in for a long run
+    # (SANM(CE) case) or for a checkpoint written before the time was recorded.
+    state_file = broken / "checkpoint" / pointer["folder"] / "state.json"
+    state = json.loads(state_file.read_text())
+    assert state["training_seconds"] > 0
+    if method == "ce":
+        state["training_seconds"] = 5000.0
+    else:
+        del state["training_seconds"]
+    state_file.write_text(json.dumps(state))
 
     with pytest.raises(SystemExit, match="--resume to continue it"):  # never overwritten
         cli.main(["train", *[a for a in common if a != "--resume"], "--output", str(broken)])
@@ -95,5 +105,15 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, method):
         np.testing.assert_array_equal(a, b)
     summary = json.loads((broken / "summary.json").read_text())
     assert summary["resumed_from_epoch"] == checkpointed
+    # The run's time counts the epochs before the kill too (this process took
+    # far less than 5000 s), and the speed is every epoch's images over it;
+    # unknown, it is reported as unknown.
+    if method == "ce":
+        assert 5000.0 < summary["wall_seconds"] < 5000.0 + 600
+        assert summary["train_samples_per_second"] == pytest.approx(
+            3 * summary["train_size"] / summary["wall_seconds"])
+    else:
+        assert summary["wall_seconds"] is None and summary["train_samples_per_second"] is None
+        assert "time not recorded by the checkpoint" in resumed.stdout
     noise_files = [f for f in os.listdir(broken) if f.endswith("_sym.json")]
     assert len(noise_files) == 1  # the noise file sits beside the log

@@ -436,6 +436,11 @@ def _sanm_label(entry: dict) -> str:
     return "yes"
 
 
+def count_text(value) -> str:
+    """A count rounded to a whole number; "–" where not recorded (None or NaN)."""
+    return "–" if value is None or value != value else f"{value:.0f}"
+
+
 def _pct(mean, std) -> str:
     if mean != mean:  # NaN: not measured
         return "–"
@@ -458,7 +463,7 @@ def markdown(rows: list[dict], header: str) -> str:
             f"{s['best_epoch_mean']:.1f} / {s['epochs']} | "
             f"{_pct(s['train_accuracy_mean'], s['train_accuracy_std'])} | "
             f"{_pct(s['memorised_mean'], s['memorised_std'])} | "
-            f"{_pct(s['warmup_end_mean'], s['warmup_end_std'])} | {auc} | {s['wall_s_mean']:.0f} | {s['images_per_s_mean']:.0f} |")
+            f"{_pct(s['warmup_end_mean'], s['warmup_end_std'])} | {auc} | {count_text(s['wall_s_mean'])} | {count_text(s['images_per_s_mean'])} |")
     lines += curve_lines(rows)
     lines += ["", "SANM gain (percentage points; spread = the larger seed-to-seed std):", "",
               "| method | noise | seeds | best: gain (paired std) | best: spread | best: gain > spread | "
@@ -615,7 +620,7 @@ def main(argv=None) -> int:
         print(f"[{i}/{len(cells)}] {cell.name} ...", end=" ", flush=True)
         row = known.get(cell.name) or run_cell(budget, cell, args.data_dir, out)
         rows.append(row)
-        print(f"best {row['best']:.4f} last {row['last']:.4f} ({row['wall_s']:.0f} s"
+        print(f"best {row['best']:.4f} last {row['last']:.4f} ({count_text(row['wall_s'])} s"
               f"{', from --known' if cell.name in known else ''}; "
               f"grid {time.time() - start:.0f} s so far)", flush=True)
         # The tables are rewritten after every cell: a grid cut short keeps them.

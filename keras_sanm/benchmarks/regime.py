@@ -32,7 +32,7 @@ import dataclasses
 import os
 import sys
 
-from keras_sanm.benchmarks.accuracy import Budget, Cell, provenance, run_cell
+from keras_sanm.benchmarks.accuracy import Budget, Cell, count_text, provenance, run_cell
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +106,7 @@ def markdown(results: list[tuple[Candidate, dict, dict]], header: str, chosen) -
         memorised = "–" if row.get("memorised") is None else f"{100 * row['memorised']:.1f}"
         lines.append(
             f"| {candidate.name} | {row['seed']} | {candidate.work / smallest:.2f} | "
-            f"{row['wall_s']:.0f} | "
+            f"{count_text(row['wall_s'])} | "
             f"{100 * row['best']:.2f} | {100 * row['last']:.2f} | {100 * row['last10']:.2f} | "
             f"{row['best_epoch']} / {row['epochs']} | {100 * row['correct_fraction']:.1f} | "
             f"{100 * row['train_accuracy']:.1f} | {memorised} | {100 * v['fit_excess']:+.1f} "
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
             print(f"best {row['best']:.4f} last {row['last']:.4f}, fits noisy labels "
                   f"{row['train_accuracy']:.3f} (correct {row['correct_fraction']:.3f}): "
                   f"{'qualifies' if v['qualifies'] else 'does not qualify'} "
-                  f"({row['wall_s']:.0f} s)", flush=True)
+                  f"({count_text(row['wall_s'])} s)", flush=True)
             if not v["qualifies"]:
                 break
         else:
