@@ -185,3 +185,22 @@ def test_fit_verbose_0_copies_a_dataset_without_a_progress_bar(setting, capsys):
     assert "on-disk copy" in shown[0]  # what fit chose is still said, once
     assert "2/2" not in shown[0]
     assert "2/2" in shown[2] and "batch" in shown[2]
+
+
+@DATA_SIDE_ONLY
+@pytest.mark.parametrize("method,options", [("ce", {}), ("dividemix", {"warmup_epochs": 1})])
+def test_a_tfds_dataset_trains_as_loaded(method, options):
+    # What a tfds user writes; tfds' mock data stands in for the download.
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=48):
+        train = tfds.load("cifar10", split="train", as_supervised=True).batch(16)
+        test = tfds.load("cifar10", split="test", as_supervised=True).batch(16)
+    images, labels = (np.concatenate(part) for part in zip(*test.as_numpy_iterator()))
+    assert images.dtype == np.uint8 and len(images) == 48
+    model = keras_sanm.wrap(keras_sanm.backbones.SmallCNN(10), method=method, seed=0, **options)
+    history = model.fit(train, epochs=2, validation_data=test, verbose=0)
+    by_hand = float(np.mean(np.argmax(model.predict(images, verbose=0), -1) == labels))
+    assert history.history["val_accuracy"][-1] == pytest.approx(by_hand, abs=1e-6)
+    assert model.evaluate(test, verbose=0, return_dict=True)["accuracy"] == pytest.approx(
+        by_hand, abs=1e-6)
+    assert model.label_quality(train).shape == (48,)
