@@ -135,9 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0,
                        help="seed of the subsets, the noisy labels, the initial weights and "
                             "the batch order (default: 0)")
-    train.add_argument("--dtype-policy", default=None,
-                       help="Keras dtype policy of the networks, e.g. mixed_bfloat16 on a GPU "
-                            "(losses are computed in float32)")
+    train.add_argument("--dtype-policy", default=None, choices=("float32", "mixed_bfloat16"),
+                       help="Keras dtype policy of the networks: mixed_bfloat16 on a GPU "
+                            "(losses are computed in float32; float16 is refused, as the steps "
+                            "do not scale the loss)")
     train.add_argument("--output", default=None, help="run folder (default runs/<name>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --output from its last checkpoint (written "

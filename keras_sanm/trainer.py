@@ -41,6 +41,30 @@ class Untracked:
         self.__dict__.update(items)
 
 
+def check_no_float16(model: keras.Model) -> None:
+    """Refuses float16 computation, which would train without loss scaling.
+
+    Under `mixed_float16` Keras' own `train_step` multiplies the loss by a
+    dynamic scale so that small gradients survive float16; the methods'
+    steps do not, so their updates would be wrong without any error.
+    `mixed_bfloat16` has float32's range and needs no scaling.
+    """
+    pending, seen = [model, getattr(model, "network", model)], set()
+    while pending:
+        layer = pending.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if getattr(layer.dtype_policy, "compute_dtype", None) == "float16":
+            raise ValueError(
+                f"Layer {layer.name!r} computes in float16 (dtype policy "
+                f"{layer.dtype_policy.name!r}). The noisy-label steps do not scale the loss, "
+                "which float16 training needs; use keras.config.set_dtype_policy("
+                "'mixed_bfloat16') (the same speed-up on GPUs with bfloat16 units, no "
+                "scaling needed) or float32, before creating the base model and calling wrap().")
+        pending.extend(getattr(layer, "layers", []))  # a model's layers, nested models'
+
+
 class NoisyLabelTrainer(TrainStep, keras.Model):
     """Base class of the training wrappers returned by `keras_sanm.wrap`.
 
@@ -424,6 +448,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 f"method={self.method_name!r} defines its own loss; call compile() "
                 "without `loss`."
             )
+        check_no_float16(self)
         if lr_drop_epochs is not None:
             if optimizer is not None:
                 raise ValueError(

@@ -67,7 +67,7 @@ class Budget:
         epochs: epochs per method.
         warmup_epochs: warm-up epochs per method (DivideMix).
         batch_size: training batch size.
-        dtype_policy: Keras dtype policy, e.g. `mixed_float16`.
+        dtype_policy: Keras dtype policy, e.g. `mixed_bfloat16`.
         width: base channels of `preact_resnet18` (`None`: 64).
         lr_drop_fraction: the learning rate is divided by 10 from this
             fraction of each run's epochs, the same epoch for every method
