@@ -152,7 +152,13 @@ def test_split_without_an_empty_side_does_not_warn(data):
     source.label_quality[:16, :] = 0.1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        source.training_plan(0, threshold=0.5, epoch=3)
+        plan = source.training_plan(0, threshold=0.5, epoch=3)
+    # 16 labeled samples (the clean side) in 2 full batches, each once; 8
+    # unlabeled rows per step from the noisy side; the L_u ramp's progress.
+    labeled = np.concatenate([step[0] for step in plan])
+    assert len(plan) == 2 and sorted(labeled.tolist()) == list(range(16, 32))
+    assert all(len(step[1]) == 8 and (step[1] < 16).all() for step in plan)
+    assert [step[2] for step in plan] == [3.0, 3.0 + 1 / 3]
 
 
 def test_resuming_with_other_settings(tmp_path, data):
