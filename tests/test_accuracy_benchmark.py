@@ -158,6 +158,7 @@ def test_ablation_cells_arguments_and_tables(tmp_path):
     assert "| DivideMix (SANM without masking) | sym:0.5 | 2 | +5.00 (0.00) |" in page
 
 
+@pytest.mark.slow
 @HARNESS_ONLY
 def test_grid_runs_writes_tables_and_resumes(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
@@ -214,6 +215,7 @@ def test_grid_runs_writes_tables_and_resumes(tmp_path):
         accuracy.known_rows(str(committed), other)
 
 
+@pytest.mark.slow
 @HARNESS_ONLY
 def test_grid_halves_run_apart_and_merge_with_known(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
@@ -264,6 +266,7 @@ def test_ablation_runs_only_the_parts_asked_for(tmp_path):
                        "--out", str(tmp_path / "grid"), "--ablation", "masks"])
 
 
+@pytest.mark.slow
 def test_failed_cell_names_its_log(tmp_path):
     bad = tmp_path / "cifar10_jpeg.npz"
     bad.write_bytes(b"not an npz")
@@ -274,6 +277,7 @@ def test_failed_cell_names_its_log(tmp_path):
         cli.main(["bench", "accuracy", "--budget", "smoke", "--methods", "cdr"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", [
     "ce",
     # DivideMix's mixed-precision casts are keras.ops (the backend's own
@@ -298,6 +302,7 @@ def test_train_command_dtype_policy(tmp_path, method):
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
 
 
+@pytest.mark.slow
 @HARNESS_ONLY
 def test_refined_targets_cells_run_as_their_own_setting(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
@@ -334,6 +339,7 @@ def test_refined_targets_cells_run_as_their_own_setting(tmp_path):
         "ce_sanm_sym0.5_s0", "ce_sym0.5_s0"]
 
 
+@pytest.mark.slow
 @HARNESS_ONLY
 def test_a_run_keeps_the_commit_that_started_it(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")

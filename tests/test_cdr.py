@@ -94,6 +94,7 @@ def test_cdr_defaults_and_errors():
         keras_sanm.wrap(small_cnn(), method="cdr", noise_rate=-0.1)
 
 
+@pytest.mark.slow
 def test_short_cdr_fit_learns():
     x, y = learnable_problem(n=384, seed=1)
     x_test, y_test = learnable_problem(n=200, seed=2)

@@ -165,6 +165,7 @@ def test_missing_optional_packages_give_install_hints(monkeypatch, tmp_path):
         cli.main(["plot", str(tmp_path)])
 
 
+@pytest.mark.slow
 @pytest.mark.only_backend("jax", reason="README command 1 runs the demo on JAX; its "
                           "training is tested on every backend")
 def test_demo_reports_progress_and_says_which_model_ended_higher(capsys):
@@ -215,6 +216,7 @@ def test_train_sanm_ce_with_refined_masked_targets(tmp_path):
     assert keras_sanm.load_model(str(out / "model.keras")).masked_targets == "refined"
 
 
+@pytest.mark.slow
 @CLI_ONLY
 def test_train_command_on_a_real_noise_dataset_from_its_published_files(tmp_path, capsys):
     write_animal10n(tmp_path / "animal10n", 48, 16)

@@ -21,6 +21,8 @@ import keras_sanm
 from conftest import learnable_problem, small_cnn
 from keras_sanm.data import normalize_images
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
+
 N_TRAIN, N_TEST, BATCH = 48, 16, 16
 # method -> wrap options (small batches and a one-epoch warm-up for the tiny data).
 METHODS = {

@@ -134,6 +134,7 @@ def test_sanm_mask_size_follows_the_peer_quality(problem):
     assert logs["mask_ratio"] == pytest.approx((0.55 + 0.05) / 2, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_short_coteaching_fit_learns():
     x, y = learnable_problem(n=384, seed=1)
     x_test, y_test = learnable_problem(n=200, seed=2)

@@ -21,6 +21,8 @@ import keras_sanm.distribution
 from keras_sanm.backend import gather_replicas, replica_count, replica_rows, replicas_in_step
 from conftest import learnable_problem, small_cnn
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
+
 BACKEND = keras.backend.backend()
 HERE = os.path.dirname(os.path.abspath(__file__))
 METHODS = ("ce", "elr_plus")

@@ -57,6 +57,7 @@ def trained():
     return model, history.history, recorder.phases, (x, y, noisy), data
 
 
+@pytest.mark.slow
 def test_warmup_then_division_at_the_right_epoch(trained):
     _, history, phases, _, data = trained
     for epoch in (0, 1):  # warm-up: network 1's pass, then network 2's
@@ -209,6 +210,7 @@ def test_twelve_group_layout_and_loss_split():
     assert prior == pytest.approx(np.sum(0.25 * np.log(0.25 / probs.mean(0))), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_sanm_dividemix_trains_both_networks_and_decoders():
     x, y, noisy = noisy_problem(n=96)
     images = to_uint8(x)
@@ -340,6 +342,7 @@ def test_beta_sampler_matches_the_beta_distribution(alpha):
     assert sorted(order.tolist()) == list(range(7))
 
 
+@pytest.mark.slow
 def test_xla_compiled_sanm_dividemix_steps():
     if keras.backend.backend() == "torch":
         pytest.skip("XLA compilation applies to JAX and TensorFlow")
@@ -413,6 +416,7 @@ def test_sanm_dividemix_ablation_switches_and_config():
     assert (restored.strong_views, restored.strong_warmup, restored.masking) == (False, True, True)
 
 
+@pytest.mark.slow
 def test_masking_on_weak_views_trains():
     x, y, noisy = noisy_problem(n=96)
     model = keras_sanm.wrap(small_cnn(), method="dividemix", seed=0, warmup_epochs=1,

@@ -125,6 +125,7 @@ def test_sanm_elr_plus_trains_networks_decoders_and_logs_its_terms(problem):
     assert "label_quality" in history
 
 
+@pytest.mark.slow
 def test_short_elr_plus_fit_learns():
     x, y = learnable_problem(n=384, seed=1)
     x_test, y_test = learnable_problem(n=200, seed=2)

@@ -18,6 +18,7 @@ def noisy_problem(n=200, rate=0.3):
     return x, keras_sanm.data.inject_noise(y, 4, "sym", rate, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sanm", [False, True])
 @pytest.mark.parametrize("method", sorted(RATES))
 def test_missing_rate_is_estimated_after_two_epochs_and_printed(method, sanm, capsys,

@@ -10,6 +10,8 @@ from nbclient import NotebookClient
 
 from conftest import write_jpeg_npz
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
+
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
 

@@ -24,6 +24,8 @@ from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.datasets import ImageDataset
 from keras_sanm.trainer import NoisyLabelTrainer
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
+
 LOAD = keras_sanm.datasets.load
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -8,6 +8,8 @@ from conftest import HARNESS_ONLY, write_jpeg_npz
 from keras_sanm import cli
 from keras_sanm.benchmarks import gpu_check, regime
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
+
 
 def test_candidate_parsing_and_work():
     candidate = regime.Candidate.parse("2500x16x100")

@@ -25,6 +25,7 @@ def write_noise_files(folder):
                                data.y_train, 10, mode=mode, rate=rate)
 
 
+@pytest.mark.slow
 @pytest.mark.only_backend("torch", reason="it runs the other two backends itself")
 def test_same_noisy_labels_on_every_backend(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")

@@ -14,6 +14,8 @@ import keras_sanm
 from keras_sanm import cli
 from conftest import write_jpeg_npz
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
+
 # Kills the process (SIGKILL, no clean-up) at a chosen moment, then runs the CLI.
 KILLER = """
 import os, signal, sys

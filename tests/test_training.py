@@ -44,6 +44,7 @@ def test_sanm_loss_parts_logged_and_decrease(problem):
     assert "label_quality" in history and "clean_fraction" in history
 
 
+@pytest.mark.slow
 def test_short_sanm_fit_learns_with_noisy_labels():
     x, y = learnable_problem(n=384, seed=1)
     x_test, y_test = learnable_problem(n=200, seed=2)
@@ -58,6 +59,7 @@ def test_short_sanm_fit_learns_with_noisy_labels():
     assert np.mean(scores.argmax(1) == y_test) == pytest.approx(acc, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_label_quality_updates_from_epoch_one_and_flags_noisy_samples():
     x, y = learnable_problem(n=256, seed=3)
     noisy = keras_sanm.data.inject_noise(y, 4, "sym", 0.5, seed=1, include_true_class=False)
@@ -182,6 +184,7 @@ def test_xy_dataset_bad_labels_refused():
         model.fit([1, 2, 3], epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_xla_compiled_sanm_step():
     if keras.backend.backend() == "torch":
         pytest.skip("XLA compilation applies to JAX and TensorFlow")
@@ -209,6 +212,7 @@ def _train_loss_logs(model, x, labels, quality):
     return {k: float(keras.ops.convert_to_numpy(v)) for k, v in logs.items()}
 
 
+@pytest.mark.slow
 def test_refined_masked_targets_stop_the_copies_pulling_towards_doubted_labels(problem):
     x, y = problem
     base = small_cnn()

@@ -153,6 +153,7 @@ def _train(data_dir, out, *extra):
               "--output", str(out), "--verbose", "0", *extra])
 
 
+@pytest.mark.slow
 def test_plot_command_writes_the_figures_of_a_run(tmp_path, capsys):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz", n_train=64, n_test=16)
     sanm_run, ce_run = tmp_path / "sanm", tmp_path / "ce"
