@@ -9,7 +9,8 @@ Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
 * `ImagePreprocessing`: how the model scales and standardises raw images
   (inferred at the first `fit`, saved with the model, applied everywhere).
 * `load_model(path)`: a wrapped model saved with `model.save("m.keras")`,
-  on any backend.
+  on any backend (after `import keras_sanm`, `keras.saving.load_model`
+  loads it too: the trainers register as soon as Keras is imported).
 * `TrainingBackup(directory)`: a callback that checkpoints the whole training
   state after every epoch and resumes from it when `fit` is called again.
 * `NoisyMask`, `ReconstructionDecoder`, `modulate_labels`,
@@ -23,6 +24,10 @@ Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
 """
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 
 from keras_sanm.version import __version__
 
@@ -60,3 +65,43 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(__all__)
+
+
+def _register_trainers() -> None:
+    try:
+        importlib.import_module("keras_sanm.methods")  # each class registers itself
+    except Exception as error:  # noqa: BLE001 - Keras itself must still import
+        warnings.warn(f"keras_sanm could not register its trainers for keras.saving "
+                      f"({error!r}); use keras_sanm.load_model.", stacklevel=2)
+
+
+class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
+    """Registers the trainers with `keras.saving` right after Keras is imported.
+
+    The package itself imports Keras only when first used, so that the
+    backend can still be chosen after `import keras_sanm`; registering on
+    Keras' import lets `keras.saving.load_model` load a saved wrapper
+    without the package importing Keras early.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("keras")
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            _register_trainers()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules:
+    _register_trainers()
+elif not any(isinstance(finder, _RegisterAfterKeras) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterAfterKeras())

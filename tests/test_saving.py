@@ -42,6 +42,7 @@ def assert_same_state(a, b):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sanm", [False, True], ids=["plain", "sanm"])
 @pytest.mark.parametrize("method", sorted(METHOD_OPTIONS))
 def test_save_load_round_trip_and_training_continues_identically(tmp_path, method, sanm):
@@ -70,6 +71,7 @@ def test_save_load_round_trip_and_training_continues_identically(tmp_path, metho
     assert_same_state(loaded, model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["preact_resnet18", "cnn9", "small_cnn"])
 def test_every_backbone_round_trips(tmp_path, backbone):
     x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
@@ -102,6 +104,7 @@ for method, options in (("ce", {}), ("elr_plus", {"num_samples": 32, "batch_size
 """
 
 
+@pytest.mark.slow
 def test_model_saved_on_another_backend_loads_and_trains(tmp_path):
     backends = ["jax", "tensorflow", "torch"]
     other = backends[(backends.index(keras.backend.backend()) + 1) % 3]
@@ -125,3 +128,25 @@ def test_model_saved_on_another_backend_loads_and_trains(tmp_path):
 def test_load_model_names_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="No saved model"):
         keras_sanm.load_model(str(tmp_path / "missing.keras"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("imports", ["import keras_sanm, keras", "import keras, keras_sanm"])
+def test_plain_keras_load_model_after_importing_the_package(tmp_path, imports):
+    # A fresh process, either import order: keras.saving.load_model finds the trainers.
+    x, y, batch_size = training_inputs("dividemix")
+    model = keras_sanm.wrap(small_cnn(), method="dividemix", **METHOD_OPTIONS["dividemix"])
+    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+    path, images = tmp_path / "dividemix.keras", tmp_path / "x.npy"
+    model.save(str(path))
+    np.save(images, x)
+    code = (f"{imports}\nimport numpy as np\n"
+            f"model = keras.saving.load_model({str(path)!r})\n"
+            f"np.save({str(tmp_path / 'p.npy')!r}, model.predict(np.load({str(images)!r}), verbose=0))\n"
+            "print(type(model).__name__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, KERAS_BACKEND=keras.backend.backend()), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "SANMDivideMixTrainer"
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
