@@ -69,7 +69,7 @@ def __dir__():
 
 def _register_trainers() -> None:
     try:
-        importlib.import_module("keras_sanm.methods")  # each class registers itself
+        importlib.import_module("keras_sanm.methods").register_all()
     except Exception as error:  # noqa: BLE001 - Keras itself must still import
         warnings.warn(f"keras_sanm could not register its trainers for keras.saving "
                       f"({error!r}); use keras_sanm.load_model.", stacklevel=2)

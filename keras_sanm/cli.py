@@ -9,6 +9,8 @@ import os
 import sys
 import time
 
+from keras_sanm import methods
+
 BACKENDS = ("jax", "tensorflow", "torch")
 
 
@@ -55,7 +57,8 @@ def _existing_path(text: str) -> str:
     return text
 
 
-METHOD_NAMES = ("ce", "coteaching", "cdr", "dividemix", "elr_plus")
+# Every method's declaration (keras_sanm/methods/<name>/__init__.py) imports no Keras.
+METHOD_NAMES = methods.names()
 # The names of `keras_sanm.datasets.DATASETS` and `keras_sanm.backbones.BACKBONES`, repeated
 # here because importing those modules imports Keras, which must wait for `--backend`
 # (tests/test_cli_and_datasets.py checks that the lists agree).
@@ -66,8 +69,9 @@ REAL_NOISE_DATASETS = ("animal10n", "clothing1m", "webvision")
 # Datasets that come with their own noisy labels (CIFAR-N: human annotations).
 OWN_LABEL_DATASETS = ("cifar10_n", "cifar100_n") + REAL_NOISE_DATASETS
 BACKBONE_NAMES = ("preact_resnet18", "cnn9", "small_cnn")
-# SANM(DivideMix)'s parts that `--sanm-without` can switch off (its constructor flags).
-ABLATION_PARTS = ("strong_views", "strong_warmup", "masking")
+# The SANM parts that `--sanm-without` can switch off, per method (constructor flags).
+ABLATION_PARTS = {name: methods.get(name).sanm_parts for name in METHOD_NAMES
+                  if methods.get(name).sanm_parts}
 
 
 BACKEND_HELP = ("Keras backend (default: KERAS_BACKEND, else Keras' configured one if "
@@ -105,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-sanm", dest="sanm", action="store_false",
                        help="train the plain method, without SANM's masking and decoder")
     train.add_argument("--sanm-without", default=None,
-                       help="SANM(DivideMix) ablation: comma-separated parts to switch off "
-                            f"({', '.join(ABLATION_PARTS)})")
+                       help="SANM ablation: comma-separated parts to switch off ("
+                            + "; ".join(f"{methods.get(m).label}: {', '.join(parts)}"
+                                        for m, parts in ABLATION_PARTS.items()) + ")")
     train.add_argument("--masked-targets", default=None, choices=("label", "refined"),
                        help="SANM(CE): targets of the masked copies before modulation: the "
                             "given label (default) or the refined label w*y + (1-w)*p "
@@ -260,12 +265,14 @@ def _parse_ablation(args) -> list[str]:
     if not args.sanm_without:
         return []
     parts = sorted(set(args.sanm_without.split(",")))
-    unknown = [p for p in parts if p not in ABLATION_PARTS]
+    known = ABLATION_PARTS.get(args.method, ())
+    if not known or not args.sanm:
+        with_parts = ", ".join(f"--method {m}" for m in ABLATION_PARTS)
+        raise SystemExit("--sanm-without switches off parts of a SANM method that has them: "
+                         f"use it with {with_parts} and without --no-sanm.")
+    unknown = [p for p in parts if p not in known]
     if unknown:
-        raise SystemExit(f"--sanm-without: unknown parts {unknown}; choose from {ABLATION_PARTS}.")
-    if args.method != "dividemix" or not args.sanm:
-        raise SystemExit("--sanm-without switches off parts of SANM(DivideMix): use it with "
-                         "--method dividemix and without --no-sanm.")
+        raise SystemExit(f"--sanm-without: unknown parts {unknown}; choose from {known}.")
     return parts
 
 
@@ -287,17 +294,15 @@ def _resolve_noise(args):
 
 
 def _training_data(args, model, data, noisy):
-    from keras_sanm.data import CoDivideData, IndexedDataset
+    from keras_sanm.data import IndexedDataset
 
-    if args.method == "dividemix":
-        return CoDivideData(
-            data.x_train, noisy, args.batch_size, data.num_classes, views=model.views,
-            warmup_augment=model.warmup_augment, seed=args.seed, clean_labels=data.y_train,
-        )
-    # Co-teaching's reference trains without augmentation.
-    augment = None if args.method == "coteaching" else "weak"
+    make = methods.get(args.method).training_data
+    if make is not None:
+        return make(model, data.x_train, noisy, args.batch_size, data.num_classes,
+                    args.seed, data.y_train)
+    # The method's reference augmentation (Co-teaching's trains without).
     return IndexedDataset(
-        data.x_train, noisy, args.batch_size, data.num_classes, augment=augment,
+        data.x_train, noisy, args.batch_size, data.num_classes, augment=model.augment,
         seed=args.seed, clean_labels=data.y_train,
     )
 
@@ -360,9 +365,12 @@ def train_command(args) -> dict:
 
     args.lr_drop_epochs = _parse_epochs(args.lr_drop_epochs)
     args.sanm_without = _parse_ablation(args)
-    if args.masked_targets is not None and (args.method != "ce" or not args.sanm):
-        raise SystemExit("--masked-targets sets SANM(CE)'s masked copies: use it with "
-                         "--method ce and without --no-sanm.")
+    if args.masked_targets is not None and (
+            not methods.get(args.method).masked_targets or not args.sanm):
+        with_targets = ", ".join(f"--method {m}" for m in METHOD_NAMES
+                                 if methods.get(m).masked_targets)
+        raise SystemExit("--masked-targets sets the masked copies' targets of SANM(CE): use "
+                         f"it with {with_targets} and without --no-sanm.")
 
     # Argument checks first, before any data is read.
     if args.dataset in OWN_LABEL_DATASETS:
@@ -389,19 +397,18 @@ def train_command(args) -> dict:
           + f", backend {keras.backend.backend()}")
 
     keras.utils.set_random_seed(args.seed)
-    args.backbone = args.backbone or ("cnn9" if args.method == "coteaching" else "preact_resnet18")
-    args.batch_size = args.batch_size or (128 if args.method in ("coteaching", "elr_plus") else 64)
+    spec = methods.get(args.method)
+    args.backbone = args.backbone or spec.backbone
+    args.batch_size = args.batch_size or spec.batch_size
     config = {}
-    if args.method in ("dividemix", "elr_plus"):
+    if spec.batch_size_option:
         config["batch_size"] = args.batch_size
     # The reference sets these to the (nominal) noise rate; a preset does the same.
     # With a dataset's own labels: the measured rate where true labels are known
     # (CIFAR-N), else left to the model's estimate (NoiseRateEstimate).
     rate = args.noise[1] if args.noise is not None else wrong
-    if args.method == "coteaching" and not args.preset and rate is not None:
-        config["forget_rate"] = rate
-    if args.method == "cdr" and not args.preset and rate is not None:
-        config["noise_rate"] = rate
+    if spec.noise_rate_option and not args.preset and rate is not None:
+        config[spec.noise_rate_option] = rate
     if args.warmup_epochs is not None:
         config["warmup_epochs"] = args.warmup_epochs
     for part in args.sanm_without:

@@ -31,35 +31,27 @@ Example:
 
 from __future__ import annotations
 
-# (dataset, noise) -> lambda_u (DivideMix Table 7, as its authors gave it for each cell).
-LAMBDA_U = {
-    ("cifar10", "sym-0.2"): 0.0,
-    ("cifar10", "sym-0.5"): 25.0,
-    ("cifar10", "sym-0.8"): 25.0,
-    ("cifar10", "sym-0.9"): 50.0,
-    ("cifar10", "asym-0.4"): 0.0,
-    ("cifar100", "sym-0.2"): 25.0,
-    ("cifar100", "sym-0.5"): 150.0,
-    ("cifar100", "sym-0.8"): 150.0,
-    ("cifar100", "sym-0.9"): 150.0,
-    ("cifar100", "asym-0.4"): 150.0,
-}
+# The reference cells: (dataset, noise kind-rate), as in the CIFAR tables.
+CELLS = (
+    ("cifar10", "sym-0.2"), ("cifar10", "sym-0.5"), ("cifar10", "sym-0.8"),
+    ("cifar10", "sym-0.9"), ("cifar10", "asym-0.4"),
+    ("cifar100", "sym-0.2"), ("cifar100", "sym-0.5"), ("cifar100", "sym-0.8"),
+    ("cifar100", "sym-0.9"), ("cifar100", "asym-0.4"),
+)
+PRESETS = sorted(f"{dataset}-{noise}" for dataset, noise in CELLS)
 
-WARMUP_EPOCHS = {
-    (False, "cifar10"): 10,
-    (False, "cifar100"): 30,
-    (True, "cifar10"): 10,
-    (True, "cifar100"): 20,
-}
 
-PRESETS = sorted(f"{dataset}-{noise}" for dataset, noise in LAMBDA_U)
-PRESET_METHODS = ("dividemix", "coteaching", "cdr", "elr_plus")
+def preset_methods() -> tuple[str, ...]:
+    """The methods that declare reference settings per cell."""
+    from keras_sanm import methods
+
+    return tuple(name for name in methods.names() if methods.get(name).preset is not None)
 
 
 def parse_preset(name: str) -> tuple[str, str, float]:
     """`"cifar10-sym-0.5"` -> `("cifar10", "sym", 0.5)`; unknown names raise."""
     dataset, _, noise = name.partition("-")
-    if (dataset, noise) not in LAMBDA_U:
+    if (dataset, noise) not in CELLS:
         raise ValueError(f"Unknown preset {name!r}; available: {PRESETS}.")
     mode, _, rate = noise.partition("-")
     return dataset, mode, float(rate)
@@ -70,7 +62,7 @@ def preset_config(name: str, method: str = "dividemix", sanm: bool = True) -> di
 
     Args:
         name: `"<dataset>-<sym|asym>-<rate>"`, one of `PRESETS`.
-        method: the training method (one of `PRESET_METHODS`).
+        method: the training method (one of `preset_methods()`).
         sanm: SANM's settings (True) or the plain method's (they differ
             for DivideMix only).
 
@@ -79,27 +71,11 @@ def preset_config(name: str, method: str = "dividemix", sanm: bool = True) -> di
         `threshold`, `warmup_epochs`, `history_length`, `confidence_penalty`,
         `epochs`; see the module docstring for the others).
     """
-    if method not in PRESET_METHODS:
-        raise ValueError(f"Presets exist for methods {PRESET_METHODS}; got method={method!r}.")
+    from keras_sanm import methods
+
+    spec = methods.get(method)
+    if spec.preset is None:
+        raise ValueError(f"Presets exist for methods {list(preset_methods())}; "
+                         f"got method={method!r}.")
     dataset, mode, rate = parse_preset(name)
-    if method == "coteaching":
-        return {"forget_rate": rate, "decay_start": 80 if dataset == "cifar10" else 100}
-    if method == "cdr":
-        return {"noise_rate": rate}
-    if method == "elr_plus":
-        if dataset == "cifar100":
-            return {"beta": 0.9, "lambda_elr": 7.0, "coef_step": 40000,
-                    "drop_epoch": 200, "epochs": 250}
-        beta, weight = (0.9, 1.0) if mode == "asym" else (0.7, 3.0)
-        return {"beta": beta, "lambda_elr": weight, "coef_step": 0,
-                "drop_epoch": 150, "epochs": 200}
-    noise = f"{mode}-{rate}"
-    high_noise = noise == "sym-0.9"
-    return {
-        "lambda_u": LAMBDA_U[(dataset, noise)],
-        "threshold": 0.6 if high_noise else 0.5,
-        "history_length": 5 if high_noise else 1,
-        "confidence_penalty": mode == "asym",
-        "warmup_epochs": WARMUP_EPOCHS[(bool(sanm), dataset)],
-        "epochs": 361 if sanm else 301,
-    }
+    return spec.preset(dataset, mode, rate, sanm)

@@ -31,7 +31,9 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict | None = None, 
     >>> model.save("dividemix.keras")
     >>> model = keras_sanm.load_model("dividemix.keras")
     """
-    import keras_sanm.methods  # noqa: F401 - registers the trainers
+    from keras_sanm import methods
+
+    methods.register_all()
 
     if not os.path.exists(filepath):
         raise FileNotFoundError(f"No saved model at {os.fspath(filepath)!r}.")

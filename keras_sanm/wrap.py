@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_sanm.feature_map import build_feature_network, find_feature_layer
-from keras_sanm.methods import METHODS
+from keras_sanm import methods
 from keras_sanm.preprocessing import ImagePreprocessing
 from keras_sanm.presets import preset_config
 
@@ -113,8 +113,7 @@ def wrap(
     >>> model.compile()                       # reference optimizer and schedule
     >>> model.fit(x_train, y_noisy, batch_size=64, epochs=2)
     """
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; available: {sorted(METHODS)}.")
+    spec = methods.get(method)  # unknown names raise, listing the methods
     if not isinstance(base_model, keras.Model):
         raise ValueError(f"base_model must be a keras.Model; got {type(base_model).__name__}.")
     try:
@@ -144,7 +143,7 @@ def wrap(
         base_model, from_logits = _with_softmax(base_model), True
     if preset is not None:
         config = {**preset_config(preset, method, sanm), **config}
-    plain, with_sanm = METHODS[method]
+    plain, with_sanm = spec.trainers()
     trainer = with_sanm if sanm else plain
     if not sanm and feature_layer is not None:
         raise ValueError("feature_layer is only used with sanm=True.")

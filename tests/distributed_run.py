@@ -67,7 +67,7 @@ def train(method: str, deterministic: bool, batch_norm: bool):
     from conftest import learnable_problem
 
     if deterministic:
-        import keras_sanm.methods.elr_plus as elr_plus
+        import keras_sanm.methods.elr_plus.trainers as elr_plus
         from keras import ops
 
         def identity_mix(inputs, targets, alpha, seed):

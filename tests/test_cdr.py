@@ -4,7 +4,7 @@ import pytest
 from keras import ops
 
 import keras_sanm
-from keras_sanm.methods.cdr import critical_gradient_mask
+from keras_sanm.methods.cdr.trainers import critical_gradient_mask
 from conftest import learnable_problem, small_cnn
 
 

@@ -77,7 +77,7 @@ def test_two_devices_train_like_one(two_device_runs, method):
 
 def test_elr_plus_targets_of_every_sample_written(two_device_runs):
     """Each network's pass visits all 64 samples: every target row is set on two devices."""
-    import keras_sanm.methods.elr_plus  # noqa: F401  (registers the trainer)
+    import keras_sanm.methods.elr_plus.trainers  # noqa: F401  (registers the trainer)
 
     multi, _ = load(two_device_runs / "elr_plus_multi.npz")
     targets = next(w for w in multi.values() if w.shape == (2, 64, 4))

@@ -8,7 +8,7 @@ from keras import ops
 
 import keras_sanm
 from keras_sanm.data import CoDivideData
-from keras_sanm.methods.dividemix import sanm_mixmatch_groups
+from keras_sanm.methods.dividemix.trainers import sanm_mixmatch_groups
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
 from keras_sanm.optimizers import NetworkOptimizers
 

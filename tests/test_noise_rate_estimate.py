@@ -7,7 +7,7 @@ import pytest
 import keras_sanm
 from conftest import learnable_problem, small_cnn
 from keras_sanm.callbacks import NoiseRateEstimate
-from keras_sanm.methods.coteaching import forget_rate_at
+from keras_sanm.methods.coteaching.trainers import forget_rate_at
 
 # method -> (rate attribute, option name)
 RATES = {"cdr": ("noise_rate", "noise_rate"), "coteaching": ("final_forget_rate", "forget_rate")}

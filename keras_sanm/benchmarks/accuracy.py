@@ -50,8 +50,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-METHOD_LABELS = {"ce": "CE", "dividemix": "DivideMix", "coteaching": "Co-teaching",
-                 "cdr": "CDR", "elr_plus": "ELR+"}
+from keras_sanm import methods as method_specs  # their declarations import no Keras
+
+METHOD_LABELS = {name: method_specs.get(name).label for name in method_specs.names()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +163,10 @@ class Cell:
                 f"{self.noise.replace(':', '')}_s{self.seed}")
 
 
-# SANM(DivideMix) ablation: each part left out in turn (`keras-sanm train --sanm-without`).
-ABLATIONS = ("strong_views", "strong_warmup", "masking")
+# SANM ablation: each part of a method that declares parts left out in turn
+# (`keras-sanm train --sanm-without`; SANM(DivideMix)'s).
+ABLATIONS = tuple(dict.fromkeys(
+    part for name in method_specs.names() for part in method_specs.get(name).sanm_parts))
 # SANM(CE)'s targets of the masked copies other than the default, the given
 # label (`keras-sanm train --masked-targets`).
 OTHER_MASKED_TARGETS = ("refined",)
@@ -195,10 +198,11 @@ def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False,
     for n in budget.noises:
         for seed in budget.seeds:
             for m in methods:
+                spec = method_specs.get(m)
                 cells += [Cell(m, False, n, seed), Cell(m, True, n, seed)]
-                if m == "dividemix":
-                    cells += [Cell(m, True, n, seed, part) for part in parts]
-                if m == "ce":
+                cells += [Cell(m, True, n, seed, part) for part in parts
+                          if part in spec.sanm_parts]
+                if spec.masked_targets:
                     cells += [Cell(m, True, n, seed, masked_targets=t) for t in masked_targets]
     return cells
 
@@ -218,7 +222,7 @@ def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str) -> 
         args += ["--masked-targets", cell.masked_targets]
     if cell.method in budget.warmup_epochs:
         args += ["--warmup-epochs", str(budget.warmup_epochs[cell.method])]
-    if cell.method == "dividemix":
+    if method_specs.get(cell.method).preset_by_noise:  # DivideMix's lambda_u, ...
         mode, rate = cell.noise.split(":")
         args += ["--preset", f"cifar10-{mode}-{float(rate)}"]
     for flag, value in (("--train-size", budget.train_size), ("--test-size", budget.test_size),

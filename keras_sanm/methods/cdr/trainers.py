@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from keras_sanm.callbacks import NoiseRateEstimate
-from keras_sanm.methods.ce import CrossEntropyTrainer, SANMCrossEntropyTrainer
+from keras_sanm.methods.ce.trainers import CrossEntropyTrainer, SANMCrossEntropyTrainer
 
 
 def critical_gradient_mask(gradients, values, noise_rate):

@@ -1,0 +1,85 @@
+"""`MethodSpec`: what a training method declares besides its algorithm.
+
+Each method is a folder `keras_sanm/methods/<name>/`: `trainers.py` holds
+the algorithm (the plain and the SANM trainer, in `keras.ops`), and the
+folder's `__init__.py` declares a `SPEC` with the method's reference
+defaults. The declaration imports nothing from Keras, so the command line
+and the benchmark harness can read it before a backend is chosen (or on a
+machine without the default one), and `wrap`, the command line, presets
+and benchmarks read every method-specific default from it instead of
+testing the method's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """A training method's name, trainers and reference defaults.
+
+    Args:
+        name: what `wrap(method=...)` and `--method` take.
+        label: the name in tables and messages (e.g. `"DivideMix"`).
+        plain: class name of the trainer without SANM (in `trainers.py`).
+        with_sanm: class name of the SANM trainer.
+        backbone: the reference backbone on CIFAR (a `keras_sanm.backbones`
+            name), the command line's default.
+        batch_size: the reference batch size, the command line's default.
+        batch_size_option: the trainer takes `batch_size` itself (the
+            alternating methods build their own batches).
+        augment: the reference augmentation of training arrays (`"weak"` or
+            `None`).
+        noise_rate_option: the trainer option the reference sets to the noise
+            rate (`"forget_rate"`, `"noise_rate"`), set by the command line
+            when the rate is known.
+        preset: `preset(dataset, mode, rate, sanm) -> options` for a named
+            reference cell (`keras_sanm.presets`), or `None`.
+        preset_by_noise: the reference settings differ per noise cell, so a
+            CIFAR run should name its preset (DivideMix's `lambda_u`, ...).
+        sanm_parts: parts of the SANM version that can be switched off one
+            at a time (constructor flags; `--sanm-without`).
+        masked_targets: the SANM version takes `masked_targets`.
+        training_data: `training_data(model, images, labels, batch_size,
+            num_classes, seed, clean_labels)` -> the data object the command
+            line trains on (with true labels for reporting), or `None` for
+            an `IndexedDataset` with `augment`.
+    """
+
+    name: str
+    label: str
+    plain: str
+    with_sanm: str
+    backbone: str = "preact_resnet18"
+    batch_size: int = 64
+    batch_size_option: bool = False
+    augment: str | None = "weak"
+    noise_rate_option: str | None = None
+    preset: Callable[..., dict] | None = None
+    preset_by_noise: bool = False
+    sanm_parts: tuple[str, ...] = ()
+    masked_targets: bool = False
+    training_data: Callable | None = None
+
+    @property
+    def module(self) -> str:
+        return f"keras_sanm.methods.{self.name}.trainers"
+
+    def trainers(self) -> tuple[type, type]:
+        """`(plain, with_sanm)` trainer classes (imports Keras)."""
+        module = importlib.import_module(self.module)
+        return getattr(module, self.plain), getattr(module, self.with_sanm)
+
+
+def lazy_trainers_module(name: str):
+    """A module `__getattr__` that reads unknown names from the method's `trainers.py`."""
+
+    def __getattr__(attribute):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return getattr(importlib.import_module(f"keras_sanm.methods.{name}.trainers"), attribute)
+
+    return __getattr__
