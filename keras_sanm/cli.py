@@ -70,8 +70,8 @@ REAL_NOISE_DATASETS = ("animal10n", "clothing1m", "webvision")
 OWN_LABEL_DATASETS = ("cifar10_n", "cifar100_n") + REAL_NOISE_DATASETS
 BACKBONE_NAMES = ("preact_resnet18", "cnn9", "small_cnn")
 # The SANM parts that `--sanm-without` can switch off, per method (constructor flags).
-ABLATION_PARTS = {name: methods.get(name).sanm_parts for name in METHOD_NAMES
-                  if methods.get(name).sanm_parts}
+ABLATION_PARTS = {spec.name: spec.sanm_parts for spec in map(methods.get, METHOD_NAMES)
+                  if spec.sanm_parts}
 
 
 BACKEND_HELP = ("Keras backend (default: KERAS_BACKEND, else Keras' configured one if "

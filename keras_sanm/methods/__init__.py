@@ -14,14 +14,16 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 
 from keras_sanm.methods.spec import MethodSpec
 
 
+@functools.cache
 def names() -> tuple[str, ...]:
-    """Every method's name (its folder), sorted."""
+    """Every method's name (its folder), sorted; the folder is listed once."""
     here = os.path.dirname(__file__)
     return tuple(sorted(
         entry for entry in os.listdir(here)
