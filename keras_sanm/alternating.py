@@ -2,44 +2,26 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
-
-import keras
 from keras import ops
 
-from keras_sanm.backend import distribute_batch
+from keras_sanm.backend import compile_phase_step, distribute_batch
 from keras_sanm.distribution import check_batch_size
+from keras_sanm.phases import Phase
+from keras_sanm.turn_loop import fit_in_turns
 from keras_sanm.two_networks import TwoNetworkTrainer
 from keras_sanm.validation import check_class_count
-
-
-class MethodCallbacks:
-    """The method's own callbacks, sharing one logs dict with the caller."""
-
-    def __init__(self, callbacks, model):
-        self.callbacks = list(callbacks)
-        for callback in self.callbacks:
-            callback.set_model(model)
-
-    def __getattr__(self, hook):
-        def call(*args):
-            for callback in self.callbacks:
-                getattr(callback, hook)(*args)
-
-        return call
 
 
 class AlternatingTrainer(TwoNetworkTrainer):
     """Two networks trained in turn: network 1's pass, then network 2's, every epoch.
 
     DivideMix and ELR+ train like this. A step trains one network, chosen by
-    the current phase `(kind, k)`; each phase has its own compiled step
-    function. `fit` runs the epoch loop itself, because the number of steps
-    per pass can change every epoch (Keras fixes it at the first epoch), and
-    drives an ordinary `CallbackList` (History, progress bar with the right
-    step count, user callbacks, `stop_training`, validation). Batches are
-    dicts built by the data side in a background thread.
+    its phase `(kind, k)`, which the step receives as an argument; each
+    phase has its own compiled step function (`train_phase_on_batch`).
+    `fit` runs the epochs with `keras_sanm.turn_loop.fit_in_turns`, because
+    the number of steps per pass can change every epoch (Keras fixes it at
+    the first epoch). Batches are dicts built by the data side in a
+    background thread.
 
     A subclass defines `phase_kinds`, `training_data(x, y, batch_size, verbose)` and
     `epoch_plan(data, epoch) -> [(phase, steps, make_batch), ...]`.
@@ -50,31 +32,51 @@ class AlternatingTrainer(TwoNetworkTrainer):
 
     # ------------------------------------------------------------------ phases
     @property
-    def phase(self):
-        """`(kind, k)`: the phase kind and the network trained."""
-        return self._held.phase or (self.phase_kinds[0], 0)
+    def default_phase(self) -> Phase:
+        """The phase of Keras' `train_step` (`train_on_batch`): the first kind, network 1."""
+        return Phase(self.phase_kinds[0], 0)
 
-    def set_phase(self, kind: str, network: int) -> None:
-        """Selects what the next steps train, with its compiled step function."""
+    @property
+    def phase(self) -> Phase | None:
+        """The phase of the last step run by `train_phase_on_batch` (for callbacks).
+
+        Steps never read it: they receive their phase as an argument.
+        """
+        return self._held.phase
+
+    def check_phase(self, phase) -> Phase:
+        """`phase` as a `Phase`, checked against the method's kinds and networks."""
+        kind, network = phase
         if kind not in self.phase_kinds or network not in (0, 1):
-            raise ValueError(f"Unknown phase ({kind!r}, {network!r}).")
-        functions = self._held.train_functions
-        self._held.phase = (kind, network)
-        if (kind, network) not in functions:
-            # A distinct step function object per phase: compiled-function
-            # caches (jax.jit) are keyed on the function, and the phase is read
-            # when the step is traced.
-            object.__setattr__(self, "train_step", functools.partial(type(self).train_step, self))
-            try:
-                self.train_function = None
-                self.make_train_function()
-            finally:
-                object.__delattr__(self, "train_step")
-            functions[(kind, network)] = self.train_function
-        self.train_function = functions[(kind, network)]
+            raise ValueError(
+                f"Unknown phase ({kind!r}, {network!r}) for method={self.method_name!r}: "
+                f"kinds {self.phase_kinds}, networks 0 and 1.")
+        return Phase(kind, network)
 
-    def step_variables(self):
-        k = self.phase[1]
+    def train_phase_on_batch(self, phase, batch) -> dict:
+        """Runs one training step of `phase` on `batch`; returns the logs as floats.
+
+        Each phase has its own step function, compiled at its first use by
+        the backend (`keras_sanm.backend.compile_phase_step`). The logs are
+        running means since the last `reset_metrics()` (the epoch's, in `fit`).
+
+        Args:
+            phase: `(kind, network)`, e.g. `("train", 1)`.
+            batch: a batch from the method's data (`epoch_plan`'s `make_batch`).
+        """
+        phase = self.check_phase(phase)
+        if not self.compiled:
+            self.compile()
+        self.decide_preprocessing_from_batch(batch)
+        steps = self._held.train_functions
+        if phase not in steps:
+            steps[phase] = compile_phase_step(self, phase)
+        self._held.phase = phase
+        logs = steps[phase]((distribute_batch(self, batch),))
+        return {name: float(ops.convert_to_numpy(value)) for name, value in logs.items()}
+
+    def step_variables(self, phase):
+        k = phase.network
         return self.optimizer.groups[k], self.optimizer.optimizers[k]
 
     def batch_size_of(self, data):
@@ -146,66 +148,23 @@ class AlternatingTrainer(TwoNetworkTrainer):
         check_batch_size(data.batch_size)
         check_batch_size(getattr(data, "warmup_batch_size", None), "warmup_batch_size")
         verbose = 1 if verbose == "auto" else verbose
-        # Called directly (not through a CallbackList, which copies the logs)
-        # so that their epoch statistics reach the user's callbacks.
         method_callbacks = self.method_callbacks(data)
         self.start_fit(data, method_callbacks)
-        method = MethodCallbacks(method_callbacks, self)
-        user = keras.callbacks.CallbackList(
-            callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose,
-            epochs=epochs, steps=None, model=self,
+        return fit_in_turns(
+            self, lambda epoch: self.epoch_plan(data, epoch), self.train_phase_on_batch,
+            self.finished_epoch_logs, epochs, callbacks=callbacks,
+            method_callbacks=method_callbacks, validation_data=validation_data,
+            verbose=verbose, initial_epoch=initial_epoch,
         )
-        self.stop_training = False
-        method.on_train_begin()
-        user.on_train_begin()
-        # A `TrainingBackup` that restored a checkpoint sets the epoch to resume from.
-        initial_epoch = self._initial_epoch or initial_epoch
-        epoch_logs: dict = {}
-        with concurrent.futures.ThreadPoolExecutor(1) as loader:
-            for epoch in range(initial_epoch, epochs):
-                self.reset_metrics()
-                method.on_epoch_begin(epoch)
-                plan = self.epoch_plan(data, epoch)
-                user.set_params(
-                    {"verbose": verbose, "epochs": epochs, "steps": sum(len(p[1]) for p in plan)}
-                )
-                user.on_epoch_begin(epoch)
-                step = 0
-                for phase, steps, make_batch in plan:
-                    self.set_phase(*phase)
-                    pending = loader.submit(make_batch, steps[0]) if steps else None
-                    for i in range(len(steps)):
-                        batch = pending.result()
-                        if i + 1 < len(steps):
-                            pending = loader.submit(make_batch, steps[i + 1])
-                        user.on_train_batch_begin(step)
-                        logs = self.train_on_batch(distribute_batch(self, batch), return_dict=True)
-                        method.on_train_batch_end(step, logs)
-                        user.on_train_batch_end(step, logs)
-                        step += 1
-                        if self.stop_training:  # as Keras' loop: a callback may stop mid-epoch
-                            break
-                    if self.stop_training:
-                        break
-                # Every epoch logs the same keys (NaN for terms of the other
-                # phase), so CSV logs and History stay aligned.
-                epoch_logs = {
-                    name: (float(ops.convert_to_numpy(self._trackers[name].result()))
-                           if float(ops.convert_to_numpy(self._trackers[name].count)) > 0
-                           else float("nan"))
-                    for name in self.epoch_log_names()
-                }
-                if validation_data is not None:
-                    results = (
-                        self.evaluate(*validation_data, verbose=0, return_dict=True)
-                        if isinstance(validation_data, (tuple, list))
-                        else self.evaluate(validation_data, verbose=0, return_dict=True)
-                    )
-                    epoch_logs.update({f"val_{k}": v for k, v in results.items()})
-                method.on_epoch_end(epoch, epoch_logs)
-                user.on_epoch_end(epoch, epoch_logs)
-                if self.stop_training:
-                    break
-        method.on_train_end(epoch_logs)
-        user.on_train_end(epoch_logs)
-        return self.history
+
+    def finished_epoch_logs(self) -> dict:
+        """The epoch's mean of every `epoch_log_names()` entry, NaN for one no phase logged.
+
+        Every epoch logs the same keys, so CSV logs and History stay aligned.
+        """
+        logs = {}
+        for name in self.epoch_log_names():
+            tracker = self._trackers[name]
+            seen = float(ops.convert_to_numpy(tracker.count)) > 0
+            logs[name] = float(ops.convert_to_numpy(tracker.result())) if seen else float("nan")
+        return logs

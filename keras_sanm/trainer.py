@@ -20,6 +20,7 @@ from keras_sanm.label_quality import (
     split_statistics,
 )
 from keras_sanm.masking import modulate_labels
+from keras_sanm.phases import TRAIN
 from keras_sanm.preprocessing import ImagePreprocessing
 from keras_sanm.validation import (
     check_class_count,
@@ -68,7 +69,7 @@ def check_no_float16(model: keras.Model) -> None:
 class NoisyLabelTrainer(TrainStep, keras.Model):
     """Base class of the training wrappers returned by `keras_sanm.wrap`.
 
-    A subclass implements `compute_train_loss(data) -> (loss, logs)` with
+    A subclass implements `compute_train_loss(data, phase) -> (loss, logs)` with
     `keras.ops` only; `TrainStep` (chosen for the current backend in
     `keras_sanm.backend`) turns it into gradients and an optimizer update.
     The class adds what every method shares: paper-default `compile()`,
@@ -97,6 +98,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     # Whether the step runs `after_step()` after the optimizer update.
     has_after_step = False
     log_names: tuple[str, ...] = ("loss", "accuracy")
+    # The phase of the steps Keras' `fit` and `train_on_batch` run.
+    default_phase = TRAIN
     # Reference optimisation for CIFAR (SANM-code / DM-code): the drop at 150
     # belongs to a 300-epoch run and scales with the length of `fit`.
     paper_optimizer = {
@@ -194,8 +197,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         # Two equal-sized copies: the sum of their MSEs is twice the joint mean.
         return 2.0 * reconstruction_loss(reconstructions, ops.concatenate([images, images], axis=0))
 
-    def after_step(self):
-        """State updates after the optimizer step (e.g. weight averages); none by default.
+    def after_step(self, phase):
+        """State updates after the optimizer step of `phase` (weight averages); none by default.
 
         Runs in the compiled step on every backend, with the updated weights.
         """
@@ -352,7 +355,8 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         return data
 
     # ------------------------------------------------------------ step pieces
-    def compute_train_loss(self, data):  # pragma: no cover - abstract
+    def compute_train_loss(self, data, phase):  # pragma: no cover - abstract
+        """`(loss, logs)` of one training step of `phase` (a `keras_sanm.phases.Phase`)."""
         raise NotImplementedError
 
     def cross_entropy_logs(self, images, labels, training: bool):
@@ -365,15 +369,15 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     def compute_test_logs(self, data):
         return self.cross_entropy_logs(data[0], data[1], training=False)[1]
 
-    def step_variables(self):
-        """The variables one training step updates, and the optimizer that does it."""
+    def step_variables(self, phase):
+        """The variables a training step of `phase` updates, and the optimizer that does it."""
         return self.trainable_variables, self.optimizer
 
     def batch_size_of(self, data):
         """Number of samples in a batch (the weight of its logs)."""
         return ops.shape(data[0])[0]
 
-    def transform_gradients(self, gradients, values):
+    def transform_gradients(self, gradients, values, phase):
         """Coupled (PyTorch-style) L2 weight decay: `g + wd * w` for every weight."""
         if not self.l2_weight_decay:
             return list(gradients)
@@ -606,14 +610,18 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
                 return
             self.preprocessing.check(x, what)
 
-    def train_on_batch(self, x=None, y=None, *args, **kwargs):
-        """See `keras.Model.train_on_batch`; before any `fit`, the batch's images
-        fix the input preprocessing (as a first `fit` would)."""
+    def decide_preprocessing_from_batch(self, batch) -> None:
+        """Before any `fit`, the first image tensor of `batch` fixes the preprocessing."""
         if not self.preprocessing.decided:
-            images = next((np.asarray(t) for t in keras.tree.flatten(x)
+            images = next((np.asarray(t) for t in keras.tree.flatten(batch)
                            if len(np.shape(t)) >= 4), None)
             if images is not None:
                 self.decide_preprocessing(images.reshape((-1, *images.shape[-3:])))
+
+    def train_on_batch(self, x=None, y=None, *args, **kwargs):
+        """See `keras.Model.train_on_batch`; before any `fit`, the batch's images
+        fix the input preprocessing (as a first `fit` would)."""
+        self.decide_preprocessing_from_batch(x)
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def check_validation_data(self, validation_data) -> None:

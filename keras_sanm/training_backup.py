@@ -138,6 +138,8 @@ class TrainingBackup(keras.callbacks.Callback):
         self.history = {k: list(v) for k, v in state["history"].items()}
         self.restored_epoch = int(state["epoch"])
         self._seconds_before = state.get("training_seconds")
+        # Keras' `fit` starts from `_initial_epoch` (as its own BackupAndRestore
+        # sets it); `turn_loop.fit_in_turns` reads `restored_epoch`.
         model._initial_epoch = self.restored_epoch
 
     def on_train_end(self, logs=None):

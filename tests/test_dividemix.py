@@ -11,6 +11,7 @@ from keras_sanm.data import CoDivideData
 from keras_sanm.methods.dividemix.trainers import sanm_mixmatch_groups
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
 from keras_sanm.optimizers import NetworkOptimizers
+from keras_sanm.phases import Phase
 
 
 def noisy_problem(n=256, rate=0.3, seed=1):
@@ -36,7 +37,7 @@ class PhaseRecorder(keras.callbacks.Callback):
         self.epoch = epoch
         self.phases[epoch] = []
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_end(self, batch, logs=None):
         self.phases[self.epoch].append(self.model.phase)
 
 
@@ -148,9 +149,9 @@ def test_co_divide_crosses_and_trains_only_one_network():
         return nets, opts
 
     for k in (0, 1, 0):  # each phase trains its own network, with its own optimizer
-        model.set_phase("train", k)
         (nets_before, opts_before) = snapshot()
-        model.train_on_batch(data.training_batch(k, data.training_plan(k, 0.5, 20)[0]))
+        model.train_phase_on_batch(
+            ("train", k), data.training_batch(k, data.training_plan(k, 0.5, 20)[0]))
         nets_after, opts_after = snapshot()
         changed = [any(not np.allclose(a, b) for a, b in zip(nets_before[j], nets_after[j]))
                    for j in (0, 1)]
@@ -389,8 +390,7 @@ def test_sanm_dividemix_with_every_part_off_is_dividemix():
     batch = _division_batch()
     results = []
     for model in (plain, ablated):
-        model._held.phase = ("train", 0)
-        loss, logs = model.compute_train_loss((batch,))
+        loss, logs = model.compute_train_loss((batch,), Phase("train", 0))
         results.append((float(ops.convert_to_numpy(loss)), sorted(logs)))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
     assert results[0][1] == results[1][1]  # no reconstruction or mask terms
@@ -398,8 +398,7 @@ def test_sanm_dividemix_with_every_part_off_is_dividemix():
     masked = keras_sanm.wrap(base, method="dividemix", seed=0, warmup_epochs=10,
                              strong_views=False, strong_warmup=False)
     masked.networks[1].set_weights(plain.networks[1].get_weights())
-    masked._held.phase = ("train", 0)
-    loss, logs = masked.compute_train_loss((batch,))
+    loss, logs = masked.compute_train_loss((batch,), Phase("train", 0))
     assert {"reconstruction_loss", "mask_ratio"} <= set(logs)
     assert float(ops.convert_to_numpy(loss)) != pytest.approx(results[0][0], rel=1e-3)
 

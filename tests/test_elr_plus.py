@@ -38,7 +38,6 @@ def test_target_buffer_update_uses_momentum_indices_and_the_peers_average(proble
     data = model.training_data(IndexedDataset(x, y, 16, augment=None, shuffle=False), None)
     indices = np.array([3, 10, 17, 40, 41, 50, 60, 63, 0, 1, 2, 5, 6, 7, 8, 9])
     batch = batch_of(model, data, indices)
-    model.set_phase("train", 0)
 
     def peer_average_probabilities():
         # Network 2's averaged copy, training mode: equal to network 2 until it trains.
@@ -49,14 +48,14 @@ def test_target_buffer_update_uses_momentum_indices_and_the_peers_average(proble
         return softmax(np.asarray(ops.convert_to_numpy(out), "float64"))
 
     p1 = peer_average_probabilities()
-    model.train_on_batch(batch)
+    model.train_phase_on_batch(("train", 0), batch)
     targets = ops.convert_to_numpy(model.ensemble_targets)
     np.testing.assert_allclose(targets[0, indices], 0.3 * p1, atol=1e-5)
     others = np.setdiff1d(np.arange(64), indices)
     assert np.all(targets[0, others] == 0) and np.all(targets[1] == 0)
     # Second visit: t <- 0.7 t + 0.3 p_hat (network 2 has not trained, its average is unchanged).
     p2 = peer_average_probabilities()
-    model.train_on_batch(batch)
+    model.train_phase_on_batch(("train", 0), batch)
     targets2 = ops.convert_to_numpy(model.ensemble_targets)
     np.testing.assert_allclose(targets2[0, indices], 0.7 * 0.3 * p1 + 0.3 * p2, atol=1e-5)
     np.testing.assert_allclose(targets2[0, indices].sum(1), 0.51, atol=1e-5)
@@ -68,10 +67,9 @@ def test_step_trains_one_network_and_moves_only_its_average(problem):
     data = model.training_data(IndexedDataset(x[:64], y[:64], 16, augment=None), None)
     batch = batch_of(model, data, np.arange(16))
     for k in (0, 1):
-        model.set_phase("train", k)
         nets = [numpy_values(net.trainable_variables) for net in model.networks]
         averages = [numpy_values(a) for a in model._held.averages]
-        model.train_on_batch(batch)
+        model.train_phase_on_batch(("train", k), batch)
         nets_after = [numpy_values(net.trainable_variables) for net in model.networks]
         averages_after = [numpy_values(a) for a in model._held.averages]
         for j in (0, 1):

@@ -4,6 +4,7 @@ import pytest
 
 import keras_sanm
 from keras_sanm.data import IndexedDataset
+from keras_sanm.phases import TRAIN
 from conftest import learnable_problem, small_cnn
 
 
@@ -119,7 +120,7 @@ def test_coupled_weight_decay_in_gradients():
     model.compile(optimizer=keras.optimizers.SGD(0.1), weight_decay=0.5)
     grads = [keras.ops.zeros((2,)), keras.ops.ones((2,))]
     vals = [keras.ops.ones((2,)), keras.ops.ones((2,))]
-    out = [keras.ops.convert_to_numpy(g) for g in model.transform_gradients(grads, vals)]
+    out = [keras.ops.convert_to_numpy(g) for g in model.transform_gradients(grads, vals, TRAIN)]
     np.testing.assert_allclose(out[0], 0.5)
     np.testing.assert_allclose(out[1], 1.5)
 
@@ -208,7 +209,7 @@ def test_xla_compiled_sanm_step():
 def _train_loss_logs(model, x, labels, quality):
     data = (keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(labels),
             keras.ops.convert_to_tensor(np.full(len(x), quality, "float32")))
-    logs = model.compute_train_loss(data)[1]
+    logs = model.compute_train_loss(data, TRAIN)[1]
     return {k: float(keras.ops.convert_to_numpy(v)) for k, v in logs.items()}
 
 

@@ -2,21 +2,25 @@
 
 A training method defines, once and with `keras.ops` only,
 
-* `compute_train_loss(data) -> (loss, logs)`: the scalar loss of one training
+* `compute_train_loss(data, phase) -> (loss, logs)`: the scalar loss of one training
   step and a dict of scalars to log, written as ordinary stateful Keras code
   (sub-model calls, `keras.random` with the model's `SeedGenerator`);
 * `compute_test_logs(data) -> logs`: the evaluation of one batch;
-* `transform_gradients(gradients, values) -> gradients`: backend-free
+* `transform_gradients(gradients, values, phase) -> gradients`: backend-free
   gradient edits (coupled weight decay, gradient masks);
-* `after_step()` (when `has_after_step`): state updates that need the
+* `after_step(phase)` (when `has_after_step`): state updates that need the
   weights after the optimizer step (weight averages).
 
-`TrainStep` below turns these into Keras' `train_step`/`test_step` for the
-current backend: `jax.value_and_grad` over a `StatelessScope` and
+Each receives the step's `keras_sanm.phases.Phase` (what it trains).
+`TrainStep` below turns these into `phase_train_step(phase, ...)` and
+Keras' `train_step` (the `default_phase`) / `test_step` for the current
+backend: `jax.value_and_grad` over a `StatelessScope` and
 `optimizer.stateless_apply` on JAX, `tf.GradientTape` and `optimizer.apply`
 on TensorFlow, `loss.backward()` and `optimizer.apply` on PyTorch. A method
 may train a subset of its variables with its own optimizer per step
-(`step_variables()`, two networks in turn). `no_gradient()` marks forward
+(`step_variables(phase)`, two networks in turn);
+`compile_phase_step(model, phase)` compiles one step function per phase,
+as Keras' `make_train_function` does for `train_step`. `no_gradient()` marks forward
 passes whose outputs are only used under `ops.stop_gradient` (targets,
 guesses), so PyTorch does not record them. `gradients(loss_fn, variables)`
 differentiates a loss outside a step, for diagnostics.
@@ -39,7 +43,7 @@ import keras
 
 _BACKEND = keras.backend.backend()
 # What every backend module defines (the only backend-specific code).
-_NAMES = ("TrainStep", "data_parallel_scope", "distribute_batch", "gather_replicas",
+_NAMES = ("TrainStep", "compile_phase_step", "data_parallel_scope", "distribute_batch", "gather_replicas",
           "gradients", "no_gradient", "replica_count", "replica_rows", "replicas_in_step")
 
 if _BACKEND not in ("jax", "tensorflow", "torch"):  # pragma: no cover - environment
@@ -49,6 +53,7 @@ if _BACKEND not in ("jax", "tensorflow", "torch"):  # pragma: no cover - environ
     )
 _module = importlib.import_module(f"keras_sanm.backend.{_BACKEND}")
 TrainStep = _module.TrainStep
+compile_phase_step = _module.compile_phase_step
 data_parallel_scope = _module.data_parallel_scope
 distribute_batch = _module.distribute_batch
 gather_replicas = _module.gather_replicas

@@ -45,8 +45,16 @@ def replica_rows(value):
 
 
 def distribute_batch(model, batch):
-    """Identity: `train_on_batch` shards the batch itself (its size is checked once, in `fit`)."""
-    return batch
+    """The batch on the devices: sharded along its first axis under a Keras distribution.
+
+    As Keras' own `fit` places its batches (the size is checked once, in `fit`).
+    """
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return jax.tree_util.tree_map(jax.device_put, batch)
+    return jax.tree_util.tree_map(
+        lambda a: keras.distribution.distribute_tensor(a, distribution.get_data_layout(a.shape)),
+        batch)
 
 
 def _stateless(variables, values, fn):
@@ -70,9 +78,14 @@ class TrainStep:
     """Keras JAX `train_step`/`test_step` built from the method's loss function."""
 
     def train_step(self, state, data):
+        """Keras' step: one step of the model's `default_phase`."""
+        return self.phase_train_step(self.default_phase, state, data)
+
+    def phase_train_step(self, phase, state, data):
+        """One training step of `phase` on `data`, as a pure function of `state`."""
         trainable, non_trainable, optimizer_values, metric_values = state
         trainable, optimizer_values = list(trainable), list(optimizer_values)
-        trained_variables, optimizer = self.step_variables()
+        trained_variables, optimizer = self.step_variables(phase)
         trained_at = _positions(self.trainable_variables, trained_variables)
         n_train = len(trainable)
 
@@ -83,7 +96,7 @@ class TrainStep:
             (loss, logs), new_values = _stateless(
                 self.trainable_variables + self.non_trainable_variables,
                 values + list(non_trainable_values),
-                lambda: self.compute_train_loss(self.model_inputs(data)),
+                lambda: self.compute_train_loss(self.model_inputs(data), phase),
             )
             return loss, (logs, new_values[n_train:])
 
@@ -94,7 +107,7 @@ class TrainStep:
         grads, _ = _stateless(
             self.trainable_variables + self.non_trainable_variables,
             trainable + list(non_trainable),
-            lambda: self.transform_gradients(grads, trained),
+            lambda: self.transform_gradients(grads, trained, phase),
         )
         optimizer_at = _positions(self.optimizer.variables, optimizer.variables)
         trained, new_optimizer_values = optimizer.stateless_apply(
@@ -110,7 +123,8 @@ class TrainStep:
             optimizer_values[count_at] = optimizer_values[count_at] + 1
         if self.has_after_step:
             variables = self.trainable_variables + self.non_trainable_variables
-            _, values = _stateless(variables, trainable + list(non_trainable), self.after_step)
+            _, values = _stateless(variables, trainable + list(non_trainable),
+                                   lambda: self.after_step(phase))
             trainable, non_trainable = values[:n_train], values[n_train:]
         logs, metric_values = _stateless(
             self.metrics_variables,
@@ -161,3 +175,31 @@ def gradients(loss_fn, variables):
         return _stateless(variables, values, loss_fn)[0]
 
     return jax.grad(pure)([variable.value for variable in variables])
+
+
+def compile_phase_step(model, phase):
+    """`run(batch) -> logs`: one training step of `phase` on the model's variables.
+
+    The step is `model.phase_train_step` with `phase` bound, jitted once per
+    phase (as Keras' `make_train_function` jits `train_step`, the state
+    donated). `run` reads the variables, runs the step and writes the new
+    values back, as Keras' `train_on_batch` does, but without resetting the
+    metrics: the logs are running means since the last `reset_metrics()`.
+    """
+    def step(state, data):
+        return model.phase_train_step(phase, state, data)
+
+    if model.jit_compile and not model.run_eagerly:
+        step = jax.jit(step, donate_argnums=0)
+    groups = (model.trainable_variables, model.non_trainable_variables,
+              model.optimizer.variables, model.metrics_variables)
+
+    def run(batch):
+        state = tuple([v.value for v in group] for group in groups)
+        logs, state = step(state, batch)
+        for group, values in zip(groups, state):
+            for variable, value in zip(group, values):
+                variable.assign(value)
+        return logs
+
+    return run

@@ -98,9 +98,14 @@ class TrainStep:
     """Keras TensorFlow `train_step`/`test_step` built from the method's loss."""
 
     def train_step(self, data):
-        variables, optimizer = self.step_variables()
+        """Keras' step: one step of the model's `default_phase`."""
+        return self.phase_train_step(self.default_phase, data)
+
+    def phase_train_step(self, phase, data):
+        """One training step of `phase` on `data` (one replica's slice under a strategy)."""
+        variables, optimizer = self.step_variables(phase)
         with tf.GradientTape() as tape:
-            loss, logs = self.compute_train_loss(self.model_inputs(data))
+            loss, logs = self.compute_train_loss(self.model_inputs(data), phase)
         grads = tape.gradient(loss, variables)
         grads = [
             tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)
@@ -110,7 +115,7 @@ class TrainStep:
             # Every replica transforms the global mean gradient (DDP semantics:
             # clipping and CDR's top-k mask see the whole batch's gradient).
             grads = tf.distribute.get_replica_context().all_reduce("MEAN", grads)
-        grads = self.transform_gradients(grads, [v.value for v in variables])
+        grads = self.transform_gradients(grads, [v.value for v in variables], phase)
         if replicas > 1:
             # Keras' optimizer sums the replicas' gradients in `apply`.
             grads = [g / replicas for g in grads]
@@ -118,11 +123,35 @@ class TrainStep:
         if optimizer is not self.optimizer:
             self.optimizer.iterations.assign_add(1)
         if self.has_after_step:
-            self.after_step()
+            self.after_step(phase)
         return self.update_trackers(logs, data)
 
     def test_step(self, data):
         return self.update_trackers(self.compute_test_logs(self.model_inputs(data)), data)
+
+
+def compile_phase_step(model, phase):
+    """`run(batch) -> logs`: one training step of `phase`, a `tf.function` per phase.
+
+    As Keras' `make_train_function`: the step runs once per replica of the
+    model's strategy (`strategy.run`), its logs averaged over the replicas,
+    traced with `jit_compile` unless the model runs eagerly. Unlike
+    `train_on_batch` the metrics are not reset: the logs are running means
+    since the last `reset_metrics()`. `batch` comes from `distribute_batch`.
+    """
+    strategy = model.distribute_strategy
+
+    def step(data):
+        return model.phase_train_step(phase, data)
+
+    def run(batch):
+        logs = strategy.run(step, args=(batch,))
+        return {name: tf.reduce_mean(strategy.experimental_local_results(value), axis=0)
+                for name, value in logs.items()}
+
+    if not model.run_eagerly:
+        run = tf.function(run, reduce_retracing=True, jit_compile=bool(model.jit_compile))
+    return run
 
 
 def no_gradient():

@@ -152,6 +152,11 @@ class TrainStep:
     """Keras PyTorch `train_step`/`test_step` built from the method's loss."""
 
     def train_step(self, data):
+        """Keras' step: one step of the model's `default_phase`."""
+        return self.phase_train_step(self.default_phase, data)
+
+    def phase_train_step(self, phase, data):
+        """One training step of `phase` on `data` (this process's rows under DDP)."""
         replicas = replica_count()
         full_data = data
         if replicas > 1:
@@ -159,11 +164,11 @@ class TrainStep:
                 _broadcast_state(self)
                 _SYNCED.add(self)
             data = _local_rows(data, replicas)
-        variables, optimizer = self.step_variables()
+        variables, optimizer = self.step_variables(phase)
         self.zero_grad()
         _STEP_REPLICAS[0] = replicas
         try:
-            loss, logs = self.compute_train_loss(self.model_inputs(data))
+            loss, logs = self.compute_train_loss(self.model_inputs(data), phase)
         finally:
             _STEP_REPLICAS[0] = 1
         loss.backward()
@@ -174,12 +179,12 @@ class TrainStep:
         with torch.no_grad():
             if replicas > 1:
                 grads = _all_reduce_mean(grads)
-            grads = self.transform_gradients(grads, [v.value for v in variables])
+            grads = self.transform_gradients(grads, [v.value for v in variables], phase)
             optimizer.apply(grads, variables)
             if optimizer is not self.optimizer:
                 self.optimizer.iterations.assign_add(1)
             if self.has_after_step:
-                self.after_step()
+                self.after_step(phase)
             if replicas > 1:
                 _average_statistics(self)
         logs = {name: value.detach() for name, value in logs.items()}
@@ -193,6 +198,20 @@ class TrainStep:
         with torch.no_grad():
             return self.update_trackers(
                 self.compute_test_logs(self.model_inputs(data)), data)
+
+
+def compile_phase_step(model, phase):
+    """`run(batch) -> logs`: one training step of `phase`.
+
+    As Keras' `make_train_function` on PyTorch: the step runs eagerly, or
+    through `torch.compile` when the model was compiled with
+    `jit_compile=True`. Unlike `train_on_batch` the metrics are not reset:
+    the logs are running means since the last `reset_metrics()`.
+    """
+    def run(batch):
+        return model.phase_train_step(phase, batch)
+
+    return torch.compile(run) if model.jit_compile and not model.run_eagerly else run
 
 
 def no_gradient():

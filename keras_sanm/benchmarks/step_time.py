@@ -96,8 +96,7 @@ def measure_dividemix(steps: int, batch: int, jit_compile="auto",
         start = time.perf_counter()
         arrays = data.training_batch(0, plan[0])
         result[f"{name}_batch_build_s"] = time.perf_counter() - start
-        model.set_phase("train", 0)
-        step = lambda: model.train_on_batch(arrays)  # noqa: E731
+        step = lambda: model.train_phase_on_batch(("train", 0), arrays)  # noqa: E731
         result.update(measure_step(name, step, steps))
         if backbone == "preact_resnet18":  # the reference figures are for this backbone
             result[f"{name}_speedup_vs_reference"] = (
@@ -138,8 +137,7 @@ def measure_others(steps: int, batch: int, methods, jit_compile="auto",
                     IndexedDataset(images, rng.integers(0, 10, 4 * batch), batch, 10), None)
                 data.label_quality[:] = rng.random(data.label_quality.shape)
                 arrays = model.make_batch(data, np.arange(batch))
-                model.set_phase("train", 0)
-                step = lambda: model.train_on_batch(arrays)  # noqa: E731
+                step = lambda: model.train_phase_on_batch(("train", 0), arrays)  # noqa: E731
             elif method == "coteaching":
                 step = lambda: model.train_on_batch(x, y, quality if sanm else None)  # noqa: E731
             else:

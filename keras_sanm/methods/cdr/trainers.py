@@ -90,23 +90,23 @@ class _CriticalParameters:
                 lambda: self.noise_rate, self.set_noise_rate))
         return callbacks
 
-    def critical_positions(self) -> list[int]:
+    def critical_positions(self, phase) -> list[int]:
         """Positions, among the step's variables, of the pooled network kernels."""
         network = {id(v) for v in self.network.trainable_variables}
-        variables = self.step_variables()[0]
+        variables = self.step_variables(phase)[0]
         return [i for i, v in enumerate(variables)
                 if id(v) in network and len(v.shape) in (2, 4)]
 
-    def transform_gradients(self, gradients, values):
+    def transform_gradients(self, gradients, values, phase):
         gradients = list(gradients)
-        positions = self.critical_positions()
+        positions = self.critical_positions(phase)
         masked = critical_gradient_mask(
             [gradients[i] for i in positions], [values[i] for i in positions],
             self.noise_rate_value,
         )
         for i, g in zip(positions, masked):
             gradients[i] = g
-        return super().transform_gradients(gradients, values)
+        return super().transform_gradients(gradients, values, phase)
 
 
 # Reference optimisation (CDR-code): SGD 0.01, momentum 0.9, weight decay 1e-3,

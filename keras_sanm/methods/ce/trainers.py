@@ -26,7 +26,7 @@ class CrossEntropyTrainer(NoisyLabelTrainer):
 
     method_name = "ce"
 
-    def compute_train_loss(self, data):
+    def compute_train_loss(self, data, phase):
         return self.cross_entropy_logs(data[0], data[1], training=True)
 
 
@@ -113,7 +113,7 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
         """Clean posterior of each loss under the stored GMM (1 before any fit)."""
         return gmm_clean_posterior(per_sample_loss, self.loss_gmm)
 
-    def compute_train_loss(self, data):
+    def compute_train_loss(self, data, phase):
         images, labels = data[0], data[1]
         targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
         features, scores = self.features_and_scores(images, training=True)

@@ -175,7 +175,7 @@ class CoteachingTrainer(TwoNetworkTrainer):
         keep = ops.floor((1.0 - self.forget_rate) * ops.cast(batch_size, "float32"))
         return ops.maximum(keep, 1.0)
 
-    def compute_train_loss(self, data):
+    def compute_train_loss(self, data, phase):
         images, labels = data[0], data[1]
         targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
         per_sample = []
@@ -240,7 +240,7 @@ class SANMCoteachingTrainer(CoteachingTrainer):
         super().__init__(networks, num_classes, returns_features=True, **kwargs)
         self.init_sanm_branch(reconstruction_weight, clip_negative_targets, mask_config)
 
-    def compute_train_loss(self, data):
+    def compute_train_loss(self, data, phase):
         images, labels, quality = data[0], data[1], data[2]
         targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
         batch = ops.shape(images)[0]

@@ -145,9 +145,9 @@ class DivideMixTrainer(AlternatingTrainer):
         return [n for n in names if n != "confidence_penalty" or self.use_confidence_penalty]
 
     # -------------------------------------------------------------------- step
-    def compute_train_loss(self, data):
+    def compute_train_loss(self, data, phase):
         batch = data[0]
-        kind, k = self.phase
+        kind, k = phase
         if kind == "warmup":
             return self.warmup_loss(batch, k)
         return self.division_loss(batch, k)
@@ -231,13 +231,13 @@ class DivideMixTrainer(AlternatingTrainer):
         logs["loss"] = loss
         return loss, logs
 
-    def transform_gradients(self, gradients, values):
-        if self.phase[0] == "warmup" and self.warmup_clip_norm:
+    def transform_gradients(self, gradients, values, phase):
+        if phase.kind == "warmup" and self.warmup_clip_norm:
             # As torch's clip_grad_norm_, before the optimizer's weight decay.
             norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in gradients))
             scale = ops.minimum(1.0, self.warmup_clip_norm / (norm + 1e-6))
             gradients = [g * ops.cast(scale, g.dtype) for g in gradients]
-        return super().transform_gradients(gradients, values)
+        return super().transform_gradients(gradients, values, phase)
 
     # --------------------------------------------------------------------- fit
     def training_data(self, x, y, batch_size=None, verbose=1) -> CoDivideData:

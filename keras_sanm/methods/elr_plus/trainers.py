@@ -213,9 +213,9 @@ class ELRPlusTrainer(AlternatingTrainer):
         """Extra rows for the mixup pool (none without SANM)."""
         return None
 
-    def compute_train_loss(self, data):
+    def compute_train_loss(self, data, phase):
         batch = data[0]
-        k = self.phase[1]
+        k = phase.network
         images = batch["images"]
         one_hot = ops.one_hot(ops.cast(batch["labels"], "int32"), self.num_classes)
         peer = ops.softmax(self.logits(self.averaged_scores(1 - k, images)), axis=-1)
@@ -250,9 +250,9 @@ class ELRPlusTrainer(AlternatingTrainer):
         logs["loss"] = loss
         return loss, logs
 
-    def after_step(self):
+    def after_step(self, phase):
         """Counts the step and moves network `k`'s weight average towards it."""
-        k = self.phase[1]
+        k = phase.network
         self.step_counts.assign(self.step_counts.value + ops.one_hot(k, 2))
         count = self.step_counts[k]
         decay = self.ema_decay * exponential_rampup(count + 1.0, self.ema_step)
