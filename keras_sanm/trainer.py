@@ -12,14 +12,12 @@ from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFinit
 from keras_sanm.data.dataset_cache import cache_dataset
 from keras_sanm.data.image_files import ImageBatches
 from keras_sanm.data.indexed_dataset import IndexedDataset
-from keras_sanm.decoder import reconstruction_loss
 from keras_sanm.distribution import check_batch_size
 from keras_sanm.label_quality import (
     clean_probability,
     per_sample_cross_entropy,
     split_statistics,
 )
-from keras_sanm.masking import modulate_labels
 from keras_sanm.phases import TRAIN
 from keras_sanm.preprocessing import ImagePreprocessing
 from keras_sanm.validation import (
@@ -145,57 +143,9 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         # Every sub-model is built when it is created (save_weights works before fit).
         self.built = True
 
-    def init_sanm(self, reconstruction_weight: float, clip_negative_targets: bool,
-                  mask_config: dict | None):
-        """Checks and stores the SANM options; adds the model's `noisy_mask` layer."""
-        from keras_sanm.noisy_mask import NoisyMask
-
-        if reconstruction_weight < 0:
-            raise ValueError("reconstruction_weight must be >= 0.")
-        self.reconstruction_weight = float(reconstruction_weight)
-        self.clip_negative_targets = bool(clip_negative_targets)
-        mask_config = dict(mask_config or {})
-        mask_config.setdefault("seed", self.seed)
-        self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
-
-    def masked_copies(self, images, features, quality, targets):
-        """SANM's peak- and valley-masked copies of a batch with modulated targets.
-
-        Args:
-            images: `(B, H, W, C)` images to mask.
-            features: `(B, h, w, K)` feature map of the same images (used
-                without gradient).
-            quality: `(B,)` label quality `w` (larger boxes as it falls).
-            targets: `(B, C)` targets to modulate (one-hot or soft).
-
-        Returns:
-            `(masked_images, masked_targets, mask_ratio)`: `(2B, H, W, C)`
-            peak then valley copies, their `(2B, C)` modulated targets and
-            the scalar mean mask ratio.
-        """
-        masked = self.noisy_mask(images, features, quality)
-        peak_targets = modulate_labels(targets, masked["peak_ratio"], self.clip_negative_targets)
-        valley_targets = modulate_labels(
-            targets, masked["valley_ratio"], self.clip_negative_targets
-        )
-        masked_images = ops.concatenate([masked["peak_images"], masked["valley_images"]], axis=0)
-        masked_targets = ops.concatenate([peak_targets, valley_targets], axis=0)
-        ratio = 0.5 * (ops.mean(masked["peak_ratio"]) + ops.mean(masked["valley_ratio"]))
-        return masked_images, ops.stop_gradient(masked_targets), ratio
-
-    @staticmethod
-    def reconstruction_term(decoder, masked_features, images):
-        """`L_rec` (docs/algorithms.md, "SANM"): summed MSE of both masked copies against `images`.
-
-        Args:
-            decoder: the network's `ReconstructionDecoder`.
-            masked_features: `(2B, h, w, K)` feature maps of the peak then
-                valley copies.
-            images: `(B, H, W, C)` the unmasked images.
-        """
-        reconstructions = decoder(masked_features)
-        # Two equal-sized copies: the sum of their MSEs is twice the joint mean.
-        return 2.0 * reconstruction_loss(reconstructions, ops.concatenate([images, images], axis=0))
+    def network_list(self) -> list:
+        """The model's networks, in order (one here; two-network models have two)."""
+        return [self.network]
 
     def after_step(self, phase):
         """State updates after the optimizer step of `phase` (weight averages); none by default.
@@ -211,8 +161,7 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     def get_config(self) -> dict:
         """The constructor arguments, with the network(s) serialized (for `model.save`).
 
-        Subclasses add their own options; a SANM trainer adds its branch's
-        options (`sanm_config`).
+        Subclasses add their own options; `SANMBranch` adds SANM's.
         """
         config = {
             "name": self.name,
@@ -224,8 +173,6 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
             "augment": self.augment,
             **self.network_config(),
         }
-        if getattr(self, "noisy_mask", None) is not None:
-            config.update(self.sanm_config())
         return config
 
     def network_config(self) -> dict:
@@ -253,17 +200,6 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         # inputs as they were given.
         config.setdefault("preprocessing", "none")
         return cls(**cls.deserialize_networks(config, custom_objects))
-
-    def sanm_config(self) -> dict:
-        """The SANM branch's constructor options (`init_sanm`'s arguments)."""
-        mask = self.noisy_mask.get_config()
-        for key in ("name", "trainable", "dtype"):
-            mask.pop(key, None)
-        return {
-            "reconstruction_weight": self.reconstruction_weight,
-            "clip_negative_targets": self.clip_negative_targets,
-            "mask_config": mask,
-        }
 
     def seed_generators(self) -> list:
         """Every `SeedGenerator` of the model and its layers, in a fixed order.

@@ -7,7 +7,6 @@ import numpy as np
 from keras import ops
 
 from keras_sanm import losses
-from keras_sanm.decoder import ReconstructionDecoder
 from keras_sanm.optimizers import NetworkOptimizers
 from keras_sanm.trainer import NoisyLabelTrainer, Untracked
 
@@ -20,7 +19,7 @@ class TwoNetworkTrainer(NoisyLabelTrainer):
     model. Each network keeps its own optimizer state: `compile` turns the
     optimizer into a `NetworkOptimizers` with one copy per network, grouped
     by `network_variables(k)` (with SANM, network `k`'s decoder belongs to
-    its group). Label quality is estimated per network (`quality_members`):
+    its group: `SANMBranch.decoders[k]`). Label quality is estimated per network (`quality_members`):
     the training data's `label_quality` has one column per network and a
     step reads its peer's.
 
@@ -48,16 +47,8 @@ class TwoNetworkTrainer(NoisyLabelTrainer):
         )
         self.decoders = []
 
-    def init_sanm_branch(self, reconstruction_weight: float, clip_negative_targets: bool,
-                         mask_config: dict | None) -> None:
-        """SANM's options, the shared `noisy_mask` layer and one decoder per network
-        (`decoder_1`, `decoder_2`, each in its network's optimizer group)."""
-        self.init_sanm(reconstruction_weight, clip_negative_targets, mask_config)
-        self.noisy_mask.build(None)
-        for k, net in enumerate(self.networks):
-            decoder = ReconstructionDecoder(self.image_shape, name=f"decoder_{k + 1}")
-            decoder.build(tuple(net.outputs[0].shape))
-            self.decoders.append(decoder)
+    def network_list(self) -> list:
+        return list(self.networks)
 
     def score_model(self, network) -> keras.Model:
         """Raw images -> class scores of one network, through the model's preprocessing

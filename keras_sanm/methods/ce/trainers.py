@@ -7,12 +7,12 @@ from keras import ops
 
 from keras_sanm import losses
 from keras_sanm.mixmatch import co_refine
-from keras_sanm.decoder import ReconstructionDecoder
 from keras_sanm.label_quality import (
     GMM_PARAMETER_COUNT,
     gmm_clean_posterior,
     gmm_parameters,
 )
+from keras_sanm.sanm_branch import SANMBranch
 from keras_sanm.trainer import NoisyLabelTrainer
 
 
@@ -31,7 +31,7 @@ class CrossEntropyTrainer(NoisyLabelTrainer):
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
-class SANMCrossEntropyTrainer(NoisyLabelTrainer):
+class SANMCrossEntropyTrainer(SANMBranch, CrossEntropyTrainer):
     """SANM(CE): cross-entropy on clean, peak-masked and valley-masked images.
 
     Per step: the clean batch `x` is classified and its (stop-gradient)
@@ -62,13 +62,11 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
             masked copies; a sample whose label looks wrong (`w` near 0) is
             then not pulled towards it by its copies. A proposal, not the
             default: see docs/results.md.
-        **kwargs: passed to `NoisyLabelTrainer`.
+        **kwargs: passed to `CrossEntropyTrainer`.
     """
 
     MASKED_TARGETS = ("label", "refined")
 
-    method_name = "ce"
-    refits_label_quality = True
     log_names = (
         "loss",
         "accuracy",
@@ -93,10 +91,9 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
             raise ValueError(f"masked_targets must be one of {self.MASKED_TARGETS}; "
                              f"got {masked_targets!r}.")
         self.masked_targets = masked_targets
-        super().__init__(network, num_classes, returns_features=True, **kwargs)
-        self.init_sanm(reconstruction_weight, clip_negative_targets, mask_config)
-        self.decoder = ReconstructionDecoder(self.image_shape, name="decoder")
-        self.decoder.build(tuple(network.outputs[0].shape))
+        super().__init__(network, num_classes, reconstruction_weight=reconstruction_weight,
+                         clip_negative_targets=clip_negative_targets, mask_config=mask_config,
+                         **kwargs)
         # For (x, y) datasets without sample indices: the epoch's loss GMM.
         self.loss_gmm = self.add_weight(
             shape=(GMM_PARAMETER_COUNT,), initializer="zeros", trainable=False,
@@ -136,7 +133,7 @@ class SANMCrossEntropyTrainer(NoisyLabelTrainer):
         )
         masked_ce = losses.soft_cross_entropy(masked_scores, masked_targets, self.from_logits)
         classification = ops.mean(ops.concatenate([clean_ce, masked_ce], axis=0))
-        reconstruction = self.reconstruction_term(self.decoder, masked_features, images)
+        reconstruction = self.reconstruction_term(0, masked_features, images)
         loss = classification + self.reconstruction_weight * reconstruction
         return loss, {
             "loss": loss,

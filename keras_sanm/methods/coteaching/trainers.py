@@ -11,6 +11,7 @@ from keras import ops
 
 from keras_sanm import losses
 from keras_sanm.callbacks import AdamDecaySchedule, ForgetRateSchedule, NoiseRateEstimate
+from keras_sanm.sanm_branch import SANMBranch
 from keras_sanm.two_networks import TwoNetworkTrainer
 
 
@@ -206,7 +207,7 @@ class CoteachingTrainer(TwoNetworkTrainer):
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
-class SANMCoteachingTrainer(CoteachingTrainer):
+class SANMCoteachingTrainer(SANMBranch, CoteachingTrainer):
     """SANM(Co-teaching) (the package's design: SANM's official code covers DivideMix only).
 
     Small-loss selection runs on the clean images only. Each network masks
@@ -229,16 +230,8 @@ class SANMCoteachingTrainer(CoteachingTrainer):
     """
 
     needs_sample_indices = True
-    refits_label_quality = True
-    log_names = CoteachingTrainer.log_names + (
-        "classification_loss", "reconstruction_loss", "mask_ratio",
-    )
-
-    def __init__(self, networks, num_classes: int, reconstruction_weight: float = 0.02,
-                 clip_negative_targets: bool = False, mask_config: dict | None = None,
-                 **kwargs):
-        super().__init__(networks, num_classes, returns_features=True, **kwargs)
-        self.init_sanm_branch(reconstruction_weight, clip_negative_targets, mask_config)
+    log_names = (CoteachingTrainer.log_names + ("classification_loss",)
+                 + SANMBranch.sanm_log_names)
 
     def compute_train_loss(self, data, phase):
         images, labels, quality = data[0], data[1], data[2]
@@ -264,7 +257,7 @@ class SANMCoteachingTrainer(CoteachingTrainer):
             masked_kept = ops.concatenate([peer_kept, peer_kept], axis=0)
             classification_k = (ops.sum(peer_kept * clean_ce) / keep
                                 + ops.sum(masked_kept * masked_ce) / (2.0 * keep))
-            reconstruction_k = self.reconstruction_term(self.decoders[k], masked_features, images)
+            reconstruction_k = self.reconstruction_term(k, masked_features, images)
             loss = loss + classification_k + self.reconstruction_weight * reconstruction_k
             classification = classification + classification_k / 2.0
             reconstruction = reconstruction + reconstruction_k / 2.0

@@ -16,6 +16,7 @@ from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.masking import modulate_labels
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
+from keras_sanm.sanm_branch import SANMBranch
 from keras_sanm.validation import is_dataset, is_image_array
 
 
@@ -335,7 +336,7 @@ STRONG_VIEWS = ("autoaugment", "autoaugment", "randaugment", "randaugment",
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
-class SANMDivideMixTrainer(DivideMixTrainer):
+class SANMDivideMixTrainer(SANMBranch, DivideMixTrainer):
     """SANM(DivideMix): the reference CIFAR batch of the official SANM code.
 
     Each sample comes with six views: two AutoAugment (`xa`), two
@@ -381,7 +382,9 @@ class SANMDivideMixTrainer(DivideMixTrainer):
     >>> model = keras_sanm.wrap(base, method="dividemix", masking=False)  # ablation
     """
 
-    log_names = DivideMixTrainer.log_names + ("reconstruction_loss", "mask_ratio")
+    log_names = DivideMixTrainer.log_names + SANMBranch.sanm_log_names
+    # The co-divide split (`CoDivide`) estimates each sample's label quality.
+    refits_label_quality = False
 
     def __init__(
         self,
@@ -399,14 +402,14 @@ class SANMDivideMixTrainer(DivideMixTrainer):
         if warmup_clip_norm == "reference":
             warmup_clip_norm = 1.0 if strong_warmup else None
         super().__init__(
-            networks, num_classes, returns_features=True,
+            networks, num_classes, reconstruction_weight=reconstruction_weight,
+            clip_negative_targets=clip_negative_targets, mask_config=mask_config,
             warmup_clip_norm=warmup_clip_norm, **kwargs,
         )
         self.strong_views, self.strong_warmup = bool(strong_views), bool(strong_warmup)
         self.masking = bool(masking)
         self.views = STRONG_VIEWS if self.strong_views else DivideMixTrainer.views
         self.warmup_augment = "strong_warmup" if self.strong_warmup else "weak"
-        self.init_sanm_branch(reconstruction_weight, clip_negative_targets, mask_config)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "strong_views": self.strong_views,
@@ -447,7 +450,7 @@ class SANMDivideMixTrainer(DivideMixTrainer):
             masked_features = self.network_scores(
                 k, ops.concatenate([peak, valley], axis=0), training=True
             )[0]
-            reconstruction = self.reconstruction_term(self.decoders[k], masked_features, images)
+            reconstruction = self.reconstruction_term(k, masked_features, images)
             logs.update(reconstruction_loss=reconstruction,
                         mask_ratio=ops.mean(masked["peak_ratio"]))
 

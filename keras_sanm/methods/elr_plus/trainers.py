@@ -12,6 +12,7 @@ from keras_sanm.backend import gather_replicas, no_gradient
 from keras_sanm.callbacks import EpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.mixmatch import mix
+from keras_sanm.sanm_branch import SANMBranch
 from keras_sanm.validation import is_dataset, is_image_array
 
 
@@ -319,7 +320,7 @@ class ELRPlusTrainer(AlternatingTrainer):
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
-class SANMELRPlusTrainer(ELRPlusTrainer):
+class SANMELRPlusTrainer(SANMBranch, ELRPlusTrainer):
     """SANM(ELR+) (the package's design: SANM's official code covers DivideMix only).
 
     Network `f` masks its batch at the peak and valley of its own feature
@@ -341,14 +342,7 @@ class SANMELRPlusTrainer(ELRPlusTrainer):
         **kwargs: passed to `ELRPlusTrainer`.
     """
 
-    refits_label_quality = True
-    log_names = ELRPlusTrainer.log_names + ("reconstruction_loss", "mask_ratio")
-
-    def __init__(self, networks, num_classes: int, reconstruction_weight: float = 0.02,
-                 clip_negative_targets: bool = False, mask_config: dict | None = None,
-                 **kwargs):
-        super().__init__(networks, num_classes, returns_features=True, **kwargs)
-        self.init_sanm_branch(reconstruction_weight, clip_negative_targets, mask_config)
+    log_names = ELRPlusTrainer.log_names + SANMBranch.sanm_log_names
 
     def sanm_pool(self, k: int, batch, one_hot):
         images = batch["images"]
@@ -358,7 +352,7 @@ class SANMELRPlusTrainer(ELRPlusTrainer):
             images, features, batch["quality"][:, 1 - k], one_hot
         )
         masked_features = self.network_scores(k, masked_images, training=True)[0]
-        reconstruction = self.reconstruction_term(self.decoders[k], masked_features, images)
+        reconstruction = self.reconstruction_term(k, masked_features, images)
         return {"images": masked_images, "targets": masked_targets,
                 "reconstruction": reconstruction, "ratio": ratio}
 

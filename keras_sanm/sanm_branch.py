@@ -1,0 +1,114 @@
+"""`SANMBranch`: SANM added the same way to every method (docs/algorithms.md, "SANM")."""
+
+from __future__ import annotations
+
+from keras import ops
+
+from keras_sanm.decoder import ReconstructionDecoder, reconstruction_loss
+from keras_sanm.masking import modulate_labels
+from keras_sanm.noisy_mask import NoisyMask
+
+
+class SANMBranch:
+    """SANM's branch: one `NoisyMask` and one reconstruction decoder per network.
+
+    `SANM(X)` is `class SANMX(SANMBranch, X)` for every method `X`: the
+    branch takes SANM's options, builds `X` on networks that return
+    `(feature_map, scores)`, then adds the `noisy_mask` layer and
+    `decoders` (decoder `k` reconstructs images from network `k`'s feature
+    map and trains in network `k`'s optimizer group). The method's step
+    uses `masked_copies` and `reconstruction_term`, and logs
+    `sanm_log_names`. The branch also makes the model refit each sample's
+    label quality (which sizes the boxes) every epoch, unless the method
+    estimates it itself (DivideMix's co-divide split).
+
+    Args:
+        *args: the method's positional arguments (network(s), num_classes).
+        reconstruction_weight: weight of the reconstruction loss `L_rec`
+            (0.02 for CIFAR).
+        clip_negative_targets: clip negative modulated targets to 0.
+        mask_config: keyword arguments of `NoisyMask` (its `seed` defaults
+            to the model's).
+        **kwargs: the method's keyword arguments.
+
+    Example:
+    >>> class SANMCoteachingTrainer(SANMBranch, CoteachingTrainer):
+    ...     def compute_train_loss(self, data, phase): ...
+    """
+
+    refits_label_quality = True
+    sanm_log_names = ("reconstruction_loss", "mask_ratio")
+
+    def __init__(self, *args, reconstruction_weight: float = 0.02,
+                 clip_negative_targets: bool = False, mask_config: dict | None = None,
+                 **kwargs):
+        if reconstruction_weight < 0:
+            raise ValueError("reconstruction_weight must be >= 0.")
+        super().__init__(*args, returns_features=True, **kwargs)
+        self.reconstruction_weight = float(reconstruction_weight)
+        self.clip_negative_targets = bool(clip_negative_targets)
+        mask_config = dict(mask_config or {})
+        mask_config.setdefault("seed", self.seed)
+        self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
+        networks = self.network_list()
+        if len(networks) > 1:
+            self.noisy_mask.build(None)
+        decoders = []
+        for k, network in enumerate(networks):
+            name = "decoder" if len(networks) == 1 else f"decoder_{k + 1}"
+            decoder = ReconstructionDecoder(self.image_shape, name=name)
+            decoder.build(tuple(network.outputs[0].shape))
+            decoders.append(decoder)
+        if len(networks) == 1:
+            # The attribute name under which saved one-network models keep it.
+            self.decoder = decoders[0]
+        self.decoders = decoders
+
+    def get_config(self) -> dict:
+        mask = self.noisy_mask.get_config()
+        for key in ("name", "trainable", "dtype"):
+            mask.pop(key, None)
+        return {
+            **super().get_config(),
+            "reconstruction_weight": self.reconstruction_weight,
+            "clip_negative_targets": self.clip_negative_targets,
+            "mask_config": mask,
+        }
+
+    def masked_copies(self, images, features, quality, targets):
+        """SANM's peak- and valley-masked copies of a batch with modulated targets.
+
+        Args:
+            images: `(B, H, W, C)` images to mask.
+            features: `(B, h, w, K)` feature map of the same images (used
+                without gradient).
+            quality: `(B,)` label quality `w` (larger boxes as it falls).
+            targets: `(B, C)` targets to modulate (one-hot or soft).
+
+        Returns:
+            `(masked_images, masked_targets, mask_ratio)`: `(2B, H, W, C)`
+            peak then valley copies, their `(2B, C)` modulated targets and
+            the scalar mean mask ratio.
+        """
+        masked = self.noisy_mask(images, features, quality)
+        peak_targets = modulate_labels(targets, masked["peak_ratio"], self.clip_negative_targets)
+        valley_targets = modulate_labels(
+            targets, masked["valley_ratio"], self.clip_negative_targets
+        )
+        masked_images = ops.concatenate([masked["peak_images"], masked["valley_images"]], axis=0)
+        masked_targets = ops.concatenate([peak_targets, valley_targets], axis=0)
+        ratio = 0.5 * (ops.mean(masked["peak_ratio"]) + ops.mean(masked["valley_ratio"]))
+        return masked_images, ops.stop_gradient(masked_targets), ratio
+
+    def reconstruction_term(self, k: int, masked_features, images):
+        """`L_rec` of network `k`: summed MSE of both masked copies' reconstructions against `images`.
+
+        Args:
+            k: the network whose decoder reconstructs.
+            masked_features: `(2B, h, w, K)` feature maps of the peak then
+                valley copies.
+            images: `(B, H, W, C)` the unmasked images.
+        """
+        reconstructions = self.decoders[k](masked_features)
+        # Two equal-sized copies: the sum of their MSEs is twice the joint mean.
+        return 2.0 * reconstruction_loss(reconstructions, ops.concatenate([images, images], axis=0))
