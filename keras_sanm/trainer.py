@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_sanm import losses
 from keras_sanm.backend import TrainStep
 from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
-from keras_sanm.data.dataset_cache import cache_dataset
-from keras_sanm.data.image_files import ImageBatches
-from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.distribution import check_batch_size
-from keras_sanm.label_quality import (
-    clean_probability,
-    per_sample_cross_entropy,
-    split_statistics,
-)
 from keras_sanm.phases import TRAIN
 from keras_sanm.preprocessing import ImagePreprocessing
-from keras_sanm.validation import (
-    check_class_count,
-    check_dataset_batch,
-    check_images,
-    check_labels,
-    is_dataset,
-    is_image_array,
-    is_lazy_images,
-)
+from keras_sanm.trainer_input import TrainingInput
+from keras_sanm.trainer_label_quality import LabelQualityEstimation
+from keras_sanm.trainer_saving import TrainerSaving
 
 ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
 
@@ -64,14 +49,17 @@ def check_no_float16(model: keras.Model) -> None:
         pending.extend(getattr(layer, "layers", []))  # a model's layers, nested models'
 
 
-class NoisyLabelTrainer(TrainStep, keras.Model):
+class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEstimation,
+                        keras.Model):
     """Base class of the training wrappers returned by `keras_sanm.wrap`.
 
     A subclass implements `compute_train_loss(data, phase) -> (loss, logs)` with
     `keras.ops` only; `TrainStep` (chosen for the current backend in
     `keras_sanm.backend`) turns it into gradients and an optimizer update.
     The class adds what every method shares: paper-default `compile()`,
-    input checks and epoch callbacks in `fit`, tracked logs, evaluation.
+    epoch callbacks in `fit`, forward passes and tracked logs. Three parts
+    live in their own files: saving (`TrainerSaving`), input checking and
+    wrapping (`TrainingInput`) and label quality (`LabelQualityEstimation`).
 
     Args:
         network: the classifier (a Keras model whose call returns class
@@ -156,103 +144,6 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
     def build(self, input_shape=None):
         # Every sub-model is built at construction.
         self.built = True
-
-    # ------------------------------------------------------------------ saving
-    def get_config(self) -> dict:
-        """The constructor arguments, with the network(s) serialized (for `model.save`).
-
-        Subclasses add their own options; `SANMBranch` adds SANM's.
-        """
-        config = {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "from_logits": self.from_logits,
-            "seed": self.seed,
-            "preprocessing": self.preprocessing.get_config(),
-            "augment": self.augment,
-            **self.network_config(),
-        }
-        return config
-
-    def network_config(self) -> dict:
-        """The serialized network(s), under the constructor's argument name."""
-        return {"network": keras.saving.serialize_keras_object(self.network)}
-
-    @staticmethod
-    def deserialize_networks(config: dict, custom_objects=None) -> dict:
-        """`config` with its `network` / `networks` entries rebuilt as models."""
-        config = dict(config)
-
-        def load(item):
-            return keras.saving.deserialize_keras_object(item, custom_objects=custom_objects)
-
-        if "network" in config:
-            config["network"] = load(config["network"])
-        if "networks" in config:
-            config["networks"] = [load(item) for item in config["networks"]]
-        return config
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        # Models saved before they owned their preprocessing took network
-        # inputs as they were given.
-        config.setdefault("preprocessing", "none")
-        return cls(**cls.deserialize_networks(config, custom_objects))
-
-    def seed_generators(self) -> list:
-        """Every `SeedGenerator` of the model and its layers, in a fixed order.
-
-        Their states (masks, mixing weights, dropout) are training state that
-        Keras does not write by itself; `save_own_variables` adds them.
-        """
-        generators, seen = [], set()
-        for layer in self._flatten_layers(include_self=True):
-            for generator in layer._seed_generators:
-                if id(generator) not in seen:
-                    seen.add(id(generator))
-                    generators.append(generator)
-        return generators
-
-    def save_own_variables(self, store) -> None:
-        """The model's own variables, then every random-seed state (`seed_<i>`)."""
-        super().save_own_variables(store)
-        for i, generator in enumerate(self.seed_generators()):
-            store[f"seed_{i}"] = generator.state
-
-    def load_own_variables(self, store) -> None:
-        """Inverse of `save_own_variables`; files without seed states load the variables only."""
-        seeds = {key: store[key] for key in store.keys() if str(key).startswith("seed_")}
-        super().load_own_variables({key: store[key] for key in store.keys() if key not in seeds})
-        generators = self.seed_generators()
-        if seeds and len(seeds) != len(generators):
-            raise ValueError(
-                f"The saved model has {len(seeds)} random-seed states; this one has "
-                f"{len(generators)}. Load it into a model wrapped with the same method, "
-                "SANM setting and backbone."
-            )
-        for i, generator in enumerate(generators):
-            if f"seed_{i}" in seeds:
-                value = keras.ops.convert_to_numpy(seeds[f"seed_{i}"])
-                generator.state.assign(value.astype(generator.state.dtype))
-
-    def get_compile_config(self) -> dict | None:
-        """The arguments of the last `compile()` (`None` before it).
-
-        `optimizer=None` (the method's reference optimizer and schedule) is
-        kept as `None`, so a loaded model trains on with the same schedule.
-        """
-        return None if self._compile_arguments is None else dict(self._compile_arguments)
-
-    def compile_from_config(self, config) -> None:
-        """Compiles a loaded model as it was compiled when saved, optimizer state built."""
-        config = dict(config)
-        if config.get("optimizer") is not None:
-            config["optimizer"] = keras.saving.deserialize_keras_object(config["optimizer"])
-        self.compile(**config)
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
 
     # ----------------------------------------------------------------- forward
     def features_and_scores(self, images, training: bool = False):
@@ -433,211 +324,6 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     # --------------------------------------------------------------------- fit
-    def training_source(self, x, y, batch_size, shuffle, verbose=1):
-        """Wraps `fit`'s input into what the step consumes, after checking it.
-
-        `verbose` 0 hides the progress bar of a dataset's on-disk copy."""
-        if batch_size is not None and (isinstance(x, IndexedDataset) or is_dataset(x)):
-            raise ValueError("batch_size is set by the dataset; pass it only with arrays.")
-        if isinstance(x, IndexedDataset):
-            if y is not None:
-                raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
-            check_class_count(x.num_classes, self.num_classes)
-            check_labels(x.labels, None, self.num_classes)
-        else:
-            if is_dataset(x):
-                if y is not None:
-                    raise ValueError("A dataset yields its own labels; do not pass `y`.")
-                if not self.needs_sample_indices:
-                    self.decide_preprocessing(self.first_images(x))
-                    return x
-                x, y, batch_size = self.identified_samples(x, verbose=verbose)
-            if not is_image_array(x) and y is None:
-                raise ValueError(
-                    "fit() takes numpy arrays `fit(x, y)`, a keras_sanm.data.IndexedDataset, "
-                    "or a tf.data.Dataset / keras.utils.PyDataset of (x, y); got "
-                    f"{type(x).__name__}."
-                )
-            if y is None:
-                raise ValueError("fit(x, y) needs labels `y` with numpy images.")
-            # IndexedDataset checks the arrays (rank, NaN/Inf, labels) once.
-            x = IndexedDataset(
-                x, y, batch_size or 32, num_classes=self.num_classes,
-                augment=self.augment, shuffle=shuffle, seed=self.seed,
-            )
-        check_images(x.images[:1], self.image_shape)
-        self.decide_preprocessing(x.images)
-        self.prepare_label_quality(x)
-        return x
-
-    def identified_samples(self, dataset, y=None, batch_size=None, verbose=1):
-        """`(images, labels, batch_size)` of an `(x, y)` dataset, with sample identities.
-
-        Methods with per-sample state read a `tf.data.Dataset` or
-        `keras.utils.PyDataset` once into an on-disk copy
-        (`keras_sanm.data.cache_dataset`): sample `i` is the `i`-th image of
-        that pass. The batch size is the dataset's (its first batch). A
-        later `fit` on the same dataset object reuses the copy. `y` and
-        `batch_size` (what `fit` was given besides) must be `None`;
-        `verbose` 0 hides the copy's progress bar (`fit(verbose=0)`).
-        """
-        if y is not None or batch_size is not None:
-            raise ValueError("A dataset carries its labels and batch size; pass neither "
-                             "`y` nor `batch_size`.")
-        cached = self._held_cache
-        if cached is not None and cached[0] is dataset:
-            return cached[1]
-        print(f"method={self.method_name!r} keeps per-sample state, so the training dataset "
-              "is read once into an on-disk copy (sample i = the i-th image of this pass; "
-              "keras_sanm.data.cache_dataset).")
-        images, labels = cache_dataset(dataset, image_shape=self.image_shape,
-                                       num_classes=self.num_classes,
-                                       verbose=0 if verbose == 0 else 1)
-        batch_size = min(images.source_batch_size, len(labels))
-        print(f"{len(labels)} training samples of shape {images.shape[1:]}, in batches of "
-              f"{batch_size} (the dataset's).")
-        object.__setattr__(self, "_held_cache", (dataset, (images, labels, batch_size)))
-        return images, labels, batch_size
-
-    _held_cache = None
-
-    def decide_preprocessing(self, images) -> None:
-        """Fixes the input preprocessing from training images at the first `fit`.
-
-        Later fits check the images against the decision instead. What was
-        inferred is printed once.
-
-        Args:
-            images: `(N, H, W, C)` training images, or a sample of them.
-        """
-        message = self.preprocessing.decide(images)
-        if message:
-            print(message)
-
-    def first_images(self, dataset, count: int = 1024) -> np.ndarray:
-        """The images of a dataset's first batches (at least `count` where it has
-        them), each batch checked as `(images, labels)` before training starts."""
-        parts, total = [], 0
-        for images, _ in self.iterate_batches(dataset, checked=True):
-            parts.append(images)
-            total += len(images)
-            if total >= count:
-                break
-        if not parts:
-            raise ValueError("The dataset yields no batches.")
-        return np.concatenate(parts)
-
-    def check_inputs(self, x, what: str = "images") -> None:
-        """Refuses images (an array or the first batch of a dataset) of another scale
-        than the model was trained on, before any step; a model used before any
-        `fit` fixes its preprocessing from them instead."""
-        if x is None:
-            return
-        if is_dataset(x) and not isinstance(x, IndexedDataset):
-            batch = x[0] if isinstance(x, keras.utils.PyDataset) else next(iter(x))
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            x = keras.ops.convert_to_numpy(x)
-        elif isinstance(x, IndexedDataset):
-            x = x.images
-        if hasattr(x, "shape") and len(x.shape) == 4:
-            if not self.preprocessing.decided:
-                # Used before any fit: these images fix it, as a first fit would.
-                self.decide_preprocessing(x)
-                return
-            self.preprocessing.check(x, what)
-
-    def decide_preprocessing_from_batch(self, batch) -> None:
-        """Before any `fit`, the first image tensor of `batch` fixes the preprocessing."""
-        if not self.preprocessing.decided:
-            images = next((np.asarray(t) for t in keras.tree.flatten(batch)
-                           if len(np.shape(t)) >= 4), None)
-            if images is not None:
-                self.decide_preprocessing(images.reshape((-1, *images.shape[-3:])))
-
-    def train_on_batch(self, x=None, y=None, *args, **kwargs):
-        """See `keras.Model.train_on_batch`; before any `fit`, the batch's images
-        fix the input preprocessing (as a first `fit` would)."""
-        self.decide_preprocessing_from_batch(x)
-        return super().train_on_batch(x, y, *args, **kwargs)
-
-    def check_validation_data(self, validation_data) -> None:
-        """`check_inputs` for `fit`'s `validation_data` (arrays or a dataset)."""
-        if validation_data is not None:
-            self.check_inputs(validation_data[0] if isinstance(validation_data, (tuple, list))
-                              else validation_data, "validation images")
-
-    def keras_readable(self, x, y=None, batch_size=None):
-        """`(x, y, batch_size)` as Keras' own loops read them.
-
-        Keras reads numpy arrays and datasets but not array-likes read on
-        access (`keras_sanm.data.ImageFiles`): those become `ImageBatches` of
-        `batch_size` images (with their checked labels), which carry `y` and
-        the batch size themselves. Anything else passes through.
-        """
-        if not is_lazy_images(x):
-            return x, y, batch_size
-        labels = None if y is None else check_labels(y, len(x), self.num_classes)
-        return ImageBatches(x, labels, batch_size), None, None
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        """See `keras.Model.evaluate`; takes images as `fit` does (raw, any pixel scale
-        the model was trained with)."""
-        self.check_inputs(x)
-        x, y, batch_size = self.keras_readable(x, y, kwargs.pop("batch_size", None))
-        if batch_size is not None:
-            kwargs["batch_size"] = batch_size
-        return super().evaluate(x, y, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        """The base model's class scores of raw images (see `keras.Model.predict`)."""
-        self.check_inputs(x)
-        x, _, batch_size = self.keras_readable(x, None, kwargs.pop("batch_size", None))
-        if batch_size is not None:
-            kwargs["batch_size"] = batch_size
-        return super().predict(x, *args, **kwargs)
-
-    def predict_proba(self, x, batch_size: int | None = None, verbose="auto") -> np.ndarray:
-        """Class probabilities of raw images (a softmax of logits, or the model's own).
-
-        Args:
-            x: images or a dataset of images, as for `predict`.
-            batch_size: prediction batch size for arrays.
-            verbose: as in `keras.Model.predict`.
-
-        Returns:
-            `(N, classes)` float32 probabilities.
-
-        Example:
-        >>> probabilities = model.predict_proba(x_test)
-        """
-        scores = self.predict(x, batch_size=batch_size, verbose=verbose)
-        if self.from_logits:
-            scores = keras.ops.convert_to_numpy(keras.ops.softmax(scores, axis=-1))
-        return np.asarray(scores, dtype=np.float32)
-
-    def prepare_label_quality(self, source) -> None:
-        """Gives an `IndexedDataset` one `label_quality` column per network (1 = clean).
-
-        A step of a two-network method reads its peer's column.
-        """
-        members = len(self.quality_members())
-        if source.label_quality.shape[1] != members:
-            source.label_quality = np.ones((len(source.images), members), np.float32)
-
-    def iterate_batches(self, dataset, checked: bool = False):
-        """`(images, labels)` numpy batches of an `(x, y)` dataset, one pass
-        (each checked by `check_dataset_batch` when `checked`)."""
-        if isinstance(dataset, keras.utils.PyDataset):
-            batches = (dataset[i] for i in range(len(dataset)))
-        else:
-            batches = iter(dataset)
-        for batch in batches:
-            if checked:
-                yield check_dataset_batch(batch, self.image_shape, self.num_classes)
-            else:
-                images, labels = batch
-                yield keras.ops.convert_to_numpy(images), keras.ops.convert_to_numpy(labels)
-
     # SANM methods refit each sample's label quality (GMM) every epoch from epoch 1.
     refits_label_quality = False
 
@@ -708,131 +394,6 @@ class NoisyLabelTrainer(TrainStep, keras.Model):
         self.start_fit(source, method)
         return super().fit(source, epochs=epochs, callbacks=method + list(callbacks or []),
                            shuffle=False, **kwargs)
-
-    # ----------------------------------------------------------- label quality
-    def quality_members(self):
-        """Models whose per-sample losses estimate label quality (one per network)."""
-        return [self]
-
-    def label_quality(self, x, y=None, batch_size: int = 256) -> np.ndarray:
-        """Each sample's probability that its given label is correct.
-
-        Per-sample cross-entropy of the model's predictions (inference mode)
-        and the clean posterior of a two-component GMM fitted on them, as the
-        methods' own division (docs/algorithms.md, "Label quality"); with two networks, the
-        mean of both networks' posteriors.
-
-        Args:
-            x: `(N, H, W, C)` raw images, in the pixel scale the model was
-                trained on (preprocessed by the model, as in `fit`); or a
-                `tf.data.Dataset` / `keras.utils.PyDataset` of
-                `(images, labels)`, read once in its own order (the values
-                come in that order: iterate it unshuffled to match them
-                to samples).
-            y: `(N,)` given integer labels (with images only).
-            batch_size: prediction batch size for images.
-
-        Returns:
-            `(N,)` float32 clean probabilities.
-
-        Example:
-        >>> quality = model.label_quality(x_train, y_noisy)
-        """
-        members = self.quality_members()
-        if is_dataset(x):
-            if y is not None:
-                raise ValueError("A dataset yields its own labels; do not pass `y`.")
-            self.check_inputs(x)
-            losses_ = self.dataset_member_losses(x, members)
-        else:
-            images = check_images(x, self.image_shape)
-            self.check_inputs(images)
-            labels = check_labels(y, len(images), self.num_classes)
-            losses_ = [self.member_losses(member, images, labels, batch_size)
-                       for member in members]
-        qualities = [clean_probability(loss, seed=self.seed)[0] for loss in losses_]
-        return np.mean(qualities, axis=0).astype(np.float32)
-
-    def dataset_member_losses(self, dataset, members) -> list[np.ndarray]:
-        """Each member's inference-mode cross-entropy of every sample of an
-        `(images, labels)` dataset, in one pass (every batch checked)."""
-        parts: list[list] = [[] for _ in members]
-        for images, labels in self.iterate_batches(dataset, checked=True):
-            for part, member in zip(parts, members):
-                scores = keras.ops.convert_to_numpy(member.predict_on_batch(images))
-                part.append(per_sample_cross_entropy(scores, labels, self.from_logits))
-        if not parts[0]:
-            raise ValueError("The dataset yields no batches.")
-        return [np.concatenate(part) for part in parts]
-
-    def member_losses(self, member, inputs, labels, batch_size: int | None = None):
-        """Inference-mode cross-entropy of every sample under one quality member.
-
-        Args:
-            member: one of `quality_members()`.
-            inputs: images, or a dataset of `(images,)` batches (e.g. an
-                `EvalView`) in the order of `labels`.
-            labels: `(N,)` given labels.
-            batch_size: prediction batch size for array inputs.
-
-        Returns:
-            `(N,)` float64 losses.
-        """
-        inputs, _, batch_size = self.keras_readable(inputs, None, batch_size)
-        options = {} if batch_size is None else {"batch_size": batch_size}
-        scores = member.predict(inputs, verbose=0, **options)
-        return per_sample_cross_entropy(scores, labels, self.from_logits)
-
-    def dataset_losses(self, source):
-        """Cross-entropy of every sample of an `(x, y)` dataset, read once as it comes."""
-        parts = [(self.predict_on_batch(x), y) for x, y in self.iterate_batches(source)]
-        scores = np.concatenate([keras.ops.convert_to_numpy(p[0]) for p in parts])
-        labels = np.concatenate([p[1] for p in parts]).reshape(-1)
-        return per_sample_cross_entropy(scores, labels, self.from_logits), labels
-
-    def update_label_quality(self, source, seed: int | None = None) -> dict:
-        """Refits the clean probabilities of `source` and returns split statistics.
-
-        `source.label_quality` becomes an `(N, networks)` array whose column
-        `k` is network `k`'s clean posterior (a step of a two-network method
-        reads its peer's column). The statistics are those of the mean over
-        networks.
-        """
-        members = self.quality_members()
-        if isinstance(source, IndexedDataset):
-            qualities = []
-            for member in members:
-                losses_ = self.member_losses(member, source.eval_view(), source.labels)
-                qualities.append(clean_probability(losses_, seed=seed)[0].astype(np.float32))
-            source.label_quality = np.stack(qualities, axis=1)
-            return split_statistics(np.mean(qualities, axis=0), source.labels,
-                                    source.clean_labels)
-        losses_, _ = self.dataset_losses(source)
-        quality, gmm = clean_probability(losses_, seed=seed)
-        self.store_loss_gmm(losses_, gmm)
-        return split_statistics(quality)
-
-    def training_label_quality(self, source) -> np.ndarray:
-        """Each training sample's clean probability under the model as it is now.
-
-        Args:
-            source: `fit`'s training data (an `IndexedDataset`, or an
-                `(x, y)` dataset read once).
-
-        Returns:
-            `(N,)` float32 clean probabilities.
-        """
-        if isinstance(source, IndexedDataset):
-            return self.label_quality(source.images, source.labels)
-        losses_, _ = self.dataset_losses(source)
-        return clean_probability(losses_, seed=self.seed)[0].astype(np.float32)
-
-    def store_loss_gmm(self, losses_, gmm):
-        """Keeps a fitted GMM for methods that evaluate quality inside the step."""
-        raise NotImplementedError(
-            f"method={self.method_name!r} needs sample indices for label quality."
-        )
-
 
 def _rank(tensor) -> int | None:
     """The rank of a tensor or array; `None` when unknown (or not a tensor)."""

@@ -18,9 +18,14 @@ A summary table lists them side by side:
   network's step with its peer's guesses), against the reference PyTorch code
   on the same 2-core CPU (7.19 s and 37.2 s per step, 1,279 and 4,070 GFLOP),
   and the time the data side needs to build one batch (augmented views).
-* `coteaching`, `cdr`, `elr_plus`: the median time of one training step,
-  plain and with SANM (Co-teaching: both networks on one batch; ELR+: one
-  network's step with its peer's averaged network), and the ratio.
+* every other method: the median time of one training step, plain and with
+  SANM (Co-teaching: both networks on one batch; ELR+: one network's step
+  with its peer's averaged network), and the ratio.
+
+Every method but CE's table is measured the same way, without naming it
+(`step_as_fit_runs_it`): the model's own input path builds a batch of
+random uint8 images with random label quality, and the step is the one
+`fit` would run on it.
 
     keras-sanm bench speed                               # all methods, all three backends
     keras-sanm bench speed --backbone small_cnn --steps 3  # a quick summary
@@ -38,6 +43,7 @@ import subprocess
 import sys
 import time
 
+from keras_sanm import methods
 from keras_sanm.benchmarks.memory import PeakMemory
 
 
@@ -70,82 +76,64 @@ def measure_step(name: str, step, steps: int) -> dict:
 REFERENCE_STEP_S = {"dividemix": 7.19, "sanm_dividemix": 37.2}
 
 
-def measure_dividemix(steps: int, batch: int, jit_compile="auto",
-                      backbone: str = "preact_resnet18") -> dict:
+def step_as_fit_runs_it(model, images, labels, batch: int, rng):
+    """`(step, build_seconds)`: one training step on `images` as `fit` would run it.
+
+    No method is named: the data goes through the model's own input path
+    (`training_data` and the first phase of a mid-run epoch's plan for
+    methods whose networks take turns, else `training_source` and its first
+    batch), every sample gets a random label quality (so SANM draws boxes of
+    every size and DivideMix splits the data), and the batch is built once,
+    timed (`build_seconds`: augmentation and views on the data side).
+    """
+    if hasattr(model, "epoch_plan"):
+        data = model.training_data(images, labels, batch, verbose=0)
+        data.label_quality[:] = rng.random(data.label_quality.shape)
+        phase, plan_steps, make_batch = model.epoch_plan(data, model.epochs // 2)[0]
+        start = time.perf_counter()
+        arrays = make_batch(plan_steps[0])
+        built = time.perf_counter() - start
+        return (lambda: model.train_phase_on_batch(phase, arrays)), built
+    source = model.training_source(images, labels, batch, shuffle=False, verbose=0)
+    source.label_quality[:] = rng.random(source.label_quality.shape)
+    start = time.perf_counter()
+    x, y, quality = source[0]
+    built = time.perf_counter() - start
+    return (lambda: model.train_on_batch(x, y, quality)), built
+
+
+def measure_method(method: str, steps: int, batch: int, jit_compile="auto",
+                   backbone: str = "preact_resnet18") -> dict:
+    """Step time of `method`, plain then with SANM, on 4 batches of random uint8 images.
+
+    The option the reference sets to the noise rate (Co-teaching's forget
+    rate, CDR's tau) is 0.5; every other option is the method's default.
+    """
     import keras
     import numpy as np
 
     import keras_sanm
-    from keras_sanm.data import CoDivideData
+    from keras_sanm import methods
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (4 * batch, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, len(images))
+    option = methods.get(method).noise_rate_option
+    options = {option: 0.5} if option else {}
     result = {}
-    for name, sanm in (("dividemix", False), ("sanm_dividemix", True)):
+    for sanm in (False, True):
+        name = f"sanm_{method}" if sanm else method
         keras.utils.set_random_seed(0)
-        model = keras_sanm.wrap(
-            keras_sanm.backbones.get(backbone, 10, (32, 32, 3)), method="dividemix", sanm=sanm,
-            seed=0, batch_size=batch,
-        )
+        model = keras_sanm.wrap(keras_sanm.backbones.get(backbone, 10, (32, 32, 3)),
+                                method=method, sanm=sanm, seed=0, **options)
         model.compile(jit_compile=jit_compile)
-        model.build()
-        data = CoDivideData(images, labels, batch_size=batch, views=model.views, seed=0)
-        data.label_quality[:] = rng.random(data.label_quality.shape)
-        plan = data.training_plan(0, model.threshold, epoch=model.warmup_epochs + 20)
-        start = time.perf_counter()
-        arrays = data.training_batch(0, plan[0])
-        result[f"{name}_batch_build_s"] = time.perf_counter() - start
-        step = lambda: model.train_phase_on_batch(("train", 0), arrays)  # noqa: E731
+        step, result[f"{name}_batch_build_s"] = step_as_fit_runs_it(
+            model, images, labels, batch, rng)
         result.update(measure_step(name, step, steps))
-        if backbone == "preact_resnet18":  # the reference figures are for this backbone
-            result[f"{name}_speedup_vs_reference"] = (
-                REFERENCE_STEP_S[name] / result[f"{name}_step_s"])
-    return result
-
-
-OTHER_METHODS = ("coteaching", "cdr", "elr_plus")
-
-
-def measure_others(steps: int, batch: int, methods, jit_compile="auto",
-                   backbone: str = "preact_resnet18") -> dict:
-    """Step times of Co-teaching, CDR and ELR+, plain and with SANM."""
-    import keras
-    import numpy as np
-
-    import keras_sanm
-    from keras_sanm.data import IndexedDataset
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch, 32, 32, 3)).astype("float32")
-    y = rng.integers(0, 10, batch).astype("int32")
-    quality = rng.random((batch, 2)).astype("float32")
-    options = {"coteaching": {"forget_rate": 0.5}, "cdr": {"noise_rate": 0.5},
-               "elr_plus": {"num_samples": 4 * batch}}
-    result = {}
-    for method in methods:
-        for sanm in (False, True):
-            name = f"sanm_{method}" if sanm else method
-            keras.utils.set_random_seed(0)
-            model = keras_sanm.wrap(keras_sanm.backbones.get(backbone, 10, (32, 32, 3)), method=method,
-                                    sanm=sanm, seed=0, **options[method])
-            model.compile(jit_compile=jit_compile)
-            if method == "elr_plus":
-                model.build()
-                images = rng.integers(0, 256, (4 * batch, 32, 32, 3), dtype=np.uint8)
-                data = model.training_data(
-                    IndexedDataset(images, rng.integers(0, 10, 4 * batch), batch, 10), None)
-                data.label_quality[:] = rng.random(data.label_quality.shape)
-                arrays = model.make_batch(data, np.arange(batch))
-                step = lambda: model.train_phase_on_batch(("train", 0), arrays)  # noqa: E731
-            elif method == "coteaching":
-                step = lambda: model.train_on_batch(x, y, quality if sanm else None)  # noqa: E731
-            else:
-                step = lambda: model.train_on_batch(x, y, quality[:, 0] if sanm else None)  # noqa: E731
-            result.update(measure_step(name, step, steps))
-        result[f"sanm_{method}_over_{method}"] = (
-            result[f"sanm_{method}_step_s"] / result[f"{method}_step_s"]
-        )
+        if name in REFERENCE_STEP_S and backbone == "preact_resnet18":
+            # The reference figures are for this backbone.
+            result[f"{name}_speedup_vs_reference"] = REFERENCE_STEP_S[name] / result[f"{name}_step_s"]
+    result[f"sanm_{method}_over_{method}"] = result[f"sanm_{method}_step_s"] / result[f"{method}_step_s"]
     return result
 
 
@@ -157,11 +145,9 @@ def measure(steps: int, batch: int, methods=("ce", "dividemix"), jit_compile="au
               "jit_compile": jit_compile, "backbone": backbone}
     if "ce" in methods:
         result.update(measure_ce(steps, batch, jit_compile, backbone))
-    if "dividemix" in methods:
-        result.update(measure_dividemix(steps, batch, jit_compile, backbone))
-    others = [m for m in methods if m in OTHER_METHODS]
-    if others:
-        result.update(measure_others(steps, batch, others, jit_compile, backbone))
+    for method in methods:
+        if method != "ce":
+            result.update(measure_method(method, steps, batch, jit_compile, backbone))
     return result
 
 
@@ -230,7 +216,7 @@ def dividemix_table(results: list[dict]) -> str:
 
 
 def others_table(results: list[dict]) -> str:
-    names = {method: label for method, label in VARIANTS if method in OTHER_METHODS}
+    names = {method: label for method, label in VARIANTS if method not in ("ce", "dividemix")}
     rows = ["| backend | method | plain step (s) | SANM step (s) | SANM/plain |",
             "| --- | --- | --- | --- | --- |"]
     for r in results:
@@ -260,8 +246,12 @@ def table(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
-VARIANTS = (("ce", "CE"), ("dividemix", "DivideMix"), ("coteaching", "Co-teaching"),
-            ("cdr", "CDR"), ("elr_plus", "ELR+"))
+# Every registered method, CE and DivideMix first (they have tables of their own:
+# SANM(CE)'s masking share, DivideMix against the reference code).
+VARIANTS = tuple(
+    (name, methods.get(name).label)
+    for name in sorted(methods.names(), key=lambda n: (n not in ("ce", "dividemix"), n != "ce"))
+)
 
 
 def _mib(value) -> str:
@@ -332,7 +322,7 @@ def main(argv=None) -> int:
     if "dividemix_step_s" in results[0]:
         print()
         print(dividemix_table(results))
-    if any(f"{m}_step_s" in results[0] for m in OTHER_METHODS):
+    if any(f"{m}_step_s" in results[0] for m, _ in VARIANTS if m not in ("ce", "dividemix")):
         print()
         print(others_table(results))
     if args.output:
