@@ -6,12 +6,7 @@ import keras
 import numpy as np
 
 from keras_sanm.data.image_files import ImageBatches
-from keras_sanm.label_quality import (
-    clean_probability,
-    normalise_losses,
-    per_sample_cross_entropy,
-    split_statistics,
-)
+from keras_sanm.label_quality import per_sample_cross_entropy, split_statistics
 from keras_sanm.optimizers import set_learning_rate
 from keras_sanm.validation import check_images, is_lazy_images
 
@@ -102,145 +97,6 @@ class LabelQualityUpdate(keras.callbacks.Callback):
         if logs is not None:
             logs.update(self.stats)
 
-
-
-class CoDivide(keras.callbacks.Callback):
-    """DivideMix's co-divide, at the start of every epoch after warm-up.
-
-    For each network: an eval pass over the whole training set (inference
-    mode, no augmentation), per-sample cross-entropy, min-max normalised and
-    appended to that network's history; the GMM input is the mean of the last
-    `history_length` vectors (5 at 90% noise, else 1); the two-component GMM
-    gives every sample's clean probability, written to row `k` of
-    `data.label_quality` (docs/algorithms.md, "DivideMix"). Network `k` then trains on
-    its peer's split. Adds to the epoch logs, per network `k` (1-based) that
-    trains on the split: `labeled_k` (labeled-set size) and, with true labels,
-    `noise_auc_k`, `clean_precision_k`, `clean_recall_k` (NaN in warm-up).
-
-    Args:
-        data: the `CoDivideData` being trained on.
-        warmup_epochs: epochs before the first division.
-        threshold: `tau`.
-        history_length: number of recent loss vectors averaged.
-        seed: base seed of the GMM initialisation (`None`: unseeded, as the
-            reference).
-    """
-
-    def __init__(self, data, warmup_epochs: int, threshold: float,
-                 history_length: int = 1, seed: int | None = None):
-        super().__init__()
-        self.data, self.warmup_epochs, self.threshold = data, warmup_epochs, threshold
-        self.history_length, self.seed = max(1, int(history_length)), seed
-        self.loss_history: list[list[np.ndarray]] = [[], []]
-        self.stats: dict[str, float] = {}
-
-    def stat_names(self) -> list[str]:
-        """Names of the logged statistics (the same every epoch, for CSV logs)."""
-        names = ["labeled"]
-        if self.data.clean_labels is not None:
-            names += ["noise_auc", "clean_precision", "clean_recall"]
-        return [f"{name}_{k}" for name in names for k in (1, 2)]
-
-    def on_epoch_begin(self, epoch, logs=None):
-        # Warm-up epochs log NaN, so every epoch has the same keys.
-        self.stats = {name: float("nan") for name in self.stat_names()}
-        if epoch < self.warmup_epochs:
-            return
-        # Both eval passes run before either network trains this epoch.
-        for k in (0, 1):
-            history = self.loss_history[k]
-            history.append(normalise_losses(self.model.network_losses(k, self.data)))
-            del history[: -self.history_length]
-            gmm_input = np.mean(history, axis=0)
-            seed = None if self.seed is None else self.seed + 2 * epoch + k
-            quality, _ = clean_probability(gmm_input, seed=seed, normalise=False)
-            self.data.label_quality[:, k] = quality.astype(np.float32)
-        for k in (0, 1):
-            peer_quality = self.data.label_quality[:, 1 - k]
-            stats = split_statistics(
-                peer_quality, self.data.labels, self.data.clean_labels, self.threshold
-            )
-            self.stats[f"labeled_{k + 1}"] = float(np.sum(peer_quality > self.threshold))
-            for name in ("noise_auc", "clean_precision", "clean_recall"):
-                if name in stats:
-                    self.stats[f"{name}_{k + 1}"] = stats[name]
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs.update(self.stats)
-
-    def get_state(self) -> dict:
-        """The recent loss vectors of each network (the GMM input when averaged)."""
-        return {f"loss_history_{k + 1}": np.asarray(self.loss_history[k], np.float64)
-                for k in (0, 1)}
-
-    def set_state(self, state: dict) -> None:
-        self.loss_history = [list(np.asarray(state[f"loss_history_{k + 1}"])) for k in (0, 1)]
-
-
-class ForgetRateSchedule(keras.callbacks.Callback):
-    """Sets Co-teaching's forget rate at the start of every epoch (see docs/algorithms.md).
-
-    Args:
-        rate: `epoch -> forget rate` (the model's `forget_rate_at`).
-    """
-
-    def __init__(self, rate):
-        super().__init__()
-        self.rate = rate
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.forget_rate.assign(float(self.rate(epoch)))
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:  # the rate this epoch trained with
-            logs["forget_rate"] = float(keras.ops.convert_to_numpy(self.model.forget_rate))
-
-
-class AdamDecaySchedule(keras.callbacks.Callback):
-    """Co-teaching's Adam schedule: from `decay_start`, the learning rate falls
-    linearly to 0 at `total_epochs` and `beta_1` drops to `late_beta_1`.
-
-    Epoch `e` here is epoch `e + 1` of the reference loop (its epoch 0 is an
-    untrained evaluation), so the values match `CT-code`'s `alpha_plan` and
-    `beta1_plan` step for step. Changing `beta_1` retraces the train function
-    once (it is a constant of the compiled step).
-
-    Args:
-        base: initial learning rate (0.001).
-        decay_start: reference epoch where the decay starts (80; CIFAR-100 100).
-        total_epochs: reference `n_epoch` (200).
-        beta_1: initial `beta_1` (0.9).
-        late_beta_1: `beta_1` from `decay_start` (0.1).
-    """
-
-    def __init__(self, base: float = 0.001, decay_start: int = 80, total_epochs: int = 200,
-                 beta_1: float = 0.9, late_beta_1: float = 0.1):
-        super().__init__()
-        self.base, self.decay_start, self.total_epochs = base, decay_start, total_epochs
-        self.beta_1, self.late_beta_1 = beta_1, late_beta_1
-
-    def values(self, epoch: int) -> tuple[float, float]:
-        """`(learning_rate, beta_1)` of Keras epoch `epoch`."""
-        i = epoch + 1
-        if i < self.decay_start:
-            return self.base, self.beta_1
-        rate = self.base * max(self.total_epochs - i, 0) / (self.total_epochs - self.decay_start)
-        return rate, self.late_beta_1
-
-    def on_epoch_begin(self, epoch, logs=None):
-        rate, beta_1 = self.values(epoch)
-        optimizer = self.model.optimizer
-        set_learning_rate(optimizer, rate)
-        inner = getattr(optimizer, "optimizers", None) or [optimizer]
-        if any(getattr(o, "beta_1", beta_1) != beta_1 for o in inner):
-            for o in inner:
-                o.beta_1 = beta_1
-            self.model.make_train_function(force=True)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = self.values(epoch)[0]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -415,3 +271,16 @@ class NoiseRateEstimate(keras.callbacks.Callback):
         rate = float(state["rate"])
         if rate >= 0:
             self.assign(rate)
+
+
+# Method-specific callbacks live with their method; importable from here too.
+from keras_sanm.methods.coteaching.schedules import (  # noqa: E402
+    AdamDecaySchedule,
+    ForgetRateSchedule,
+)
+from keras_sanm.methods.dividemix.co_divide import CoDivide  # noqa: E402
+
+__all__ = [
+    "AdamDecaySchedule", "CoDivide", "EpochLearningRate", "ForgetRateSchedule", "LabelFitMonitor",
+    "LabelQualityUpdate", "NoiseRateEstimate", "NonFiniteLossError", "NonFiniteLossGuard",
+]

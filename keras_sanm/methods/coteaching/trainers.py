@@ -10,7 +10,8 @@ import numpy as np
 from keras import ops
 
 from keras_sanm import losses
-from keras_sanm.callbacks import AdamDecaySchedule, ForgetRateSchedule, NoiseRateEstimate
+from keras_sanm.callbacks import NoiseRateEstimate
+from keras_sanm.methods.coteaching.schedules import AdamDecaySchedule, ForgetRateSchedule
 from keras_sanm.sanm_branch import SANMBranch
 from keras_sanm.two_networks import TwoNetworkTrainer
 

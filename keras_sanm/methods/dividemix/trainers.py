@@ -11,10 +11,10 @@ from keras import ops
 from keras_sanm import losses
 from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.backend import no_gradient
-from keras_sanm.callbacks import CoDivide
 from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.masking import modulate_labels
+from keras_sanm.methods.dividemix.co_divide import CoDivide
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
 from keras_sanm.sanm_branch import SANMBranch
 from keras_sanm.validation import is_dataset, is_image_array
