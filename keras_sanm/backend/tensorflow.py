@@ -135,7 +135,8 @@ def compile_phase_step(model, phase):
 
     As Keras' `make_train_function`: the step runs once per replica of the
     model's strategy (`strategy.run`), its logs averaged over the replicas,
-    traced with `jit_compile` unless the model runs eagerly. Unlike
+    traced (without AutoGraph) with `jit_compile` unless the model runs
+    eagerly. Unlike
     `train_on_batch` the metrics are not reset: the logs are running means
     since the last `reset_metrics()`. `batch` comes from `distribute_batch`.
     """
@@ -150,7 +151,9 @@ def compile_phase_step(model, phase):
                 for name, value in logs.items()}
 
     if not model.run_eagerly:
-        run = tf.function(run, reduce_retracing=True, jit_compile=bool(model.jit_compile))
+        # Traced without AutoGraph, as Keras traces `train_step`.
+        run = tf.function(run, reduce_retracing=True, jit_compile=bool(model.jit_compile),
+                          autograph=False)
     return run
 
 
