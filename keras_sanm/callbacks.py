@@ -273,14 +273,19 @@ class NoiseRateEstimate(keras.callbacks.Callback):
             self.assign(rate)
 
 
-# Method-specific callbacks live with their method; importable from here too.
-from keras_sanm.methods.coteaching.schedules import (  # noqa: E402
-    AdamDecaySchedule,
-    ForgetRateSchedule,
-)
-from keras_sanm.methods.dividemix.co_divide import CoDivide  # noqa: E402
 
-__all__ = [
-    "AdamDecaySchedule", "CoDivide", "EpochLearningRate", "ForgetRateSchedule", "LabelFitMonitor",
-    "LabelQualityUpdate", "NoiseRateEstimate", "NonFiniteLossError", "NonFiniteLossGuard",
-]
+# Method-specific callbacks live with their method; importable from here too,
+# loaded on first use so that this module does not import the method folders.
+_METHOD_CALLBACKS = {
+    "AdamDecaySchedule": "keras_sanm.methods.coteaching.schedules",
+    "ForgetRateSchedule": "keras_sanm.methods.coteaching.schedules",
+    "CoDivide": "keras_sanm.methods.dividemix.co_divide",
+}
+
+
+def __getattr__(name):
+    if name in _METHOD_CALLBACKS:
+        import importlib
+
+        return getattr(importlib.import_module(_METHOD_CALLBACKS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,8 @@ class SANMBranch:
     uses `masked_copies` and `reconstruction_term`, and logs
     `sanm_log_names`. The branch also makes the model refit each sample's
     label quality (which sizes the boxes) every epoch, unless the method
-    estimates it itself (DivideMix's co-divide split).
+    estimates it itself (`estimates_label_quality`: DivideMix's co-divide
+    split).
 
     Args:
         *args: the method's positional arguments (network(s), num_classes).
@@ -36,8 +37,12 @@ class SANMBranch:
     ...     def compute_train_loss(self, data, phase): ...
     """
 
-    refits_label_quality = True
     sanm_log_names = ("reconstruction_loss", "mask_ratio")
+
+    @property
+    def refits_label_quality(self) -> bool:
+        """Boxes need each sample's label quality: refit it, unless the method estimates it."""
+        return not self.estimates_label_quality
 
     def __init__(self, *args, reconstruction_weight: float = 0.02,
                  clip_negative_targets: bool = False, mask_config: dict | None = None,
@@ -50,9 +55,8 @@ class SANMBranch:
         mask_config = dict(mask_config or {})
         mask_config.setdefault("seed", self.seed)
         self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
+        self.noisy_mask.build(None)
         networks = self.network_list()
-        if len(networks) > 1:
-            self.noisy_mask.build(None)
         decoders = []
         for k, network in enumerate(networks):
             name = "decoder" if len(networks) == 1 else f"decoder_{k + 1}"

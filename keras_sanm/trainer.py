@@ -324,8 +324,10 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
         super().compile(optimizer=optimizer, **kwargs)
 
     # --------------------------------------------------------------------- fit
-    # SANM methods refit each sample's label quality (GMM) every epoch from epoch 1.
+    # SANM methods refit each sample's label quality (GMM) every epoch from epoch 1
+    # (`SANMBranch`), unless the method estimates it itself (DivideMix's co-divide).
     refits_label_quality = False
+    estimates_label_quality = False
 
     def method_callbacks(self, source):
         """Callbacks the method needs in every `fit` (added before the user's)."""

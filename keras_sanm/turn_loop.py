@@ -16,10 +16,6 @@ from typing import Callable, Sequence
 
 import keras
 
-# `(phase, steps, make_batch)`: the steps of one phase and how to build a batch for each.
-PhasePlan = tuple
-
-
 class MethodCallbacks:
     """The method's own callbacks, called directly so that they share one logs dict.
 
@@ -53,7 +49,7 @@ def resume_epoch(callbacks, initial_epoch: int) -> int:
 
 def fit_in_turns(
     model: keras.Model,
-    epoch_plan: Callable[[int], Sequence[PhasePlan]],
+    epoch_plan: Callable[[int], Sequence[tuple]],
     train_step: Callable,
     epoch_logs: Callable[[], dict],
     epochs: int,

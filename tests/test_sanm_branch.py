@@ -56,3 +56,21 @@ def test_the_branch_options_are_checked_and_saved():
     assert clone.noisy_mask.get_config()["anchor"] == "center"
     assert [d.name for d in clone.decoders] == ["decoder_1", "decoder_2"]
     assert keras.ops.convert_to_numpy(clone.noisy_mask.seed_generator.state).shape == (2,)
+
+
+@pytest.mark.parametrize("name", methods.names())
+def test_sanm_refits_label_quality_unless_the_method_estimates_it(name):
+    from keras_sanm.callbacks import LabelQualityUpdate
+
+    plain_class, sanm_class = methods.get(name).trainers()
+    model = keras_sanm.wrap(small_cnn(), method=name, seed=0, **OPTIONS[name])
+    plain = keras_sanm.wrap(small_cnn(), method=name, sanm=False, seed=0, **OPTIONS[name])
+    # DivideMix's co-divide split gives every sample's label quality each epoch.
+    expected = name != "dividemix"
+    assert model.refits_label_quality is expected and plain.refits_label_quality is False
+    x = np.zeros((32, 16, 16, 3), "float32")
+    data = model.training_data(x, np.arange(32) % 4, 16) if hasattr(model, "epoch_plan") else \
+        model.training_source(x, np.arange(32) % 4, 16, shuffle=False)
+    model.compile()
+    refits = [c for c in model.method_callbacks(data) if isinstance(c, LabelQualityUpdate)]
+    assert len(refits) == int(expected)

@@ -250,7 +250,7 @@ def table(results: list[dict]) -> str:
 # SANM(CE)'s masking share, DivideMix against the reference code).
 VARIANTS = tuple(
     (name, methods.get(name).label)
-    for name in sorted(methods.names(), key=lambda n: (n not in ("ce", "dividemix"), n != "ce"))
+    for name in ("ce", "dividemix", *(n for n in methods.names() if n not in ("ce", "dividemix")))
 )
 
 

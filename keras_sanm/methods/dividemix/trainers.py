@@ -69,6 +69,8 @@ class DivideMixTrainer(AlternatingTrainer):
 
     method_name = "dividemix"
     phase_kinds = ("warmup", "train")
+    # The co-divide split (`CoDivide`) estimates each sample's label quality.
+    estimates_label_quality = True
     log_names = (
         "loss",
         "accuracy",
@@ -383,8 +385,6 @@ class SANMDivideMixTrainer(SANMBranch, DivideMixTrainer):
     """
 
     log_names = DivideMixTrainer.log_names + SANMBranch.sanm_log_names
-    # The co-divide split (`CoDivide`) estimates each sample's label quality.
-    refits_label_quality = False
 
     def __init__(
         self,
