@@ -52,17 +52,6 @@ def test_regime_search_runs_ce_per_seed_and_stops_at_a_failing_seed(tmp_path):
     assert "| 96x2x2 | 1 |" in page and "Cheapest qualifying candidate: **64x2x2**." in page
 
 
-@HARNESS_ONLY
-def test_gpu_check_drops_the_learning_rate_at_half_of_the_planned_epochs(tmp_path):
-    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
-    out = tmp_path / "check"
-    gpu_check.main(["--data-dir", str(tmp_path), "--out", str(out), "--budget-seconds", "0",
-                    "--min-epochs", "4", "--width", "2", "--batch-size", "16",
-                    "--dtype-policy", "float32"])
-    history = json.loads((out / "ce_sym0.5_s0" / "history.json").read_text())
-    assert history["learning_rate"] == [0.02, 0.02, 0.002, 0.002]
-
-
 def test_plan_epochs_fits_the_budget():
     # 100 s spent, 10 s + 30 s per epoch pair, 400 s budget: 7 more epochs.
     assert gpu_check.plan_epochs(400, 100, [10.0, 30.0], done=2) == 9
@@ -71,18 +60,25 @@ def test_plan_epochs_fits_the_budget():
 
 
 @HARNESS_ONLY
-def test_gpu_check_trains_both_models_the_same_epochs(tmp_path):
+def test_gpu_check_trains_both_models_the_same_epochs_with_the_drop_at_half(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     out = tmp_path / "check"
+    # No time left after the two calibration epochs: the floor of 4 epochs decides.
     assert gpu_check.main(["--data-dir", str(tmp_path), "--out", str(out), "--budget-seconds",
-                           "0", "--width", "2", "--batch-size", "16", "--dtype-policy",
-                           "float32"]) == 0
-    ce = json.loads((out / "ce_sym0.5_s0" / "summary.json").read_text())
-    sanm = json.loads((out / "ce_sanm_sym0.5_s0" / "summary.json").read_text())
-    # No time left after the two calibration epochs: no drop, and the summary says so.
-    assert ce["epochs"] == sanm["epochs"] == 2 and ce["lr_drop_epochs"] == []
-    history = json.loads((out / "ce_sanm_sym0.5_s0" / "history.json").read_text())
-    assert history["learning_rate"] == [0.02, 0.02] and len(history["val_accuracy"]) == 2
-    assert sanm["learning_rates"] == [0.02]
-    assert 0.0 <= sanm["memorised_wrong_labels"] <= 1.0
+                           "0", "--min-epochs", "4", "--width", "2", "--batch-size", "16",
+                           "--dtype-policy", "float32"]) == 0
+    for run in ("ce_sym0.5_s0", "ce_sanm_sym0.5_s0"):
+        summary = json.loads((out / run / "summary.json").read_text())
+        history = json.loads((out / run / "history.json").read_text())
+        assert summary["epochs"] == 4 and summary["lr_drop_epochs"] == [2]
+        assert history["learning_rate"] == [0.02, 0.02, 0.002, 0.002]
+        assert len(history["val_accuracy"]) == 4
+        assert 0.0 <= summary["memorised_wrong_labels"] <= 1.0
+    assert summary["learning_rates"] == [0.02, 0.002]
     assert "| CE | yes | sym:0.5 | 1 |" in (out / "results.md").read_text()
+
+
+def test_the_drop_comes_at_half_and_never_inside_the_calibration_epochs():
+    assert gpu_check.drop_epochs(4, calibrated=2) == (2,)
+    assert gpu_check.drop_epochs(100, calibrated=2) == (50,)
+    assert gpu_check.drop_epochs(3, calibrated=2) == () and gpu_check.drop_epochs(2, 2) == ()

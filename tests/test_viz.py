@@ -11,7 +11,7 @@ from matplotlib.patches import Rectangle
 
 import keras_sanm
 from keras_sanm import cli, masking, viz
-from conftest import small_cnn, write_jpeg_npz
+from conftest import CLI_ONLY, small_cnn, write_jpeg_npz
 
 
 @pytest.fixture
@@ -154,6 +154,7 @@ def _train(data_dir, out, *extra):
 
 
 @pytest.mark.slow
+@CLI_ONLY  # the figures' functions are tested per backend above
 def test_plot_command_writes_the_figures_of_a_run(tmp_path, capsys):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz", n_train=64, n_test=16)
     sanm_run, ce_run = tmp_path / "sanm", tmp_path / "ce"

@@ -48,6 +48,13 @@ def plan_epochs(budget_seconds: float, elapsed: float, epoch_seconds: list[float
     return int(min(MAX_EPOCHS, max(floor, done, done + extra)))
 
 
+def drop_epochs(epochs: int, calibrated: int) -> tuple[int, ...]:
+    """The epoch of the learning-rate drop: half of the planned epochs, as the
+    reference drops at 150 of 300; none when half falls inside the
+    `calibrated` epochs already trained (a run of 2 or 3 epochs)."""
+    return (epochs // 2,) if epochs // 2 >= calibrated else ()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m keras_sanm.benchmarks.gpu_check",
                                      description=__doc__,
@@ -125,8 +132,7 @@ def main(argv=None) -> int:
             epochs = plan_epochs(args.budget_seconds, time.time() - start,
                                  [run["seconds"][1] for run in runs.values()], epoch,
                                  floor=args.min_epochs)
-            # The drop can only come after the calibration epochs (a run of 2 or 3 has none).
-            drops = (epochs // 2,) if epochs // 2 >= epoch else ()
+            drops = drop_epochs(epochs, epoch)
             for run in runs.values():
                 run["model"]._lr_schedule = EpochLearningRate(0.02, drops, 0.1)
             print(f"planned {epochs} epochs per model, learning rate /10 from epoch "
