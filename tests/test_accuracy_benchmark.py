@@ -352,6 +352,10 @@ def test_a_run_keeps_the_commit_that_started_it(tmp_path):
         {"commit": "0000000", "device": "x", "date": "2026-01-01"}))
     row = accuracy.run_cell(budget, cell, str(tmp_path), str(tmp_path / "grid"))
     assert row["commit"].startswith("0000000 (resumed at ") and row["date"] == "2026-01-01"
+    # The machine that resumed it is named too (its vector width changes the rounding).
+    assert row["device"] == f"x (resumed on {accuracy.run_provenance()['device']})"
     fresh = accuracy.run_cell(budget, accuracy.Cell("ce", False, "sym:0.5", 1), str(tmp_path),
                               str(tmp_path / "grid"))
     assert fresh["commit"] == accuracy.run_provenance()["commit"]
+    assert fresh["device"] == accuracy.run_provenance()["device"]
+    assert accuracy.cpu_text() in fresh["device"]

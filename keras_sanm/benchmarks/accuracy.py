@@ -284,10 +284,12 @@ def _read_provenance(run_dir: str) -> dict:
         return {"commit": "", "device": "", "date": ""}
     with open(path) as f:
         found = json.load(f)
-    commit = found.get("commit", "")
+    commit, device = found.get("commit", ""), found.get("device", "")
     if found.get("resumed_commit"):
         commit += f" (resumed at {found['resumed_commit']})"
-    return {"commit": commit, "device": found.get("device", ""), "date": found.get("date", "")}
+    if found.get("resumed_device"):
+        device += f" (resumed on {found['resumed_device']})"
+    return {"commit": commit, "device": device, "date": found.get("date", "")}
 
 
 def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
@@ -302,8 +304,9 @@ def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
         if os.path.exists(path):
             with open(path) as f:
                 first = json.load(f)
-            if first.get("commit") != here["commit"]:
-                first["resumed_commit"] = here["commit"]
+            for key in ("commit", "device"):
+                if first.get(key) != here[key]:
+                    first[f"resumed_{key}"] = here[key]
             here = first
         with open(path, "w") as f:
             json.dump(here, f)
@@ -522,6 +525,25 @@ def _write_csv(path: str, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def cpu_text() -> str:
+    """The processor kind and its widest vector instructions (e.g. `x86_64 AVX-512`).
+
+    The vector width picks the CPU kernels (oneDNN, XLA), so the same run on
+    an AVX2 and an AVX-512 machine rounds differently and, over many steps,
+    can take another course; a run's row says which it had.
+    """
+    kind = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return kind
+    widest = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"),
+                                           ("avx", "AVX")) if flag in flags), "")
+    return f"{kind} {widest}".strip()
+
+
 def run_provenance() -> dict[str, str]:
     """The commit, device and date of work done now (one row or one page)."""
     try:
@@ -529,7 +551,7 @@ def run_provenance() -> dict[str, str]:
                                 text=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
     except OSError:
         commit = ""
-    device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    device = f"{cpu_text()}, {os.cpu_count()} cores"
     try:
         gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
                              capture_output=True, text=True).stdout.strip()
