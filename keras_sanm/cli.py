@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SANM(CE): targets of the masked copies before modulation: the "
                             "given label (default) or the refined label w*y + (1-w)*p "
                             "(sharpened), a proposal (docs/results.md)")
+    train.add_argument("--mask-aspect", default=None, metavar="SPEC",
+                       help="SANM: the boxes' aspect ratio (height / width): 'uniform:d' "
+                            "per sample from U(d, 1/d) (default uniform:0.8, the paper's "
+                            "best), 'fixed:d' or a number d (1 = square)")
     train.add_argument("--backbone", default=None, choices=BACKBONE_NAMES,
                        help="network (default: cnn9 for coteaching, else preact_resnet18)")
     train.add_argument("--width", type=_positive_int, default=None,
@@ -309,7 +313,7 @@ def _training_data(args, model, data, noisy):
 
 # Settings a resumed run must share with the run it continues (`--epochs` may grow).
 RUN_SETTINGS = ("dataset", "train_size", "test_size", "method", "sanm", "sanm_without",
-                "masked_targets", "preset",
+                "masked_targets", "mask_aspect", "preset",
                 "backbone", "width", "batch_size", "warmup_epochs", "seed", "dtype_policy",
                 "lr_drop_epochs")
 
@@ -361,6 +365,7 @@ def train_command(args) -> dict:
 
     import keras_sanm
     from keras_sanm.callbacks import LabelFitMonitor, NonFiniteLossError
+    from keras_sanm.masking import aspect_range
     from keras_sanm.training_backup import TrainingBackup
 
     args.lr_drop_epochs = _parse_epochs(args.lr_drop_epochs)
@@ -371,6 +376,13 @@ def train_command(args) -> dict:
                                  if methods.get(m).masked_targets)
         raise SystemExit("--masked-targets sets the masked copies' targets of SANM(CE): use "
                          f"it with {with_targets} and without --no-sanm.")
+    if args.mask_aspect is not None:
+        if not args.sanm:
+            raise SystemExit("--mask-aspect shapes SANM's boxes; it does not apply with --no-sanm.")
+        try:
+            aspect_range(args.mask_aspect)
+        except ValueError as error:
+            raise SystemExit(f"--mask-aspect: {error}") from None
 
     # Argument checks first, before any data is read.
     if args.dataset in OWN_LABEL_DATASETS:
@@ -417,6 +429,8 @@ def train_command(args) -> dict:
         config["preprocessing"] = keras_sanm.ImagePreprocessing(mean=data.mean, std=data.std)
     if args.masked_targets is not None:
         config["masked_targets"] = args.masked_targets
+    if args.mask_aspect is not None:
+        config["mask_aspect"] = args.mask_aspect
     previous_policy = keras.config.dtype_policy()
     if args.dtype_policy:
         keras.config.set_dtype_policy(args.dtype_policy)
@@ -470,6 +484,7 @@ def train_command(args) -> dict:
         "train_size": len(noisy), "test_size": len(data.y_test),
         "width": args.width, "lr_drop_epochs": args.lr_drop_epochs,
         "sanm_without": args.sanm_without, "masked_targets": args.masked_targets,
+        "mask_aspect": args.mask_aspect,
         "learning_rates": sorted({float(v) for v in history.get("learning_rate", [])}, reverse=True),
         **{name: float(history[name][-1]) for name in LabelFitMonitor.NAMES if name in history},
         "best_test_accuracy": max(test_acc), "last_test_accuracy": test_acc[-1],

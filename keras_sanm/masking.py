@@ -9,6 +9,47 @@ from __future__ import annotations
 from keras import ops
 
 ANCHORS = ("corner", "center")
+# The box's aspect ratio (height / width): drawn per sample from U(0.8, 1/0.8),
+# the best option of the SANM paper's aspect-ratio ablation and the code's.
+DEFAULT_MASK_ASPECT = "uniform:0.8"
+
+
+def aspect_range(spec: str | float) -> tuple[float, float]:
+    """The `(low, high)` range of box aspect ratios (height / width) a spec names.
+
+    The SANM paper's mask-shape ablation compares a fixed aspect ratio with one
+    drawn uniformly per sample; these are its two kinds.
+
+    Args:
+        spec: `"uniform:d"`: per sample from `U(d, 1/d)` (or `U(1/d, d)`),
+            e.g. `"uniform:0.8"` (the default, `U(0.8, 1.25)`); `"fixed:d"`,
+            or the number `d`: every box `d` times as tall as wide (1.0:
+            square).
+
+    Returns:
+        `(low, high)` with `0 < low <= high`; equal for a fixed ratio.
+
+    Example:
+    >>> aspect_range("uniform:0.8")
+    (0.8, 1.25)
+    >>> aspect_range(2.0)
+    (2.0, 2.0)
+    """
+    kind, value = "fixed", spec
+    if isinstance(spec, str):
+        kind, _, value = spec.partition(":") if ":" in spec else ("fixed", "", spec)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if kind not in ("fixed", "uniform") or not 0 < number < float("inf"):
+        raise ValueError(
+            f"mask aspect {spec!r}: use 'uniform:d' (per sample from U(d, 1/d)), "
+            "'fixed:d' or a number d > 0 (height / width)."
+        )
+    if kind == "fixed":
+        return number, number
+    return min(number, 1.0 / number), max(number, 1.0 / number)
 
 
 def activation_map(feature_map, image_size: tuple[int, int]):

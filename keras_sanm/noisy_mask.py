@@ -25,7 +25,9 @@ class NoisyMask(keras.layers.Layer):
         quality_scale: weight of `1 - w` in the mask ratio.
         area_factor: box area as a fraction of `s * H * W` (0.5 on CIFAR,
             1.0 in the Clothing1M reading).
-        aspect_range: range of the height/width ratio.
+        aspect_range: range of the height/width ratio, drawn per sample
+            (equal bounds: a fixed ratio); `masking.aspect_range` reads the
+            `"uniform:d"` / `"fixed:d"` specs of `wrap(mask_aspect=...)`.
         anchor: `"corner"` (reference code: the peak is the top-left corner)
             or `"center"` (the paper's figure).
         shared_draws: one ratio and aspect per sample for both boxes (CIFAR);

@@ -5,7 +5,7 @@ from __future__ import annotations
 from keras import ops
 
 from keras_sanm.decoder import ReconstructionDecoder, reconstruction_loss
-from keras_sanm.masking import modulate_labels
+from keras_sanm.masking import aspect_range, modulate_labels
 from keras_sanm.noisy_mask import NoisyMask
 
 
@@ -30,6 +30,10 @@ class SANMBranch:
         clip_negative_targets: clip negative modulated targets to 0.
         mask_config: keyword arguments of `NoisyMask` (its `seed` defaults
             to the model's).
+        mask_aspect: the boxes' aspect ratio (height / width), the mask-shape
+            ablation of the SANM paper: `"uniform:d"` draws it per sample
+            from `U(d, 1/d)`, `"fixed:d"` (or the number `d`) fixes it.
+            Default (`None`): `NoisyMask`'s, `"uniform:0.8"`.
         **kwargs: the method's keyword arguments.
 
     Example:
@@ -46,13 +50,18 @@ class SANMBranch:
 
     def __init__(self, *args, reconstruction_weight: float = 0.02,
                  clip_negative_targets: bool = False, mask_config: dict | None = None,
-                 **kwargs):
+                 mask_aspect: str | float | None = None, **kwargs):
         if reconstruction_weight < 0:
             raise ValueError("reconstruction_weight must be >= 0.")
+        mask_config = dict(mask_config or {})
+        if mask_aspect is not None:
+            if "aspect_range" in mask_config:
+                raise ValueError("Give the box shape once: mask_aspect or "
+                                 "mask_config['aspect_range'], not both.")
+            mask_config["aspect_range"] = aspect_range(mask_aspect)
         super().__init__(*args, returns_features=True, **kwargs)
         self.reconstruction_weight = float(reconstruction_weight)
         self.clip_negative_targets = bool(clip_negative_targets)
-        mask_config = dict(mask_config or {})
         mask_config.setdefault("seed", self.seed)
         self.noisy_mask = NoisyMask(**mask_config, name="noisy_mask")
         self.noisy_mask.build(None)

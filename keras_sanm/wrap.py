@@ -99,7 +99,9 @@ def wrap(
             pad-4 crop and flip, or `None`; default the method's reference:
             weak, none for Co-teaching, DivideMix's own views),
             `reconstruction_weight`,
-            `clip_negative_targets`, `mask_config` (see `NoisyMask`);
+            `clip_negative_targets`, `mask_aspect` (the boxes' shape:
+            `"uniform:0.8"` by default, `"fixed:1.0"` for squares; see
+            `masking.aspect_range`), `mask_config` (see `NoisyMask`);
             DivideMix: `lambda_u`, `threshold`, `warmup_epochs`, ...;
             Co-teaching: `forget_rate`, `estimate_after`, ...; CDR:
             `noise_rate`, `estimate_after`; ELR+: `num_samples`, `beta`,

@@ -196,6 +196,10 @@ def test_train_refuses_a_bad_ablation_or_drop_epochs(tmp_path):
         cli.main(base + ["--method", "dividemix", "--masked-targets", "refined"])
     with pytest.raises(SystemExit):
         cli.main(base + ["--method", "ce", "--masked-targets", "prediction"])
+    with pytest.raises(SystemExit, match="--mask-aspect: mask aspect 'round'"):
+        cli.main(base + ["--mask-aspect", "round"])
+    with pytest.raises(SystemExit, match="does not apply with --no-sanm"):
+        cli.main(base + ["--no-sanm", "--mask-aspect", "fixed:1"])
     with pytest.raises(SystemExit, match="comma-separated"):
         cli.main(base + ["--lr-drop-epochs", "half"])
     with pytest.raises(SystemExit, match=">= 1"):
@@ -214,6 +218,20 @@ def test_train_sanm_ce_with_refined_masked_targets(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["masked_targets"] == "refined" and summary["sanm"] is True
     assert keras_sanm.load_model(str(out / "model.keras")).masked_targets == "refined"
+
+
+@CLI_ONLY
+def test_train_with_a_fixed_mask_aspect(tmp_path):
+    import keras_sanm
+
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    out = tmp_path / "run"
+    cli.main(["train", "--data-dir", str(tmp_path), "--backbone", "small_cnn", "--epochs", "1",
+              "--batch-size", "16", "--mask-aspect", "fixed:2", "--output", str(out),
+              "--verbose", "0"])
+    assert json.loads((out / "summary.json").read_text())["mask_aspect"] == "fixed:2"
+    model = keras_sanm.load_model(str(out / "model.keras"))
+    assert model.noisy_mask.aspect_range == (2.0, 2.0)
 
 
 @pytest.mark.slow

@@ -158,3 +158,36 @@ def test_bad_arguments():
         NoisyMask(ratio_range=(0.1, 0.01))
     with pytest.raises(ValueError, match="feature"):
         masking.activation_map(np.zeros((2, 4, 4), "float32"), (8, 8))
+
+
+def test_aspect_specs_name_a_fixed_or_a_per_sample_uniform_ratio():
+    assert masking.aspect_range(masking.DEFAULT_MASK_ASPECT) == (0.8, 1.25)
+    assert masking.aspect_range("uniform:1.25") == (0.8, 1.25)  # U(d, 1/d) either way
+    assert masking.aspect_range("fixed:2") == masking.aspect_range(2.0) == (2.0, 2.0)
+    assert masking.aspect_range("0.5") == (0.5, 0.5)
+    for bad in ("uniform", "uniform:0", "fixed:-1", "square", "gauss:0.8", float("nan"), 0.0):
+        with pytest.raises(ValueError, match="mask aspect"):
+            masking.aspect_range(bad)
+
+
+@pytest.mark.parametrize("spec", ["fixed:2", "fixed:1", "uniform:0.5"])
+def test_boxes_have_the_shape_the_aspect_spec_states(spec):
+    # Large boxes (ratio 0.3: about 150 pixels) so rounding moves h / w little.
+    batch = 64
+    low, high = masking.aspect_range(spec)
+    images = np.full((batch, 32, 32, 3), 5.0, "float32")
+    features = np.random.default_rng(2).normal(size=(batch, 4, 4, 8)).astype("float32")
+    layer = NoisyMask(ratio_range=(0.3, 0.3), quality_scale=0.0, aspect_range=(low, high),
+                      seed=1)
+    boxes = np_(layer(images, features, np.ones(batch, "float32"))["peak_box"])
+    heights, widths = boxes[:, 2], boxes[:, 3]
+    # Exact sizes from the formula at the stated ratio bounds.
+    area = 0.5 * 0.3 * 32 * 32
+    if low == high:
+        assert np.all(heights == np.round(np.sqrt(area * low)))
+        assert np.all(widths == np.round(np.sqrt(area / low)))
+    else:  # one draw per sample: many shapes, all inside the stated range
+        assert len({(h, w) for h, w in zip(heights, widths)}) > 5
+        assert np.all(heights >= np.round(np.sqrt(area * low)))
+        assert np.all(heights <= np.round(np.sqrt(area * high)))
+        assert (heights > widths).any() and (heights < widths).any()

@@ -74,3 +74,24 @@ def test_sanm_refits_label_quality_unless_the_method_estimates_it(name):
     model.compile()
     refits = [c for c in model.method_callbacks(data) if isinstance(c, LabelQualityUpdate)]
     assert len(refits) == int(expected)
+
+
+@pytest.mark.parametrize("name", methods.names())
+def test_mask_aspect_sets_the_box_shape_of_every_sanm_method(name):
+    model = keras_sanm.wrap(small_cnn(), method=name, seed=0, mask_aspect="fixed:1.0",
+                            **OPTIONS[name])
+    assert model.noisy_mask.aspect_range == (1.0, 1.0)
+    clone = type(model).from_config(model.get_config())  # saved with the model
+    assert clone.noisy_mask.aspect_range == (1.0, 1.0)
+    default = keras_sanm.wrap(small_cnn(), method=name, seed=0, **OPTIONS[name])
+    assert default.noisy_mask.aspect_range == (0.8, 1.25)
+
+
+def test_mask_aspect_is_checked_and_given_once():
+    with pytest.raises(ValueError, match="mask aspect"):
+        keras_sanm.wrap(small_cnn(), method="ce", mask_aspect="round")
+    with pytest.raises(ValueError, match="once"):
+        keras_sanm.wrap(small_cnn(), method="ce", mask_aspect=1.0,
+                        mask_config={"aspect_range": (0.5, 2.0)})
+    with pytest.raises((TypeError, ValueError), match="mask_aspect"):
+        keras_sanm.wrap(small_cnn(), method="ce", sanm=False, mask_aspect=1.0)
