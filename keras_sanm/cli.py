@@ -68,7 +68,7 @@ DATASET_NAMES = ("cifar10", "cifar100", "cifar10_n", "cifar100_n")
 REAL_NOISE_DATASETS = ("animal10n", "clothing1m", "webvision")
 # Datasets that come with their own noisy labels (CIFAR-N: human annotations).
 OWN_LABEL_DATASETS = ("cifar10_n", "cifar100_n") + REAL_NOISE_DATASETS
-BACKBONE_NAMES = ("preact_resnet18", "resnet18", "cnn9", "small_cnn")
+BACKBONE_NAMES = ("preact_resnet18", "resnet18", "vgg19", "resnet50", "cnn9", "small_cnn")
 # The SANM parts that `--sanm-without` can switch off, per method (constructor flags).
 ABLATION_PARTS = {spec.name: spec.sanm_parts for spec in map(methods.get, METHOD_NAMES)
                   if spec.sanm_parts}
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backbone", default=None, choices=BACKBONE_NAMES,
                        help="network (default: cnn9 for coteaching, else preact_resnet18)")
     train.add_argument("--width", type=_positive_int, default=None,
-                       help="base channels of preact_resnet18 and resnet18 (64, the paper's, by default; "
+                       help="base channels of preact_resnet18, resnet18 and vgg19 (64, the paper's, by default; "
                             "16 or 32 for CPU runs)")
     train.add_argument("--lr-drop-epochs", default=None,
                        help="comma-separated epochs (0-based) from which the learning rate is "

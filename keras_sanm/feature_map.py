@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 
 
 def _rank4_spatial(tensor) -> bool:
     shape = tuple(tensor.shape)
     return len(shape) == 4 and None not in shape[1:3] and shape[1] * shape[2] > 1
+
+
+def token_grid(tensor) -> tuple[int, int, int] | None:
+    """`(height, width, skipped)` when a `(batch, tokens, channels)` tensor is a
+    square grid of patch tokens (a vision transformer's), else `None`.
+
+    The tokens form a grid when their count, or their count less a leading
+    class token (`skipped` = 1), is a square larger than 1.
+    """
+    shape = tuple(tensor.shape)
+    if len(shape) != 3 or shape[1] is None or shape[2] is None:
+        return None
+    for skipped in (0, 1):
+        side = math.isqrt(max(shape[1] - skipped, 0))
+        if side > 1 and side * side == shape[1] - skipped:
+            return side, side, skipped
+    return None
+
+
+def _spatial(tensor) -> bool:
+    """A feature map SANM can place boxes on: `(B, H, W, C)` or a square token grid."""
+    return _rank4_spatial(tensor) or token_grid(tensor) is not None
 
 
 def _graph_inputs(model: keras.Model):
@@ -25,8 +49,10 @@ def find_feature_layer(model: keras.Model, feature_layer: str | None = None):
     """The layer whose output is the spatial feature map used for masking.
 
     Without `feature_layer`, the last layer (in the model's topological order)
-    whose output is a rank-4 tensor with more than one spatial position: the
-    last convolutional feature map before global pooling.
+    whose output is a rank-4 tensor with more than one spatial position (the
+    last convolutional feature map before global pooling), or a vision
+    transformer's patch tokens `(batch, tokens, channels)` on a square grid
+    (`token_grid`; `build_feature_network` reshapes them into a map).
 
     Args:
         model: a built Functional or Sequential Keras model.
@@ -48,18 +74,19 @@ def find_feature_layer(model: keras.Model, feature_layer: str | None = None):
                 f"{model.name!r}. Its layers are: {names}."
             )
         layer = model.get_layer(feature_layer)
-        if not _rank4_spatial(layer.output):
+        if not _spatial(layer.output):
             raise ValueError(
                 f"Layer {feature_layer!r} outputs shape {tuple(layer.output.shape)}; "
                 "the feature layer must output (batch, height, width, channels) "
-                "with a known spatial size larger than 1x1."
+                "with a known spatial size larger than 1x1, or (batch, tokens, "
+                "channels) patch tokens of a square grid (a class token first allowed)."
             )
         return layer
     candidates = [
         layer
         for layer in model.layers
         if not isinstance(layer, keras.layers.InputLayer)
-        and _rank4_spatial(layer.output)
+        and _spatial(layer.output)
     ]
     if not candidates:
         raise ValueError(
@@ -95,8 +122,14 @@ def build_feature_network(model: keras.Model, feature_layer: str | None = None):
             f"wrap() needs a model with one output (class scores); {model.name!r} "
             f"has {len(model.outputs)}."
         )
+    features = layer.output
+    grid = token_grid(features)
+    if grid is not None:  # patch tokens -> (batch, height, width, channels)
+        height, width, skipped = grid
+        features = keras.layers.Reshape((height, width, features.shape[-1]),
+                                        name=f"{layer.name}_grid")(features[:, skipped:, :])
     return keras.Model(
         _graph_inputs(model),
-        [layer.output, model.outputs[0]],
+        [features, model.outputs[0]],
         name=f"{model.name}_with_features",
     )

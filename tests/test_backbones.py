@@ -103,7 +103,7 @@ def test_width_sets_channels_and_feature_map():
         model.count_params())
     with pytest.raises(ValueError, match="width"):
         backbones.PreActResNet18(10, width=0)
-    with pytest.raises(ValueError, match="preact_resnet18 and resnet18 only"):
+    with pytest.raises(ValueError, match="preact_resnet18, resnet18, vgg19 only"):
         backbones.get("small_cnn", 10, (32, 32, 3), width=16)
 
 
