@@ -12,21 +12,44 @@ def _rank4_spatial(tensor) -> bool:
     return len(shape) == 4 and None not in shape[1:3] and shape[1] * shape[2] > 1
 
 
+# Tokens before the patch tokens: none, a class token, a class token and 4 registers.
+LEADING_TOKENS = (0, 1, 5)
+
+
 def token_grid(tensor) -> tuple[int, int, int] | None:
     """`(height, width, skipped)` when a `(batch, tokens, channels)` tensor is a
     square grid of patch tokens (a vision transformer's), else `None`.
 
-    The tokens form a grid when their count, or their count less a leading
-    class token (`skipped` = 1), is a square larger than 1.
+    The tokens form a grid when their count less the leading tokens of a
+    known layout is a square larger than 1: none, a class token (ViT:
+    `skipped` = 1), or a class token and 4 registers (DINOv2 with registers:
+    5); the first layout that fits is taken.
     """
     shape = tuple(tensor.shape)
     if len(shape) != 3 or shape[1] is None or shape[2] is None:
         return None
-    for skipped in (0, 1):
+    for skipped in LEADING_TOKENS:
         side = math.isqrt(max(shape[1] - skipped, 0))
         if side > 1 and side * side == shape[1] - skipped:
             return side, side, skipped
     return None
+
+
+def layer_output(layer):
+    """The symbolic output of `layer` in the model that calls it.
+
+    For a model nested as a layer (a keras-hub backbone inside its image
+    classifier), Keras' `output` is the nested model's own graph output, and
+    a model built on it would take the nested model apart into its layers;
+    the output of the call in the outer model keeps it one layer, rebuilt by
+    its own `from_config` on loading. Keras has no public accessor for that
+    call's output, hence the node read here.
+    """
+    nodes = getattr(layer, "_inbound_nodes", None) if isinstance(layer, keras.Model) else None
+    if nodes:
+        outputs = nodes[-1].output_tensors
+        return outputs[0] if len(outputs) == 1 else outputs
+    return layer.output
 
 
 def _spatial(tensor) -> bool:
@@ -74,9 +97,9 @@ def find_feature_layer(model: keras.Model, feature_layer: str | None = None):
                 f"{model.name!r}. Its layers are: {names}."
             )
         layer = model.get_layer(feature_layer)
-        if not _spatial(layer.output):
+        if not _spatial(layer_output(layer)):
             raise ValueError(
-                f"Layer {feature_layer!r} outputs shape {tuple(layer.output.shape)}; "
+                f"Layer {feature_layer!r} outputs shape {tuple(layer_output(layer).shape)}; "
                 "the feature layer must output (batch, height, width, channels) "
                 "with a known spatial size larger than 1x1, or (batch, tokens, "
                 "channels) patch tokens of a square grid (a class token first allowed)."
@@ -86,7 +109,7 @@ def find_feature_layer(model: keras.Model, feature_layer: str | None = None):
         layer
         for layer in model.layers
         if not isinstance(layer, keras.layers.InputLayer)
-        and _spatial(layer.output)
+        and _spatial(layer_output(layer))
     ]
     if not candidates:
         raise ValueError(
@@ -122,7 +145,7 @@ def build_feature_network(model: keras.Model, feature_layer: str | None = None):
             f"wrap() needs a model with one output (class scores); {model.name!r} "
             f"has {len(model.outputs)}."
         )
-    features = layer.output
+    features = layer_output(layer)
     grid = token_grid(features)
     if grid is not None:  # patch tokens -> (batch, height, width, channels)
         height, width, skipped = grid

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_sanm.feature_map import build_feature_network, find_feature_layer
+from keras_sanm.feature_map import build_feature_network, find_feature_layer, layer_output
 from keras_sanm import methods
 from keras_sanm.preprocessing import ImagePreprocessing
 from keras_sanm.presets import preset_config
@@ -36,7 +36,7 @@ def _with_softmax(model: keras.Model) -> keras.Model:
 
 def _load_encoder_weights(model: keras.Model, feature_layer, path: str) -> None:
     layer = find_feature_layer(model, feature_layer)
-    encoder = keras.Model(model.inputs, layer.output)
+    encoder = keras.Model(model.inputs, layer_output(layer))
     encoder.load_weights(path)
 
 

@@ -7,6 +7,11 @@ python3 -m venv .venv
 # The pinned CPU wheel first, so nothing pulls CUDA builds of torch.
 .venv/bin/pip install -q "torch==2.13.0"
 .venv/bin/pip install -q -e ".[jax,torch,tensorflow,tfds,dev]"
+# keras-hub's image models for tests/test_keras_hub_backbones.py, without its text
+# dependencies: tensorflow-text would pull a second, full TensorFlow beside
+# tensorflow-cpu. (Users install the `hub` extra, which takes keras-hub whole.)
+.venv/bin/pip install -q --no-deps "keras-hub==0.32.0"
+.venv/bin/pip install -q regex rich absl-py packaging kagglehub tokenizers sentencepiece
 status=0
 for backend in jax torch tensorflow; do
   echo "=== KERAS_BACKEND=$backend"

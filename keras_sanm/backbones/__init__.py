@@ -10,6 +10,7 @@ as the base of `wrap` too.
 from __future__ import annotations
 
 from keras_sanm.backbones.applications import VGG19, ResNet50
+from keras_sanm.backbones.classifier import with_classifier
 from keras_sanm.backbones.layers import FEATURE_LAYER
 from keras_sanm.backbones.preact_resnet import PreActResNet18
 from keras_sanm.backbones.resnet import ResNet18
@@ -17,7 +18,8 @@ from keras_sanm.backbones.small_cnns import CNN9, SmallCNN
 from keras_sanm.backbones.torch_weights import load_torch_resnet18_weights
 
 __all__ = ["FEATURE_LAYER", "PreActResNet18", "ResNet18", "VGG19", "ResNet50", "CNN9", "SmallCNN",
-           "load_torch_resnet18_weights", "BACKBONES", "WIDTH_BACKBONES", "get"]
+           "load_torch_resnet18_weights", "with_classifier", "BACKBONES", "WIDTH_BACKBONES",
+           "get"]
 
 BACKBONES = {"preact_resnet18": PreActResNet18, "resnet18": ResNet18, "vgg19": VGG19,
              "resnet50": ResNet50, "cnn9": CNN9, "small_cnn": SmallCNN}
