@@ -15,8 +15,12 @@ Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
   state after every epoch and resumes from it when `fit` is called again.
 * `NoisyMask`, `ReconstructionDecoder`, `modulate_labels`,
   `reconstruction_loss`: SANM's components as layers and functions.
-* `backbones` (`PreActResNet18`, `CNN9`), `data` (`inject_noise`,
+* `backbones` (`PreActResNet18`, `ResNet18`, `VGG19`, `ResNet50`, `CNN9`,
+  `with_classifier`, `load_torch_resnet18_weights`), `data` (`inject_noise`,
   `IndexedDataset`, ...), `datasets` (`load`), `masking`, `label_quality`.
+* `presets` (a method's reference hyper-parameters per CIFAR noise cell) and
+  `protocols` (a real-world dataset's backbone, batch, epochs and optimizer:
+  `compile(protocol="clothing1m" | "animal10n")`).
 * `distribution`: `data_parallel()` trains on several devices through the
   backend's own engine (JAX DataParallel, TF MirroredStrategy, torchrun).
 * `viz`: activation maps with SANM's boxes, reconstructions and training
@@ -46,7 +50,7 @@ _ATTRIBUTES = {
 _SUBMODULES = (
     "backbones", "data", "datasets", "masking", "label_quality", "label_issues", "callbacks",
     "preprocessing",
-    "presets", "viz", "distribution",
+    "presets", "protocols", "viz", "distribution",
 )
 
 __all__ = ["__version__", *_ATTRIBUTES, *_SUBMODULES]

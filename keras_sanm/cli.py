@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from keras_sanm import methods
+from keras_sanm import methods, protocols
 
 BACKENDS = ("jax", "tensorflow", "torch")
 
@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SANM(CE): targets of the masked copies before modulation: the "
                             "given label (default) or the refined label w*y + (1-w)*p "
                             "(sharpened), a proposal (docs/results.md)")
+    train.add_argument("--protocol", default=None, choices=sorted(protocols.PROTOCOLS),
+                       help="a real-world dataset's training protocol (keras_sanm.protocols): "
+                            "its backbone, batch size and epochs (unless given) and its "
+                            "optimizer and learning-rate drops")
     train.add_argument("--mask-aspect", default=None, metavar="SPEC",
                        help="SANM: the boxes' aspect ratio (height / width): 'uniform:d' "
                             "per sample from U(d, 1/d) (default uniform:0.8, the paper's "
@@ -313,7 +317,7 @@ def _training_data(args, model, data, noisy):
 
 # Settings a resumed run must share with the run it continues (`--epochs` may grow).
 RUN_SETTINGS = ("dataset", "train_size", "test_size", "method", "sanm", "sanm_without",
-                "masked_targets", "mask_aspect", "preset",
+                "masked_targets", "mask_aspect", "protocol", "preset",
                 "backbone", "width", "batch_size", "warmup_epochs", "seed", "dtype_policy",
                 "lr_drop_epochs")
 
@@ -376,6 +380,17 @@ def train_command(args) -> dict:
                                  if methods.get(m).masked_targets)
         raise SystemExit("--masked-targets sets the masked copies' targets of SANM(CE): use "
                          f"it with {with_targets} and without --no-sanm.")
+    if args.protocol is not None:
+        protocol = protocols.get(args.protocol)
+        if args.dataset != protocol.dataset:
+            raise SystemExit(f"--protocol {protocol.name} is the protocol of --dataset "
+                             f"{protocol.dataset}, not of {args.dataset}.")
+        if args.lr_drop_epochs is not None:
+            raise SystemExit(f"--protocol {protocol.name} sets the learning-rate drops "
+                             f"{list(protocol.lr_drop_epochs)}; leave out --lr-drop-epochs.")
+        args.backbone = args.backbone or protocol.backbone
+        args.batch_size = args.batch_size or protocol.batch_size
+        args.epochs = args.epochs or protocol.epochs
     if args.mask_aspect is not None:
         if not args.sanm:
             raise SystemExit("--mask-aspect shapes SANM's boxes; it does not apply with --no-sanm.")
@@ -442,7 +457,7 @@ def train_command(args) -> dict:
         )
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    model.compile(lr_drop_epochs=args.lr_drop_epochs)
+    model.compile(lr_drop_epochs=args.lr_drop_epochs, protocol=args.protocol)
     args.epochs = args.epochs or getattr(model, "reference_epochs", None) or getattr(
         model, "epochs", 300)
     train = _training_data(args, model, data, noisy)
@@ -484,7 +499,7 @@ def train_command(args) -> dict:
         "train_size": len(noisy), "test_size": len(data.y_test),
         "width": args.width, "lr_drop_epochs": args.lr_drop_epochs,
         "sanm_without": args.sanm_without, "masked_targets": args.masked_targets,
-        "mask_aspect": args.mask_aspect,
+        "mask_aspect": args.mask_aspect, "protocol": args.protocol,
         "learning_rates": sorted({float(v) for v in history.get("learning_rate", [])}, reverse=True),
         **{name: float(history[name][-1]) for name in LabelFitMonitor.NAMES if name in history},
         "best_test_accuracy": max(test_acc), "last_test_accuracy": test_acc[-1],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_sanm import losses
+from keras_sanm import losses, protocols
 from keras_sanm.backend import TrainStep
 from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
 from keras_sanm.distribution import check_batch_size
@@ -251,7 +251,7 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
             self._lr_schedule.fit_to_run(int(epochs))
 
     def compile(self, optimizer=None, weight_decay: float | None = None, loss=None,
-                metrics=None, lr_drop_epochs=None, **kwargs):
+                metrics=None, lr_drop_epochs=None, protocol=None, **kwargs):
         """Configures training; with no optimizer, the paper's settings.
 
         The reference schedule multiplies the learning rate by 0.1 at half of
@@ -269,6 +269,10 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
                 which the reference learning rate is divided by 10, instead
                 of the scaled reference drops. A user optimizer brings its
                 own schedule (a `keras.optimizers.schedules` object).
+            protocol: a real-world dataset's training protocol
+                (`keras_sanm.protocols`: `"clothing1m"`, `"animal10n"`):
+                its optimizer, learning rate, drops at fixed epochs and
+                weight decay, instead of the method's reference ones.
             loss: not accepted: the method defines its loss.
             metrics: `None` or `["accuracy"]` (accuracy is always reported).
             **kwargs: passed to `keras.Model.compile` (`jit_compile`,
@@ -280,6 +284,12 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
                 "without `loss`."
             )
         check_no_float16(self)
+        if protocol is not None:
+            protocol = protocols.get(protocol)
+            if optimizer is not None or lr_drop_epochs is not None:
+                raise ValueError(
+                    f"protocol={protocol.name!r} sets the optimizer and its schedule; "
+                    "pass either it or optimizer / lr_drop_epochs.")
         if lr_drop_epochs is not None:
             if optimizer is not None:
                 raise ValueError(
@@ -294,6 +304,7 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
             "optimizer": None if optimizer is None else keras.saving.serialize_keras_object(optimizer),
             "weight_decay": weight_decay,
             "lr_drop_epochs": lr_drop_epochs,
+            "protocol": None if protocol is None else protocol.name,
             **kwargs,
         }
         for metric in metrics or []:
@@ -303,7 +314,11 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
                     "accuracy and the method's own terms. Evaluate other metrics "
                     "on model.predict(x)."
                 )
-        if optimizer is None:
+        if protocol is not None:
+            optimizer, self._lr_schedule, default_decay = protocol.optimizer_and_schedule()
+            if weight_decay is None:
+                weight_decay = default_decay
+        elif optimizer is None:
             optimizer, self._lr_schedule, default_decay = self.default_optimizer()
             if lr_drop_epochs is not None:
                 if not isinstance(self._lr_schedule, EpochLearningRate):
