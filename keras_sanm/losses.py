@@ -50,3 +50,21 @@ def confidence_penalty(scores, from_logits: bool = True):
     """
     log_probs = log_probabilities(scores, from_logits)
     return ops.mean(ops.sum(ops.exp(log_probs) * log_probs, axis=-1))
+
+
+def negative_cosine_similarity(predictions, targets):
+    """SSR's (SimSiam's) consistency loss: `-mean_i cos(p_i, stop_gradient(z_i))`.
+
+    Args:
+        predictions: `(B, D)` predictor outputs of one view.
+        targets: `(B, D)` projections of the other view (no gradient flows
+            into them).
+
+    Returns:
+        A scalar in `[-1, 1]`.
+    """
+    predictions = ops.convert_to_tensor(predictions)
+    targets = ops.stop_gradient(ops.convert_to_tensor(targets))
+    p = predictions / ops.maximum(ops.norm(predictions, axis=1, keepdims=True), 1e-12)
+    z = targets / ops.maximum(ops.norm(targets, axis=1, keepdims=True), 1e-12)
+    return -ops.mean(ops.sum(p * z, axis=1))
