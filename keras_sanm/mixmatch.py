@@ -82,7 +82,7 @@ def beta_sample(alpha: float, beta: float, seed):
     return x / (x + y)
 
 
-def random_permutation(n: int, seed):
+def random_permutation(n, seed):
     """A uniformly random permutation of `range(n)` (arg-sort of uniform keys)."""
     return ops.argsort(keras.random.uniform((n,), seed=seed))
 
@@ -102,7 +102,10 @@ def mix(inputs, targets, alpha: float, seed):
     """
     lam = beta_sample(alpha, alpha, seed)
     lam = ops.maximum(lam, 1.0 - lam)
-    order = random_permutation(int(inputs.shape[0]), seed)
+    # (A step traced without a static batch size, as Keras' own fit on
+    # TensorFlow traces one, takes the size at run time.)
+    rows = inputs.shape[0]
+    order = random_permutation(ops.shape(inputs)[0] if rows is None else int(rows), seed)
     lam_x = ops.cast(lam, inputs.dtype)
     mixed_inputs = lam_x * inputs + (1.0 - lam_x) * ops.take(inputs, order, axis=0)
     lam_y = ops.cast(lam, targets.dtype)

@@ -11,7 +11,8 @@ python3 -m venv .venv
 # dependencies: tensorflow-text would pull a second, full TensorFlow beside
 # tensorflow-cpu. (Users install the `hub` extra, which takes keras-hub whole.)
 .venv/bin/pip install -q --no-deps "keras-hub==0.32.0"
-.venv/bin/pip install -q regex rich absl-py packaging kagglehub tokenizers sentencepiece
+.venv/bin/pip install -q regex rich absl-py packaging kagglehub "kagglesdk==0.1.28" tokenizers sentencepiece
+# (pip then reports tensorflow-text as missing: left out on purpose, see above.)
 status=0
 for backend in jax torch tensorflow; do
   echo "=== KERAS_BACKEND=$backend"
