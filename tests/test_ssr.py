@@ -13,7 +13,7 @@ from keras_sanm.callbacks import CosineEpochLearningRate
 from keras_sanm.data import IndexedDataset
 from keras_sanm.data.ssr_data import SSRData
 from keras_sanm.feature_map import build_feature_network
-from keras_sanm.methods.ssr.trainers import SSRTrainer
+from keras_sanm.methods.ssr.trainers import SANMSSRTrainer, SSRTrainer
 
 
 def uint8_problem(n, seed):
@@ -21,9 +21,10 @@ def uint8_problem(n, seed):
     return np.clip((x + 3.0) / 6.0 * 255.0, 0, 255).astype("uint8"), y
 
 
-def make_model(**options):
+def make_model(sanm=False, **options):
     network = build_feature_network(small_cnn(input_shape=(32, 32, 3)))
-    return SSRTrainer(network, 4, seed=0, **{"k": 20, "batch_size": 32, **options})
+    trainer = SANMSSRTrainer if sanm else SSRTrainer
+    return trainer(network, 4, seed=0, **{"k": 20, "batch_size": 32, **options})
 
 
 def test_batches_hold_class_balanced_clean_samples_and_all_samples():
@@ -100,3 +101,23 @@ def test_ssr_saves_and_loads(tmp_path):
 def test_ssr_refuses_a_network_without_a_feature_map():
     with pytest.raises(ValueError, match="feature map"):
         SSRTrainer(small_cnn(), 4)
+
+
+@pytest.mark.slow
+def test_sanm_ssr_masks_the_clean_samples_learns_saves_and_loads(tmp_path):
+    x, y = uint8_problem(384, 1)
+    x_test, y_test = uint8_problem(200, 2)
+    noisy = keras_sanm.data.inject_noise(y, 4, "sym", 0.4, seed=0)
+    model = make_model(sanm=True, relabel_threshold=0.5)
+    assert model.refits_label_quality is False  # the selection score sizes the boxes
+    model.compile()
+    data = IndexedDataset(x, noisy, 32, num_classes=4, clean_labels=y, seed=0)
+    history = model.fit(data, epochs=5, verbose=0, validation_data=(x_test, y_test)).history
+    assert history["val_accuracy"][-1] > 0.75, history["val_accuracy"]
+    assert history["reconstruction_loss"][-1] < history["reconstruction_loss"][0]
+    assert 0.02 <= history["mask_ratio"][-1] <= 0.10
+    model.save(tmp_path / "sanm_ssr.keras")
+    loaded = keras_sanm.load_model(str(tmp_path / "sanm_ssr.keras"))
+    assert isinstance(loaded, SANMSSRTrainer)
+    np.testing.assert_allclose(loaded.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0),
+                               rtol=1e-5, atol=1e-5)

@@ -1,7 +1,7 @@
 """SSR: neighbour-agreement selection, mixup on the clean samples, feature consistency.
 
 See docs/algorithms.md, "SSR". (Work in progress: the method is not in the
-registry yet, so `wrap(method="ssr")` does not exist; SANM(SSR) follows.)
+registry yet, so `wrap(method="ssr")` does not exist.)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.data.ssr_data import SSRData
 from keras_sanm.methods.ssr.selection import SSRSelection
 from keras_sanm.mixmatch import mix
+from keras_sanm.sanm_branch import SANMBranch
 from keras_sanm.trainer import NoisyLabelTrainer, Untracked
 from keras_sanm.validation import check_class_count, is_dataset, is_image_array
 
@@ -118,17 +119,19 @@ class SSRTrainer(NoisyLabelTrainer):
         feature_map, scores = self.features_and_scores(images, training=training)
         return ops.mean(feature_map, axis=(1, 2)), scores
 
-    def classification_term(self, views, labels):
-        """Soft cross-entropy on mixup of the clean views (one lambda, one permutation).
+    def classification_term(self, inputs, targets, labels):
+        """Soft cross-entropy on mixup of `inputs` (one lambda, one permutation).
+
+        Args:
+            inputs: `(R, H, W, C)` rows to mix (the clean views).
+            targets: `(R, C)` their targets.
+            labels: `(R,)` their labels, for the accuracy.
 
         Returns:
             `(loss, accuracy)`: the accuracy of the mixed rows against the
             label of the sample that dominates each (`lambda >= 0.5`).
         """
-        labels = ops.concatenate([labels] * len(views), axis=0)
-        targets = ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
-        mixed, mixed_targets, _, _ = mix(ops.concatenate(views, axis=0), targets,
-                                         self.alpha, self.mix_seed)
+        mixed, mixed_targets, _, _ = mix(inputs, targets, self.alpha, self.mix_seed)
         scores = self.scores(mixed, training=True)
         loss = ops.mean(losses.soft_cross_entropy(scores, mixed_targets, self.from_logits))
         return loss, losses.accuracy(ops.stop_gradient(scores), labels)
@@ -142,10 +145,15 @@ class SSRTrainer(NoisyLabelTrainer):
                                     training=True)
         return losses.negative_cosine_similarity(prediction, target)
 
+    def clean_rows(self, batch):
+        """The clean views stacked `[v1; v2]`, their one-hot targets and labels."""
+        labels = ops.concatenate([batch["clean_labels"]] * 2, axis=0)
+        inputs = ops.concatenate([batch["clean_views"][:, 0], batch["clean_views"][:, 1]], 0)
+        return inputs, ops.one_hot(ops.cast(labels, "int32"), self.num_classes), labels
+
     def compute_train_loss(self, data, phase):
         batch = data[0]
-        clean = [batch["clean_views"][:, 0], batch["clean_views"][:, 1]]
-        classification, accuracy = self.classification_term(clean, batch["clean_labels"])
+        classification, accuracy = self.classification_term(*self.clean_rows(batch))
         consistency = self.consistency_term(batch["all_views"][:, 0], batch["all_views"][:, 1])
         loss = classification + self.consistency_weight * consistency
         return loss, {"loss": loss, "accuracy": accuracy,
@@ -209,3 +217,51 @@ class SSRTrainer(NoisyLabelTrainer):
         selection = SSRSelection(source, self.relabel_threshold, self.select_threshold,
                                  self.k, self.class_prior)
         return [selection] + super().method_callbacks(source)
+
+
+@keras.saving.register_keras_serializable(package="keras_sanm")
+class SANMSSRTrainer(SANMBranch, SSRTrainer):
+    """SANM(SSR): SSR with SANM's masked copies of the clean samples (a proposal).
+
+    The SANM paper reports SANM(SSR) but publishes no code for it; this
+    follows what its SANM(DivideMix) code does with its labeled samples.
+    Each step masks the first strong view of the clean batch at its peak and
+    valley (the boxes located on the network's feature map, computed without
+    gradient; their size set by the selection score `w`, SSR's own measure of
+    how much a label is trusted), gives the copies the sample's target
+    softened by the mask ratio, and mixes them with the two clean views:
+    `L = L_ce([v1; v2; m+; m-]) + lambda_fc L_fc + reconstruction_weight
+    L_rec`, where the decoder reconstructs `v1` from both masked copies.
+
+    Args:
+        network: a model returning `(feature_map, scores)`.
+        num_classes: number of classes.
+        reconstruction_weight, clip_negative_targets, mask_config,
+            mask_aspect: SANM's options (`SANMBranch`).
+        **kwargs: `SSRTrainer`'s options.
+    """
+
+    log_names = SSRTrainer.log_names + SANMBranch.sanm_log_names
+    # SSR's selection scores every sample each epoch: no GMM refit.
+    estimates_label_quality = True
+
+    def compute_train_loss(self, data, phase):
+        batch = data[0]
+        inputs, targets, labels = self.clean_rows(batch)
+        first = batch["clean_views"][:, 0]
+        features = ops.stop_gradient(self.features_and_scores(first, training=True)[0])
+        b = ops.shape(first)[0]
+        masked, masked_targets, ratio = self.masked_copies(
+            first, features, batch["clean_quality"], targets[:b])
+        classification, accuracy = self.classification_term(
+            ops.concatenate([inputs, masked], axis=0),
+            ops.concatenate([targets, masked_targets], axis=0),
+            ops.concatenate([labels, labels], axis=0))
+        masked_features = self.features_and_scores(masked, training=True)[0]
+        reconstruction = self.reconstruction_term(0, masked_features, first)
+        consistency = self.consistency_term(batch["all_views"][:, 0], batch["all_views"][:, 1])
+        loss = (classification + self.consistency_weight * consistency
+                + self.reconstruction_weight * reconstruction)
+        return loss, {"loss": loss, "accuracy": accuracy,
+                      "classification_loss": classification, "consistency_loss": consistency,
+                      "reconstruction_loss": reconstruction, "mask_ratio": ratio}
