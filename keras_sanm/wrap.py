@@ -147,9 +147,10 @@ def wrap(
         config = {**preset_config(preset, method, sanm), **config}
     plain, with_sanm = spec.trainers()
     trainer = with_sanm if sanm else plain
-    if not sanm and feature_layer is not None:
+    with_features = sanm or spec.needs_features
+    if not with_features and feature_layer is not None:
         raise ValueError("feature_layer is only used with sanm=True.")
-    if sanm:
+    if with_features:
         find_feature_layer(base_model, feature_layer)  # clear error before copying
     bases = [base_model]
     for _ in range(getattr(trainer, "network_count", 1) - 1):
@@ -157,7 +158,7 @@ def wrap(
     if encoder_weights is not None:
         for model in bases:
             _load_encoder_weights(model, feature_layer, encoder_weights)
-    networks = [build_feature_network(b, feature_layer) if sanm else b for b in bases]
+    networks = [build_feature_network(b, feature_layer) if with_features else b for b in bases]
     options = dict(from_logits=from_logits, seed=seed,
                    preprocessing=ImagePreprocessing.create(preprocessing), **config)
     if len(networks) == 1:

@@ -66,7 +66,7 @@ def test_train_command_dividemix_with_preset(tmp_path):
 
 @CLI_ONLY
 @pytest.mark.parametrize("method,key", [("coteaching", "forget_rate"), ("cdr", None),
-                                        ("elr_plus", "elr_loss")])
+                                        ("elr_plus", "elr_loss"), ("ssr", "clean_precision")])
 def test_train_command_other_methods(tmp_path, method, key):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     out = tmp_path / "run"
@@ -83,6 +83,8 @@ def test_train_command_other_methods(tmp_path, method, key):
         assert key in history
     if method == "coteaching":
         assert history["forget_rate"] == [pytest.approx(0.4 / 9)]
+    if method == "ssr":  # the selection is scored against the true labels
+        assert 0.0 <= history["clean_precision"][0] <= 1.0 and history["clean_count"][0] > 0
 
 
 def test_cli_argument_errors():
@@ -100,7 +102,7 @@ def test_cli_argument_errors():
     (["train", "--width", "half"], "--width: expected a whole number"),
     (["train", "--warmup-epochs", "-1"], "--warmup-epochs: must be at least 0"),
     (["train", "--dataset", "cifar11"], "--dataset: invalid choice: 'cifar11'"),
-    (["train", "--backbone", "resnet50"], "--backbone: invalid choice: 'resnet50'"),
+    (["train", "--backbone", "resnet34"], "--backbone: invalid choice: 'resnet34'"),
     (["train", "--preset", "cifar10-sym-0.55"], "--preset: invalid choice"),
     (["train", "--data-dir", "no/such/folder"], "--data-dir: no such file or folder"),
     (["demo", "--noise-rate", "1.5"], "--noise-rate: must be in [0, 1)"),

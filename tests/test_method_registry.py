@@ -13,7 +13,7 @@ from keras_sanm.methods.spec import MethodSpec
 
 
 def test_every_method_folder_is_found_and_its_trainers_load():
-    assert methods.names() == ("cdr", "ce", "coteaching", "dividemix", "elr_plus")
+    assert methods.names() == ("cdr", "ce", "coteaching", "dividemix", "elr_plus", "ssr")
     for name in methods.names():
         spec = methods.get(name)
         assert isinstance(spec, MethodSpec) and spec.name == name

@@ -10,7 +10,8 @@ from keras_sanm import methods
 from keras_sanm.sanm_branch import SANMBranch
 
 OPTIONS = {"coteaching": {"forget_rate": 0.2}, "cdr": {"noise_rate": 0.2},
-           "elr_plus": {"num_samples": 32}, "dividemix": {}, "ce": {}}
+           "elr_plus": {"num_samples": 32}, "dividemix": {}, "ce": {},
+           "ssr": {"k": 8, "batch_size": 16}}
 
 
 @pytest.mark.parametrize("name", methods.names())
@@ -65,8 +66,9 @@ def test_sanm_refits_label_quality_unless_the_method_estimates_it(name):
     plain_class, sanm_class = methods.get(name).trainers()
     model = keras_sanm.wrap(small_cnn(), method=name, seed=0, **OPTIONS[name])
     plain = keras_sanm.wrap(small_cnn(), method=name, sanm=False, seed=0, **OPTIONS[name])
-    # DivideMix's co-divide split gives every sample's label quality each epoch.
-    expected = name != "dividemix"
+    # DivideMix's co-divide split and SSR's neighbour selection give every
+    # sample's label quality each epoch.
+    expected = name not in ("dividemix", "ssr")
     assert model.refits_label_quality is expected and plain.refits_label_quality is False
     x = np.zeros((32, 16, 16, 3), "float32")
     data = model.training_data(x, np.arange(32) % 4, 16) if hasattr(model, "epoch_plan") else \

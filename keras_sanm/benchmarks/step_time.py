@@ -97,9 +97,9 @@ def step_as_fit_runs_it(model, images, labels, batch: int, rng):
     source = model.training_source(images, labels, batch, shuffle=False, verbose=0)
     source.label_quality[:] = rng.random(source.label_quality.shape)
     start = time.perf_counter()
-    x, y, quality = source[0]
+    batch = source[0]  # (images, labels, quality), or a method's own (dict,)
     built = time.perf_counter() - start
-    return (lambda: model.train_on_batch(x, y, quality)), built
+    return (lambda: model.train_on_batch(*batch)), built
 
 
 def measure_method(method: str, steps: int, batch: int, jit_compile="auto",

@@ -43,6 +43,8 @@ class MethodSpec:
         sanm_parts: parts of the SANM version that can be switched off one
             at a time (constructor flags; `--sanm-without`).
         masked_targets: the SANM version takes `masked_targets`.
+        needs_features: the plain method reads the network's feature map
+            too (SSR's pooled features), so `wrap` exposes it without SANM.
         training_data: `training_data(model, images, labels, batch_size,
             num_classes, seed, clean_labels)` -> the data object the command
             line trains on (with true labels for reporting), or `None` for
@@ -62,6 +64,7 @@ class MethodSpec:
     preset_by_noise: bool = False
     sanm_parts: tuple[str, ...] = ()
     masked_targets: bool = False
+    needs_features: bool = False
     training_data: Callable | None = None
 
     @property

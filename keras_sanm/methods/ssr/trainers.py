@@ -1,7 +1,6 @@
 """SSR: neighbour-agreement selection, mixup on the clean samples, feature consistency.
 
-See docs/algorithms.md, "SSR". (Work in progress: the method is not in the
-registry yet, so `wrap(method="ssr")` does not exist.)
+See docs/algorithms.md, "SSR".
 """
 
 from __future__ import annotations
@@ -44,6 +43,10 @@ class SSRTrainer(NoisyLabelTrainer):
     with `f` the network's pooled feature map, `g` the projector and `h` the
     predictor.
 
+    `fit` needs sample identities: numpy arrays (or `ImageFiles`), a
+    dataset of `(images, labels)` (read once into an on-disk copy), an
+    `IndexedDataset` or an `SSRData`.
+
     Args:
         network: a model returning `(feature_map, scores)`.
         num_classes: number of classes.
@@ -58,7 +61,12 @@ class SSRTrainer(NoisyLabelTrainer):
         hidden_dim, projection_dim: the heads' widths (256, 128 on CIFAR).
         batch_size: `B` (128).
         epochs: reference run length (300), the cosine schedule's length.
-        **kwargs: passed to `NoisyLabelTrainer` (`returns_features=True`).
+        **kwargs: passed to `NoisyLabelTrainer` (`from_logits`, `seed`, ...).
+
+    Example:
+    >>> model = keras_sanm.wrap(keras_sanm.backbones.PreActResNet18(10), method="ssr",
+    ...                         sanm=False)
+    >>> model.fit(x_train, y_noisy, epochs=300, validation_data=(x_test, y_test))
     """
 
     method_name = "ssr"

@@ -1,0 +1,22 @@
+"""SSR and SANM(SSR): declaration (the algorithm is in `trainers.py`)."""
+
+from keras_sanm.methods.spec import MethodSpec, lazy_trainers_module
+
+
+def training_data(model, images, labels, batch_size, num_classes, seed, clean_labels):
+    """`SSRData` with the model's views (true labels kept for the selection's statistics)."""
+    from keras_sanm.data.ssr_data import SSRData
+
+    views = ("autoaugment", "weak") if model.augment else ("none", "none")
+    return SSRData(images, labels, batch_size, num_classes, strong=views[0], weak=views[1],
+                   seed=seed, clean_labels=clean_labels)
+
+
+SPEC = MethodSpec(
+    name="ssr", label="SSR",
+    plain="SSRTrainer", with_sanm="SANMSSRTrainer",
+    batch_size=128, batch_size_option=True, needs_features=True,
+    training_data=training_data,
+)
+
+__getattr__ = lazy_trainers_module("ssr")
