@@ -64,9 +64,15 @@ def wrap_train_save_load(base, tmp_path, grid):
                                rtol=1e-5, atol=1e-5)
 
 
+# Convolutional keras-hub backbones are Keras layers throughout: one backend.
+# Token models (the package reshapes their tokens) run on every backend.
+CONVOLUTIONAL = pytest.mark.only_backend(
+    "torch", reason="keras-hub's convolutional layers; the token models run on every backend")
+
+
 @pytest.mark.parametrize("make, grid", [
-    (resnet_backbone, (4, 4)),
-    (efficientnet_backbone, (8, 8)),
+    pytest.param(resnet_backbone, (4, 4), marks=CONVOLUTIONAL),
+    pytest.param(efficientnet_backbone, (8, 8), marks=CONVOLUTIONAL),
     (vit_backbone, (8, 8)),  # 65 tokens: a class token, then 8x8 patches
     # 69 tokens: class, 4 registers, 8x8 patches.
     pytest.param(lambda: dinov2_backbone(4), (8, 8), marks=pytest.mark.xfail(
@@ -81,7 +87,7 @@ def test_a_keras_hub_backbone_with_a_head_wraps_trains_saves_and_loads(tmp_path,
 
 
 @pytest.mark.parametrize("task, make", [
-    ("ResNetImageClassifier", resnet_backbone),
+    pytest.param("ResNetImageClassifier", resnet_backbone, marks=CONVOLUTIONAL),
     ("ViTImageClassifier", vit_backbone),
 ])
 def test_keras_hub_image_classifiers_wrap_as_they_are(tmp_path, task, make):

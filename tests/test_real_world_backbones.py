@@ -14,6 +14,12 @@ from keras_sanm.feature_map import build_feature_network, find_feature_layer, to
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
 
+# A backbone made of Keras' own layers trains the same way on every backend;
+# wrap's path under it is tested per backend with the other models (and the
+# token grid below, which is the package's own graph, runs on every backend).
+KERAS_LAYERS_ONLY = pytest.mark.only_backend(
+    "torch", reason="Keras' own layers; wrap's path is tested per backend elsewhere")
+
 
 def images_and_labels(n, size, classes, seed=0):
     rng = np.random.default_rng(seed)
@@ -33,6 +39,7 @@ def wrap_train_save_load(base, x, y, tmp_path, batch_size=8):
     return model
 
 
+@KERAS_LAYERS_ONLY
 def test_vgg19_with_batch_norm_wraps_trains_saves_and_loads(tmp_path):
     base = backbones.VGG19(5, (64, 64, 3), width=4, dense_units=32)
     assert tuple(base.get_layer("feature_map").output.shape) == (None, 2, 2, 32)
@@ -43,6 +50,7 @@ def test_vgg19_with_batch_norm_wraps_trains_saves_and_loads(tmp_path):
     wrap_train_save_load(base, x, y, tmp_path)
 
 
+@KERAS_LAYERS_ONLY
 def test_vgg19_without_batch_norm_is_the_keras_applications_layout():
     ours = backbones.VGG19(10, (64, 64, 3), batch_norm_layers=False)
     theirs = keras.applications.VGG19(include_top=False, weights=None, input_shape=(64, 64, 3))
@@ -55,8 +63,7 @@ def test_vgg19_without_batch_norm_is_the_keras_applications_layout():
     assert backbones.get("vgg19", 3, (64, 64, 3), width=2).count_params() < ours.count_params()
 
 
-@pytest.mark.only_backend("torch", reason="keras.applications' ResNet-50 is Keras' own on every "
-                          "backend; wrap's path under it is VGG-19's, tested per backend")
+@KERAS_LAYERS_ONLY
 def test_resnet50_from_keras_applications_wraps_trains_saves_and_loads(tmp_path):
     base = backbones.ResNet50(14, (64, 64, 3))
     assert tuple(base.get_layer("feature_map").output.shape) == (None, 2, 2, 2048)

@@ -130,6 +130,8 @@ def test_an_encoder_only_state_dict_keeps_the_classifier_and_bad_ones_are_refuse
         backbones.load_torch_resnet18_weights(model, [1, 2])
 
 
+@pytest.mark.only_backend("torch", reason="Keras' own layers (the conversion above is checked "
+                          "on every backend); wrap's path is tested per backend elsewhere")
 def test_resnet18_wraps_trains_a_step_saves_and_loads(tmp_path):
     model = keras_sanm.wrap(backbones.ResNet18(4, (32, 32, 3), width=4), seed=0)
     model.compile()
