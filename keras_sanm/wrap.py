@@ -62,7 +62,10 @@ def wrap(
             feature map (found automatically: the last rank-4 tensor before
             global pooling).
         method: training method: `"ce"` (cross-entropy), `"cdr"`
-            (critical-parameter updates), or a two-network method trained on
+            (critical-parameter updates), `"ssr"` (neighbour-agreement
+            selection, mixup and feature consistency; it reads the feature
+            map, so the base model needs one also with `sanm=False`), or a
+            two-network method trained on
             the base model and an independently initialised copy:
             `"coteaching"`, `"dividemix"`, `"elr_plus"`. Options a method
             needs and the user did not give are set at the first `fit` and
