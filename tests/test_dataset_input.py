@@ -141,6 +141,7 @@ def test_cache_reads_once_and_says_what_is_wrong(tmp_path):
 
 
 @pytest.mark.slow
+@DATA_SIDE_ONLY
 def test_an_unbatched_dataset_is_refused_with_the_fix():
     tf = pytest.importorskip("tensorflow")
     images, labels = uint8_images(32)

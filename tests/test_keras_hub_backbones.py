@@ -75,12 +75,13 @@ CONVOLUTIONAL = pytest.mark.only_backend(
     pytest.param(efficientnet_backbone, (8, 8), marks=CONVOLUTIONAL),
     (vit_backbone, (8, 8)),  # 65 tokens: a class token, then 8x8 patches
     # 69 tokens: class, 4 registers, 8x8 patches.
-    pytest.param(lambda: dinov2_backbone(4), (8, 8), marks=pytest.mark.xfail(
-        keras.backend.backend() == "jax", strict=True,
-        reason="keras-hub's DINOv2 keeps interpolated position embeddings in a variable; "
-               "after training on JAX a loaded model holds other values there (up to 0.013) "
-               "and predicts up to 0.02 apart; it trains, and loads exactly on PyTorch and "
-               "TensorFlow")),
+    # On one backend: after training on JAX, a reloaded keras-hub DINOv2 holds
+    # other values in its interpolated-position-embedding variable (up to
+    # 0.013) and predicts up to 0.02 apart (seen with keras-hub 0.32; it
+    # trains, and reloads exactly on PyTorch and TensorFlow).
+    pytest.param(lambda: dinov2_backbone(4), (8, 8), marks=pytest.mark.only_backend(
+        "torch", reason="DINOv2's layers are keras-hub's; ViT covers the token path per "
+                        "backend (JAX reload difference: see the comment above)")),
 ])
 def test_a_keras_hub_backbone_with_a_head_wraps_trains_saves_and_loads(tmp_path, make, grid):
     wrap_train_save_load(backbones.with_classifier(make(), 4), tmp_path, grid)
