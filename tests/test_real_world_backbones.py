@@ -68,7 +68,7 @@ def test_resnet50_from_keras_applications_wraps_trains_saves_and_loads(tmp_path)
     base = backbones.ResNet50(14, (64, 64, 3))
     assert tuple(base.get_layer("feature_map").output.shape) == (None, 2, 2, 2048)
     assert base.output.shape[-1] == 14 and base.get_layer("logits").activation.__name__ == "linear"
-    x, y = images_and_labels(8, 64, 14)
+    x, y = images_and_labels(4, 64, 14)  # one step of 4: a 25 M-parameter network
     wrap_train_save_load(base, x, y, tmp_path, batch_size=4)
 
 
