@@ -48,3 +48,22 @@ def projection(x, filters, stride, block):
     64x64 inputs) crashes the process (tests/test_backbones.py)."""
     every = layers.MaxPooling2D(1, stride, name=f"{block}_subsample")(x) if stride != 1 else x
     return conv(filters, 1, 1, "valid", name=f"{block}_shortcut")(every)
+
+
+def resnet18_body(input_shape, width: int, block):
+    """`(inputs, feature_map)` of a CIFAR ResNet-18: 3x3 stem conv, BN, ReLU, then
+    four stages of two `block(x, filters, stride, name, output_name)` calls
+    (`width` x 1, 2, 4, 8 filters; strides 1, 2, 2, 2); the last block's
+    output is named `feature_map`."""
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive integer; got {width!r}.")
+    inputs = keras.Input(input_shape, name="images")
+    x = conv(width, 3, name="stem_conv")(inputs)
+    x = layers.ReLU(name="stem_relu")(batch_norm("stem_bn")(x))
+    stages = ((width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2))
+    for s, (filters, stride) in enumerate(stages):
+        for b in range(2):
+            last = s == len(stages) - 1 and b == 1
+            x = block(x, filters, stride if b == 0 else 1, f"stage{s + 1}_block{b + 1}",
+                      output_name=FEATURE_LAYER if last else None)
+    return inputs, x

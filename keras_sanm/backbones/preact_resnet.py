@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_sanm.backbones.layers import (FEATURE_LAYER, batch_norm, conv, projection,
+from keras_sanm.backbones.layers import (batch_norm, conv, projection, resnet18_body,
                                         strided_conv3x3, torch_default_init)
 
 
@@ -48,19 +48,7 @@ def PreActResNet18(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 
     >>> tuple(model.get_layer("feature_map").output.shape)
     (None, 4, 4, 512)
     """
-    if not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be a positive integer; got {width!r}.")
-    inputs = keras.Input(input_shape, name="images")
-    x = conv(width, 3, name="stem_conv")(inputs)
-    x = layers.ReLU(name="stem_relu")(batch_norm("stem_bn")(x))
-    stages = ((width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2))
-    for s, (filters, stride) in enumerate(stages):
-        for b in range(2):
-            last = s == len(stages) - 1 and b == 1
-            x = _preact_block(
-                x, filters, stride if b == 0 else 1, f"stage{s + 1}_block{b + 1}",
-                output_name=FEATURE_LAYER if last else None,
-            )
+    inputs, x = resnet18_body(input_shape, width, _preact_block)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = layers.Dense(
         num_classes, kernel_initializer=torch_default_init(), name="logits"

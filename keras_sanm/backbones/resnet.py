@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_sanm.backbones.layers import (FEATURE_LAYER, batch_norm, conv, projection,
+from keras_sanm.backbones.layers import (batch_norm, conv, projection, resnet18_body,
                                         strided_conv3x3, torch_default_init)
 
 
@@ -49,17 +49,7 @@ def ResNet18(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64,
     >>> tuple(model.get_layer("feature_map").output.shape)
     (None, 4, 4, 512)
     """
-    if not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be a positive integer; got {width!r}.")
-    inputs = keras.Input(input_shape, name="images")
-    x = conv(width, 3, name="stem_conv")(inputs)
-    x = layers.ReLU(name="stem_relu")(batch_norm("stem_bn")(x))
-    stages = ((width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2))
-    for s, (filters, stride) in enumerate(stages):
-        for b in range(2):
-            last = s == len(stages) - 1 and b == 1
-            x = _basic_block(x, filters, stride if b == 0 else 1, f"stage{s + 1}_block{b + 1}",
-                             output_name=FEATURE_LAYER if last else None)
+    inputs, x = resnet18_body(input_shape, width, _basic_block)
     for layer in keras.Model(inputs, x).layers:
         if isinstance(layer, layers.Conv2D):  # kaiming_normal_(mode="fan_out", relu)
             layer.kernel.assign(keras.initializers.VarianceScaling(

@@ -7,8 +7,9 @@ import warnings
 import numpy as np
 
 from keras_sanm.data.augment import weak_augment
+from keras_sanm.data.eight_bit import EightBitPixels
 from keras_sanm.data.indexed_dataset import EvalView, restore_sampling_state, sampling_state
-from keras_sanm.data.normalization import infer_pixel_scale, raw_batch
+from keras_sanm.data.normalization import infer_pixel_scale
 from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
 from keras_sanm.validation import check_images, check_labels
 
@@ -32,7 +33,7 @@ def _augmentation(name_or_fn):
     )
 
 
-class CoDivideData:
+class CoDivideData(EightBitPixels):
     """Training set of a two-network method with sample identities.
 
     Holds the whole training set; between epochs the wrapper's `CoDivide`
@@ -134,20 +135,6 @@ class CoDivideData:
     def eval_view(self, batch_size: int = 512):
         """All samples in index order, unaugmented, as `(images,)` batches."""
         return EvalView(self, batch_size)
-
-    def _pixels(self, indices) -> np.ndarray:
-        """The given samples as the augmentations take them (8-bit where scaled)."""
-        images = self.images[indices]
-        if self.pixel_scale is None:
-            return images
-        return np.round(np.asarray(images, np.float32)
-                        * np.float32(255.0 / self.pixel_scale)).astype(np.uint8)
-
-    def _in_own_scale(self, images) -> np.ndarray:
-        """Augmented 8-bit pixels back in the scale of the given images."""
-        if self.pixel_scale is None:
-            return raw_batch(images)
-        return np.asarray(images, np.float32) * np.float32(self.pixel_scale / 255.0)
 
     # ------------------------------------------------------------- warm-up
     def warmup_batches(self) -> list:

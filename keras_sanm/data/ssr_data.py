@@ -9,13 +9,14 @@ import keras
 import numpy as np
 
 from keras_sanm.data.co_divide import _augmentation
+from keras_sanm.data.eight_bit import EightBitPixels
 from keras_sanm.data.indexed_dataset import restore_sampling_state, sampling_state
-from keras_sanm.data.normalization import infer_pixel_scale, raw_batch
+from keras_sanm.data.normalization import infer_pixel_scale
 from keras_sanm.knn_selection import class_balanced_order
 from keras_sanm.validation import check_images, check_labels
 
 
-class SSRData(keras.utils.PyDataset):
+class SSRData(EightBitPixels, keras.utils.PyDataset):
     """Training set of SSR: every step a clean batch and a batch of all samples.
 
     Between epochs SSR's selection (`SSRSelection`) writes the current labels
@@ -102,19 +103,6 @@ class SSRData(keras.utils.PyDataset):
             state["clean_plan"])
         self.epoch_draws = int(state["epoch_draws"])
         self._plan_stale = bool(state["plan_stale"])
-
-    # ---------------------------------------------------------------- pixels
-    def _pixels(self, indices) -> np.ndarray:
-        images = self.images[indices]
-        if self.pixel_scale is None:
-            return images
-        return np.round(np.asarray(images, np.float32)
-                        * np.float32(255.0 / self.pixel_scale)).astype(np.uint8)
-
-    def _in_own_scale(self, images) -> np.ndarray:
-        if self.pixel_scale is None:
-            return raw_batch(images)
-        return np.asarray(images, np.float32) * np.float32(self.pixel_scale / 255.0)
 
     # ----------------------------------------------------------------- plans
     def _draw_plan_if_stale(self) -> None:

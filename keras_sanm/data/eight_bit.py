@@ -1,0 +1,32 @@
+"""`EightBitPixels`: what a data side needs when its augmentations take 8-bit pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_sanm.data.normalization import raw_batch
+
+
+class EightBitPixels:
+    """Batches for 8-bit augmentations (the strong views are PIL operations).
+
+    The class using it holds `images` and `pixel_scale` (`None` for uint8
+    images; else the scale read once from the whole set: 1.0 or 255.0).
+    Float images are converted batch by batch, so there is no second copy
+    of the set and images read on access stay on disk; augmented pixels go
+    back to the images' own scale.
+    """
+
+    def _pixels(self, indices) -> np.ndarray:
+        """The given samples as the augmentations take them (8-bit where scaled)."""
+        images = self.images[indices]
+        if self.pixel_scale is None:
+            return images
+        return np.round(np.asarray(images, np.float32)
+                        * np.float32(255.0 / self.pixel_scale)).astype(np.uint8)
+
+    def _in_own_scale(self, images) -> np.ndarray:
+        """Augmented 8-bit pixels back in the scale of the given images."""
+        if self.pixel_scale is None:
+            return raw_batch(images)
+        return np.asarray(images, np.float32) * np.float32(self.pixel_scale / 255.0)
