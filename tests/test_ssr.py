@@ -104,6 +104,8 @@ def test_ssr_refuses_a_network_without_a_feature_map():
 
 
 @pytest.mark.slow
+@pytest.mark.only_backend("torch", reason="SSR's step (above) and SANM's masking (every other "
+                          "SANM method) are tested per backend; their sum once")
 def test_sanm_ssr_masks_the_clean_samples_learns_saves_and_loads(tmp_path):
     x, y = uint8_problem(256, 1)
     x_test, y_test = uint8_problem(200, 2)
@@ -125,3 +127,12 @@ def test_sanm_ssr_masks_the_clean_samples_learns_saves_and_loads(tmp_path):
     assert isinstance(loaded, SANMSSRTrainer)
     np.testing.assert_allclose(loaded.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_a_sanm_ssr_step_runs_on_every_backend():
+    x, y = uint8_problem(32, 4)
+    model = make_model(sanm=True, batch_size=16, k=8, augment=None)
+    model.compile()
+    history = model.fit(x, y, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][-1]) and history["reconstruction_loss"][-1] > 0
+    assert 0.02 <= history["mask_ratio"][-1] <= 0.10
