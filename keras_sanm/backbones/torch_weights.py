@@ -7,6 +7,11 @@ This module maps such names onto the layers of `keras_sanm.backbones.ResNet18`
 and converts the tensors (PyTorch convolutions are `(out, in, kh, kw)`, Keras'
 `(kh, kw, in, out)`; linear weights are transposed). Written here because
 neither Keras nor keras-hub reads PyTorch checkpoints of this network.
+
+It imports `torch` (only to read a checkpoint file) whatever the Keras
+backend: the file format is PyTorch's, not a backend's computation, so this
+does not belong in `keras_sanm/backend/`. A state dict already in memory
+(tensors or NumPy arrays) needs no torch.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ VIEW_AUGMENTATIONS = {
 }
 
 
-def _augmentation(name_or_fn):
+def view_augmentation(name_or_fn):
+    """The `(uint8 images, rng) -> images` function of a view name (or the callable itself)."""
     if callable(name_or_fn):
         return name_or_fn
     if name_or_fn in VIEW_AUGMENTATIONS:
@@ -100,8 +101,8 @@ class CoDivideData(EightBitPixels):
         self.views = tuple(views)
         if not self.views:
             raise ValueError("views needs at least one augmentation.")
-        self._view_fns = [_augmentation(v) for v in self.views]
-        self._warmup_fn = _augmentation(warmup_augment)
+        self._view_fns = [view_augmentation(v) for v in self.views]
+        self._warmup_fn = view_augmentation(warmup_augment)
         # The augmentations see 8-bit pixels (the strong views are PIL
         # operations): float images in [0, 1] or [0, 255] are converted batch
         # by batch (no second copy of the set; images read on access stay

@@ -8,7 +8,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_sanm.data.co_divide import _augmentation
+from keras_sanm.data.co_divide import view_augmentation
 from keras_sanm.data.eight_bit import EightBitPixels
 from keras_sanm.data.indexed_dataset import restore_sampling_state, sampling_state
 from keras_sanm.data.normalization import infer_pixel_scale
@@ -62,7 +62,7 @@ class SSRData(EightBitPixels, keras.utils.PyDataset):
             raise ValueError(f"batch_size={batch_size} is larger than the "
                              f"{len(self.images)} training samples.")
         self.batch_size = int(batch_size)
-        self._strong, self._weak = _augmentation(strong), _augmentation(weak)
+        self._strong, self._weak = view_augmentation(strong), view_augmentation(weak)
         self.views = (strong, weak)
         self.pixel_scale = None if self.images.dtype == np.uint8 else infer_pixel_scale(
             self.images)
@@ -149,6 +149,10 @@ class SSRData(EightBitPixels, keras.utils.PyDataset):
                                    self._in_own_scale(self._strong(every_raw, rng))], 1),
         },)
 
+    def weak_views(self, indices, rng) -> np.ndarray:
+        """Weak views of the given samples, in the images' own scale."""
+        return self._in_own_scale(self._weak(self._pixels(indices), rng))
+
     def selection_view(self, batch_size: int = 512) -> "SelectionView":
         """All samples in index order, weakly augmented, for the selection pass."""
         return SelectionView(self, batch_size)
@@ -169,4 +173,4 @@ class SelectionView(keras.utils.PyDataset):
         indices = np.arange(index * self.batch_size,
                             min((index + 1) * self.batch_size, len(self.source.images)))
         rng = np.random.default_rng([self.source.augment_seed, self.draw, 1 << 20, index])
-        return (self.source._in_own_scale(self.source._weak(self.source._pixels(indices), rng)),)
+        return (self.source.weak_views(indices, rng),)
