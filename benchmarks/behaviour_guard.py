@@ -37,6 +37,7 @@ METHODS = {
     "cdr": {"noise_rate": 0.2},
     "elr_plus": {"batch_size": 16},
     "dividemix": {"batch_size": 16, "warmup_epochs": 1},
+    "ssr": {"batch_size": 16, "k": 8},
 }
 EPOCHS, BATCH, SEED = 2, 16, 7
 
@@ -83,7 +84,8 @@ def run(method: str, sanm: bool) -> tuple[dict, dict[str, np.ndarray]]:
     base = keras_sanm.backbones.SmallCNN(num_classes=4, input_shape=images.shape[1:])
     model = keras_sanm.wrap(base, method=method, sanm=sanm, seed=SEED, **METHODS[method])
     model.compile()
-    batch = None if method in ("dividemix", "elr_plus") else BATCH
+    # (Methods that build their own batches take the batch size as an option.)
+    batch = None if keras_sanm.methods.get(method).batch_size_option else BATCH
     history = model.fit(images[:48], noisy[:48], batch_size=batch, epochs=EPOCHS, verbose=0,
                         validation_data=(images[48:], clean[48:]))
     arrays = state_arrays(model)
@@ -100,6 +102,9 @@ def main(argv=None) -> int:
     mode.add_argument("--check", metavar="FILE", help="compare with the fingerprints in FILE")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated subset of " + ",".join(METHODS))
+    parser.add_argument("--add", action="store_true",
+                        help="with --record: add these methods' runs to FILE, keeping the "
+                             "others recorded there")
     args = parser.parse_args(argv)
     path = args.record or args.check
     backend = keras.backend.backend()
@@ -137,6 +142,14 @@ def main(argv=None) -> int:
             print(f"DIFFERENT ({', '.join(parts)}; largest weight difference {largest})",
                   flush=True)
     if args.record:
+        if args.add and os.path.exists(path):  # keep the runs recorded before
+            with open(path) as f:
+                earlier = json.load(f)
+            if earlier["backend"] != backend:
+                parser.error(f"{path} was recorded on {earlier['backend']}; this is {backend}.")
+            runs = {**earlier["runs"], **runs}
+            if os.path.exists(weights_path):
+                kept = {**dict(np.load(weights_path)), **kept}
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as f:
             json.dump({"backend": backend, "keras": keras.__version__, "runs": runs}, f, indent=1)

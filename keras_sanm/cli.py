@@ -385,6 +385,10 @@ def train_command(args) -> dict:
         if args.dataset != protocol.dataset:
             raise SystemExit(f"--protocol {protocol.name} is the protocol of --dataset "
                              f"{protocol.dataset}, not of {args.dataset}.")
+        if args.preset is not None:
+            raise SystemExit(f"--preset {args.preset} is a CIFAR noise cell's setting; "
+                             f"--protocol {protocol.name} sets the method's own for "
+                             f"{protocol.dataset}: give one.")
         if args.lr_drop_epochs is not None:
             raise SystemExit(f"--protocol {protocol.name} sets the learning-rate drops "
                              f"{list(protocol.lr_drop_epochs)}; leave out --lr-drop-epochs.")
@@ -453,7 +457,8 @@ def train_command(args) -> dict:
         base = keras_sanm.backbones.get(args.backbone, data.num_classes, data.x_train.shape[1:],
                                         width=args.width)
         model = keras_sanm.wrap(
-            base, method=args.method, sanm=args.sanm, seed=args.seed, preset=args.preset, **config
+            base, method=args.method, sanm=args.sanm, seed=args.seed, preset=args.preset,
+            protocol=args.protocol, **config
         )
     finally:
         keras.config.set_dtype_policy(previous_policy)

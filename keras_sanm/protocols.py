@@ -14,13 +14,20 @@ A protocol is not a method preset (`wrap(preset=...)`: a method's
 hyper-parameters for one CIFAR noise cell) and not a keras-hub preset
 (pretrained weights): it sets what is trained and with which optimizer,
 whatever the method. `model.compile(protocol="animal10n")` takes its
-optimizer and schedule; `keras-sanm train --protocol animal10n` also its
-backbone, batch size and epochs.
+optimizer and schedule; `wrap(..., protocol="animal10n")` the method's own
+settings for that dataset where its reference code has them (SSR: the
+relabelling threshold, mixup's alpha, and on Clothing1M votes without the
+class-share division); `keras-sanm train --protocol animal10n` does both and
+also takes its backbone, batch size and epochs.
+
+Not reproduced: the reference Clothing1M scripts of DivideMix and SSR train
+each epoch on a fresh class-balanced subsample of the training set (64,000
+and 32,000 images); the package trains on the whole set every epoch.
 
 Example:
 >>> protocol = keras_sanm.protocols.get("animal10n")
 >>> base = protocol.backbone_model()                # VGG-19 for 64x64 images
->>> model = keras_sanm.wrap(base, method="dividemix")
+>>> model = keras_sanm.wrap(base, method="ssr", protocol="animal10n")
 >>> model.compile(protocol="animal10n")
 >>> model.fit(data.images, data.labels, epochs=protocol.epochs)
 """
@@ -74,6 +81,21 @@ class TrainingProtocol:
             options["batch_norm_layers"] = False  # the only VGG-19 with published weights
         return backbones.BACKBONES[self.backbone](
             num_classes=self.num_classes, input_shape=self.image_shape, **options)
+
+    def method_options(self, method: str) -> dict:
+        """A method's own reference options on this protocol's dataset (`wrap` takes them).
+
+        Args:
+            method: a method name (`keras_sanm.methods.names()`).
+
+        Returns:
+            Trainer options, e.g. SSR's relabelling threshold; `{}` for a
+            method whose reference uses its defaults on every dataset.
+        """
+        from keras_sanm import methods
+
+        spec = methods.get(method)
+        return {} if spec.protocol_options is None else spec.protocol_options(self.dataset)
 
     def optimizer_and_schedule(self):
         """`(optimizer, schedule_callback, weight_decay)` as `compile` takes them."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_sanm.feature_map import build_feature_network, find_feature_layer, layer_output
-from keras_sanm import methods
+from keras_sanm import methods, protocols
 from keras_sanm.preprocessing import ImagePreprocessing
 from keras_sanm.presets import preset_config
 
@@ -49,6 +49,7 @@ def wrap(
     from_logits: bool | None = None,
     seed: int | None = None,
     preset: str | None = None,
+    protocol: str | None = None,
     double_softmax: bool = False,
     encoder_weights: str | None = None,
     preprocessing=None,
@@ -82,6 +83,11 @@ def wrap(
         preset: name of a reference setting (`keras_sanm.presets.PRESETS`,
             e.g. `"cifar10-sym-0.5"`): the method's hyper-parameters for that
             dataset and noise; explicit `**config` entries override it.
+        protocol: name of a real-world training protocol
+            (`keras_sanm.protocols.PROTOCOLS`, e.g. `"animal10n"`): the
+            method's own reference settings for that dataset (SSR's
+            relabelling threshold, ...); explicit `**config` entries override
+            them. Its optimizer comes with `compile(protocol=...)`.
         double_softmax: reproduction switch (docs/algorithms.md, "SANM"): append a
             softmax to the model and treat its probabilities as logits, as
             the SANM CIFAR code does. Off by default.
@@ -146,8 +152,13 @@ def wrap(
         from_logits = _outputs_logits(base_model)
     if double_softmax:
         base_model, from_logits = _with_softmax(base_model), True
+    if preset is not None and protocol is not None:
+        raise ValueError("preset (a CIFAR noise cell) and protocol (a real-world dataset) "
+                         "are settings for different datasets; give one.")
     if preset is not None:
         config = {**preset_config(preset, method, sanm), **config}
+    if protocol is not None:
+        config = {**protocols.get(protocol).method_options(method), **config}
     plain, with_sanm = spec.trainers()
     trainer = with_sanm if sanm else plain
     with_features = sanm or spec.needs_features

@@ -31,6 +31,7 @@ METHODS = {
     "cdr": {"noise_rate": 0.2},
     "elr_plus": {"batch_size": BATCH},
     "dividemix": {"batch_size": BATCH, "warmup_epochs": 1},
+    "ssr": {"batch_size": BATCH, "k": 8},
 }
 
 

@@ -344,9 +344,9 @@ def test_beta_sampler_matches_the_beta_distribution(alpha):
 
 
 @pytest.mark.slow
+@pytest.mark.only_backend("tensorflow", reason="XLA compilation is an option on TensorFlow; "
+                          "on JAX every step of the suite runs compiled")
 def test_xla_compiled_sanm_dividemix_steps():
-    if keras.backend.backend() == "torch":
-        pytest.skip("XLA compilation applies to JAX and TensorFlow")
     x, y, noisy = noisy_problem(n=64)
     histories = []
     for jit_compile in (True, False):  # the XLA steps compute what the plain ones do

@@ -1,6 +1,5 @@
 """`keras-sanm bench mechanism` and `backend.gradients`, on every backend."""
 
-import json
 
 import keras
 import numpy as np

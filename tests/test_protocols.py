@@ -71,6 +71,28 @@ def test_a_protocols_drops_come_at_its_fixed_epochs():
     np.testing.assert_allclose(history["learning_rate"], [0.02, 0.002, 0.0002], rtol=1e-6)
 
 
+def test_wrap_with_a_protocol_takes_the_methods_own_settings_for_its_dataset():
+    clothing = protocols.get("clothing1m")
+    assert clothing.method_options("ssr") == {
+        "relabel_threshold": 0.99, "alpha": 0.5, "class_prior": False}
+    assert protocols.get("animal10n").method_options("ssr") == {
+        "relabel_threshold": 0.95, "alpha": 0.5}
+    assert clothing.method_options("dividemix") == {}  # its reference: the defaults
+    base = keras_sanm.backbones.SmallCNN(4, input_shape=(16, 16, 3))
+    model = keras_sanm.wrap(base, method="ssr", sanm=False, protocol="clothing1m")
+    assert (model.relabel_threshold, model.alpha, model.class_prior) == (0.99, 0.5, False)
+    # Explicit options win; the CIFAR defaults hold without a protocol.
+    model = keras_sanm.wrap(base, method="ssr", sanm=False, protocol="animal10n",
+                            relabel_threshold=0.9)
+    assert (model.relabel_threshold, model.alpha, model.class_prior) == (0.9, 0.5, True)
+    model = keras_sanm.wrap(base, method="ssr", sanm=False)
+    assert (model.relabel_threshold, model.alpha, model.class_prior) == (0.9, 4.0, True)
+    with pytest.raises(ValueError, match="give one"):
+        keras_sanm.wrap(base, method="dividemix", preset="cifar10-sym-0.5", protocol="animal10n")
+    with pytest.raises(ValueError, match="Unknown protocol"):
+        keras_sanm.wrap(base, method="ssr", protocol="animal-10n")
+
+
 @CLI_ONLY
 def test_train_with_a_protocol_sets_its_backbone_batch_epochs_and_schedule(tmp_path):
     from test_cli_and_datasets import write_animal10n
@@ -79,16 +101,21 @@ def test_train_with_a_protocol_sets_its_backbone_batch_epochs_and_schedule(tmp_p
     with pytest.raises(SystemExit, match="--protocol animal10n is the protocol of --dataset "
                                          "animal10n, not of cifar10"):
         cli.main(["train", "--protocol", "animal10n", "--output", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="give one"):
+        cli.main(["train", "--dataset", "animal10n", "--protocol", "animal10n",
+                  "--preset", "cifar10-sym-0.5", "--output", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="leave out --lr-drop-epochs"):
         cli.main(["train", "--dataset", "animal10n", "--protocol", "animal10n",
                   "--lr-drop-epochs", "5", "--output", str(tmp_path / "x")])
     out = tmp_path / "run"
-    # The protocol's backbone, batch and schedule; epochs and width shortened for a CPU test.
+    # The protocol's backbone, batch and schedule, and SSR's own settings for the
+    # dataset; epochs and width shortened for a CPU test.
     cli.main(["train", "--dataset", "animal10n", "--data-dir", str(tmp_path / "animal10n"),
-              "--protocol", "animal10n", "--width", "2", "--batch-size", "16", "--epochs", "1",
-              "--no-sanm", "--output", str(out), "--verbose", "0"])
+              "--protocol", "animal10n", "--method", "ssr", "--width", "2", "--batch-size",
+              "16", "--epochs", "1", "--no-sanm", "--output", str(out), "--verbose", "0"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["backbone"] == "vgg19" and summary["protocol"] == "animal10n"
     assert summary["learning_rates"] == [0.02]
     model = keras_sanm.load_model(str(out / "model.keras"))
     assert isinstance(model.optimizer, keras.optimizers.SGD) and model.l2_weight_decay == 5e-4
+    assert (model.relabel_threshold, model.alpha) == (0.95, 0.5)

@@ -1,6 +1,6 @@
 """SSR: its data (clean and all batches), its selection callback, and a short fit that learns.
 
-(The method is not in the registry yet; these tests build `SSRTrainer` directly.)
+The models are built as users build them, with `keras_sanm.wrap(base, method="ssr")`.
 """
 
 import keras
@@ -12,7 +12,6 @@ import keras_sanm
 from keras_sanm.callbacks import CosineEpochLearningRate
 from keras_sanm.data import IndexedDataset
 from keras_sanm.data.ssr_data import SSRData
-from keras_sanm.feature_map import build_feature_network
 from keras_sanm.methods.ssr.trainers import SANMSSRTrainer, SSRTrainer
 
 
@@ -22,9 +21,10 @@ def uint8_problem(n, seed):
 
 
 def make_model(sanm=False, **options):
-    network = build_feature_network(small_cnn(input_shape=(32, 32, 3)))
-    trainer = SANMSSRTrainer if sanm else SSRTrainer
-    return trainer(network, 4, seed=0, **{"k": 20, "batch_size": 32, **options})
+    model = keras_sanm.wrap(small_cnn(input_shape=(32, 32, 3)), method="ssr", sanm=sanm,
+                            seed=0, **{"k": 20, "batch_size": 32, **options})
+    assert isinstance(model, SANMSSRTrainer if sanm else SSRTrainer)
+    return model
 
 
 def test_batches_hold_class_balanced_clean_samples_and_all_samples():

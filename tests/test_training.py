@@ -186,9 +186,9 @@ def test_xy_dataset_bad_labels_refused():
 
 
 @pytest.mark.slow
+@pytest.mark.only_backend("tensorflow", reason="XLA compilation is an option on TensorFlow; "
+                          "on JAX every step of the suite runs compiled")
 def test_xla_compiled_sanm_step():
-    if keras.backend.backend() == "torch":
-        pytest.skip("XLA compilation applies to JAX and TensorFlow")
     x, y = learnable_problem(n=64, seed=8)
     histories = []
     for jit_compile in (True, False):  # the XLA step computes what the plain one does

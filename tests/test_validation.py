@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import keras_sanm
-from keras_sanm.callbacks import CoDivide
 from keras_sanm.data import CoDivideData, IndexedDataset
 from keras_sanm.label_quality import clean_probability
 from keras_sanm.training_backup import TrainingBackup

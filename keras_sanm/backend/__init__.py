@@ -23,7 +23,8 @@ may train a subset of its variables with its own optimizer per step
 as Keras' `make_train_function` does for `train_step`. `no_gradient()` marks forward
 passes whose outputs are only used under `ops.stop_gradient` (targets,
 guesses), so PyTorch does not record them. `gradients(loss_fn, variables)`
-differentiates a loss outside a step, for diagnostics.
+differentiates a loss outside a step, for diagnostics. `bin_counts(ids,
+num_bins, where)` is an integer histogram (CDR's threshold selection).
 
 Data parallelism goes through each backend's own engine:
 `data_parallel_scope(devices)` sets it up (Keras' `DataParallel`, a
@@ -43,7 +44,7 @@ import keras
 
 _BACKEND = keras.backend.backend()
 # What every backend module defines (the only backend-specific code).
-_NAMES = ("TrainStep", "compile_phase_step", "data_parallel_scope", "distribute_batch", "gather_replicas",
+_NAMES = ("TrainStep", "bin_counts", "compile_phase_step", "data_parallel_scope", "distribute_batch", "gather_replicas",
           "gradients", "no_gradient", "replica_count", "replica_rows", "replicas_in_step")
 
 if _BACKEND not in ("jax", "tensorflow", "torch"):  # pragma: no cover - environment
@@ -53,6 +54,7 @@ if _BACKEND not in ("jax", "tensorflow", "torch"):  # pragma: no cover - environ
     )
 _module = importlib.import_module(f"keras_sanm.backend.{_BACKEND}")
 TrainStep = _module.TrainStep
+bin_counts = _module.bin_counts
 compile_phase_step = _module.compile_phase_step
 data_parallel_scope = _module.data_parallel_scope
 distribute_batch = _module.distribute_batch

@@ -203,3 +203,13 @@ def compile_phase_step(model, phase):
         return logs
 
     return run
+
+
+def bin_counts(ids, num_bins: int, where=None):
+    """How many of `ids` (1-D integers in `[0, num_bins)`) fall in each bin, as int32.
+
+    With `where` (a boolean mask like `ids`), only those entries count. A
+    histogram for `order_statistics.kth_largest`.
+    """
+    counted = jax.numpy.ones_like(ids) if where is None else where.astype(ids.dtype)
+    return jax.ops.segment_sum(counted, ids, num_segments=num_bins).astype("int32")

@@ -172,3 +172,13 @@ def gradients(loss_fn, variables):
         loss = loss_fn()
     grads = tape.gradient(loss, [v.value for v in variables])
     return [tf.zeros_like(v.value) if g is None else g for g, v in zip(grads, variables)]
+
+
+def bin_counts(ids, num_bins: int, where=None):
+    """How many of `ids` (1-D integers in `[0, num_bins)`) fall in each bin, as int32.
+
+    With `where` (a boolean mask like `ids`), only those entries count. A
+    histogram for `order_statistics.kth_largest`.
+    """
+    counted = tf.ones_like(ids) if where is None else tf.cast(where, ids.dtype)
+    return tf.cast(tf.math.unsorted_segment_sum(counted, ids, num_bins), tf.int32)

@@ -8,7 +8,7 @@ backend is chosen. A new method is a new folder; nothing else names it.
 Example:
 >>> from keras_sanm import methods
 >>> methods.names()
-('cdr', 'ce', 'coteaching', 'dividemix', 'elr_plus')
+('cdr', 'ce', 'coteaching', 'dividemix', 'elr_plus', 'ssr')
 >>> plain, with_sanm = methods.get("dividemix").trainers()
 """
 

@@ -45,6 +45,9 @@ class MethodSpec:
         masked_targets: the SANM version takes `masked_targets`.
         needs_features: the plain method reads the network's feature map
             too (SSR's pooled features), so `wrap` exposes it without SANM.
+        protocol_options: `protocol_options(dataset) -> options`: the method's
+            own reference settings on a real-world dataset (a
+            `keras_sanm.protocols` dataset; `{}` where it has none), or `None`.
         training_data: `training_data(model, images, labels, batch_size,
             num_classes, seed, clean_labels)` -> the data object the command
             line trains on (with true labels for reporting), or `None` for
@@ -66,6 +69,7 @@ class MethodSpec:
     masked_targets: bool = False
     needs_features: bool = False
     training_data: Callable | None = None
+    protocol_options: Callable[[str], dict] | None = None
 
     @property
     def module(self) -> str:

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_sanm.callbacks import NoiseRateEstimate
+from keras_sanm.order_statistics import kth_largest
 from keras_sanm.methods.ce.trainers import CrossEntropyTrainer, SANMCrossEntropyTrainer
 
 
@@ -38,11 +39,10 @@ def critical_gradient_mask(gradients, values, noise_rate):
     if isinstance(noise_rate, (int, float)):
         kappa = 1.0 - float(noise_rate)
         keep = max(int(kappa * total), 1)
-        threshold = ops.sort(pooled)[total - keep]  # the keep-th largest value
     else:
         kappa = ops.cast(1.0 - noise_rate, "float32")
         keep = ops.maximum(ops.cast(ops.floor(kappa * float(total)), "int32"), 1)
-        threshold = ops.take(ops.sort(pooled), total - keep)
+    threshold = kth_largest(pooled, keep)  # the sort's (total - keep)-th entry, unsorted
     return [
         g * ops.cast(ops.greater_equal(i, threshold), g.dtype) * ops.cast(kappa, g.dtype)
         for g, i in zip(gradients, importance)
