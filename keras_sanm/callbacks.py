@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import keras
 import numpy as np
@@ -146,25 +147,62 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
 
     The parts are the method's logged terms (e.g. `classification_loss`,
     `reconstruction_loss`) as running means over the epoch so far; a
-    non-finite part is the one that broke.
+    non-finite part is the one that broke. The logs are running means, so
+    the first batch whose logged loss is non-finite is the step that broke.
+
+    No host sync of its own in the training loop: the guard is `async_safe`,
+    so where the backend allows it (JAX, PyTorch) and every callback is
+    async-safe, Keras reads each batch's logs on a worker thread while the
+    next steps run. The check then lags the step by a few batches, and the
+    error still names the first non-finite batch: a check that finds one
+    waits until every earlier batch is checked. It reaches the training
+    loop at the next batch or at the latest before any end-of-epoch callback
+    (Keras collects the worker threads first), so no checkpoint of the epoch
+    is written. (TensorFlow's Keras reads the logs on the training thread.)
     """
+
+    async_safe = True
+
+    def __init__(self):
+        super().__init__()
+        self._condition = threading.Condition()
+        self._checked: set[int] = set()
+        self._first_bad: tuple | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
+        optimizer = getattr(self.model, "optimizer", None)
+        # (One read per epoch: the step count before this epoch's first batch.)
+        self._steps_before = (int(keras.ops.convert_to_numpy(optimizer.iterations))
+                              if optimizer is not None and optimizer.built else None)
+        with self._condition:
+            self._checked, self._first_bad = set(), None
 
     def on_train_batch_end(self, batch, logs=None):
-        if not logs or "loss" not in logs:
-            return
-        loss = float(keras.ops.convert_to_numpy(logs["loss"]))
-        if np.isfinite(loss):
-            return
-        parts = {name: float(keras.ops.convert_to_numpy(value)) for name, value in logs.items()
-                 if name != "loss" and np.size(keras.ops.convert_to_numpy(value)) == 1}
+        loss = None if not logs or "loss" not in logs else float(
+            keras.ops.convert_to_numpy(logs["loss"]))
+        with self._condition:
+            self._checked.add(batch)
+            if loss is not None and not np.isfinite(loss):
+                parts = {name: float(keras.ops.convert_to_numpy(value))
+                         for name, value in logs.items()
+                         if name != "loss" and np.size(keras.ops.convert_to_numpy(value)) == 1}
+                if self._first_bad is None or batch < self._first_bad[0]:
+                    self._first_bad = (batch, loss, parts)
+            self._condition.notify_all()
+            if self._first_bad is None:
+                return
+            # Checks of earlier batches may still run on other threads: name the first.
+            self._condition.wait_for(
+                lambda: all(b in self._checked for b in range(self._first_bad[0])), timeout=60)
+            raise self._error(*self._first_bad)
+
+    def _error(self, batch: int, loss: float, parts: dict) -> NonFiniteLossError:
         broken = sorted(name for name, value in parts.items() if not np.isfinite(value))
         described = ", ".join(f"{name}={value:.4g}" for name, value in sorted(parts.items()))
-        optimizer = getattr(self.model, "optimizer", None)
-        step = int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer else -1
-        raise NonFiniteLossError(
+        step = -1 if getattr(self, "_steps_before", None) is None else (
+            self._steps_before + batch + 1)
+        return NonFiniteLossError(
             f"The loss became {loss} at epoch {getattr(self, 'epoch', 0)}, batch {batch} "
             f"(optimizer step {step}). Non-finite parts: {', '.join(broken) or 'none'}; "
             f"all parts (epoch means so far): {described or 'none logged'}. Training "

@@ -1,6 +1,7 @@
 """A non-finite loss stops training, names the step and the loss parts, and keeps the last good checkpoint."""
 
 import os
+import threading
 
 import keras
 import numpy as np
@@ -67,3 +68,47 @@ def test_epoch_with_non_finite_weights_is_not_checkpointed(tmp_path):
     with pytest.raises(NonFiniteLossError, match="hold NaN or Inf.*logits"):
         backup.on_epoch_end(0, {"loss": 1.0})
     assert TrainingBackup.latest(tmp_path) is None
+
+
+class InfiniteRateFrom(keras.callbacks.Callback):
+    """From epoch `epoch` on, an infinite learning rate: the epoch's first step
+    still computes a finite loss, its update makes the weights non-finite, so
+    the running loss turns non-finite at batch 1."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch >= self.epoch:
+            self.model.optimizer.learning_rate.assign(np.inf)
+
+
+class BatchEndThreads(keras.callbacks.Callback):
+    """Records the thread each batch's logs are read on (async-safe, as the guard)."""
+
+    async_safe = True
+
+    def __init__(self):
+        super().__init__()
+        self.threads = set()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.threads.add(threading.get_ident())
+
+
+def test_the_guard_reads_no_logs_on_the_training_thread_and_names_the_first_bad_batch():
+    x, y = learnable_problem(n=64)
+    model = keras_sanm.wrap(small_cnn(), sanm=False, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    threads = BatchEndThreads()
+    breaker = InfiniteRateFrom(epoch=1)
+    # 8 batches per epoch: the loss breaks at epoch 1's second batch, optimizer step 8 + 1 + 1.
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, batch 1 \(optimizer step 10\)"):
+        model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[threads, breaker])
+    if keras.backend.backend() in ("jax", "torch"):
+        # Keras dispatches batch-end callbacks to worker threads when all are
+        # async-safe (the guard is): the training thread does not wait on the logs.
+        assert threading.get_ident() not in threads.threads
+    else:  # TensorFlow's Keras reads them on the training thread
+        assert threads.threads == {threading.get_ident()}
