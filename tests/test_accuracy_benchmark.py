@@ -235,6 +235,14 @@ def test_grid_halves_run_apart_and_merge_with_known(tmp_path):
         assert [(r["method"], r["sanm"]) for r in csv.DictReader(f)] == [
             ("ce", "False"), ("ce", "True")]
     assert "| CE | sym:0.5 | 1 |" in (merged / "results.md").read_text()  # the gain row
+    # --cells keeps only the named cells (here both known: nothing trains).
+    only = tmp_path / "only"
+    assert accuracy.main(base + ["--out", str(only), "--known", halves[1],
+                                 "--cells", "ce_sanm_sym0.5_s0"]) == 0
+    with open(only / "runs.csv") as f:
+        assert [(r["method"], r["sanm"]) for r in csv.DictReader(f)] == [("ce", "True")]
+    with pytest.raises(SystemExit, match=r"--cells: \['ce_sym0.5_s9'\] are not cells"):
+        accuracy.main(base + ["--out", str(only), "--cells", "ce_sym0.5_s9"])
     # The same row in two tables (both halves started from one committed
     # table) is one run; another result for a cell already given is refused.
     assert accuracy.main(base + ["--out", str(merged), "--known", halves[0],

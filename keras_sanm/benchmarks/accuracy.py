@@ -604,6 +604,9 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", default="both", choices=("both", "plain", "sanm"),
                         help="run only the plain or only the SANM cells (e.g. the two halves "
                              "of a grid as two processes with separate --out folders)")
+    parser.add_argument("--cells", default="", metavar="NAMES",
+                        help="run only these comma-separated cells of the grid (their "
+                             "folder names, e.g. ce_sym0.5_s1,ce_sanm_refined-targets_sym0.5_s1)")
     args = parser.parse_args(argv)
     budget = BUDGETS[args.budget]
     methods = args.methods.split(",")
@@ -638,6 +641,13 @@ def main(argv=None) -> int:
     except ValueError as error:
         raise SystemExit(f"--ablation / --masked-targets: {error}") from None  # usage error
     cells = [c for c in cells if args.variants == "both" or c.sanm == (args.variants == "sanm")]
+    if args.cells:
+        wanted = args.cells.split(",")
+        missing = [name for name in wanted if name not in {c.name for c in cells}]
+        if missing:
+            raise SystemExit(f"--cells: {missing} are not cells of this grid; it has "
+                             f"{[c.name for c in cells]}.")
+        cells = [c for c in cells if c.name in wanted]
     command = "keras-sanm bench accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
     header = provenance(command, args.budget, budget)
     rows = []
