@@ -13,6 +13,7 @@ from keras_sanm.callbacks import CosineEpochLearningRate
 from keras_sanm.data import IndexedDataset
 from keras_sanm.data.ssr_data import SSRData
 from keras_sanm.methods.ssr.trainers import SANMSSRTrainer, SSRTrainer
+from keras_sanm.mixmatch import mix
 
 
 def uint8_problem(n, seed):
@@ -136,3 +137,45 @@ def test_a_sanm_ssr_step_runs_on_every_backend():
     history = model.fit(x, y, epochs=1, verbose=0).history
     assert np.isfinite(history["loss"][-1]) and history["reconstruction_loss"][-1] > 0
     assert 0.02 <= history["mask_ratio"][-1] <= 0.10
+
+
+def test_ssr_loss_terms_are_the_official_formulas():
+    """`L = L_ce(mixup of the 2B clean views) + lambda_fc L_fc`, recomputed in NumPy
+    from the network's own outputs and the step's mixing draw."""
+    x, y = uint8_problem(16, 5)
+    model = make_model(batch_size=8, k=4, augment=None, consistency_weight=0.7)
+    model.compile()
+    data = model.training_source(x, y, None, False, verbose=0)
+    data.set_selection(y, np.ones(16, bool), np.ones(16))
+    batch = {name: keras.ops.convert_to_tensor(model.preprocessing(value))
+             if name.endswith("views") else keras.ops.convert_to_tensor(value)
+             for name, value in data[0][0].items()}
+    state = [keras.ops.convert_to_numpy(v) for v in model.mix_seed.state.value]
+    loss, logs = model.compute_train_loss((batch,), model.default_phase)
+    model.mix_seed.state.assign(np.asarray(state))  # the same draw again
+    inputs, targets, _ = model.clean_rows(batch)
+    _, _, lam, order = mix(inputs, targets, model.alpha, model.mix_seed)
+    lam, order = float(keras.ops.convert_to_numpy(lam)), keras.ops.convert_to_numpy(order)
+    inputs, targets = keras.ops.convert_to_numpy(inputs), keras.ops.convert_to_numpy(targets)
+    assert lam >= 0.5 and sorted(order) == list(range(16))
+    mixed = lam * inputs + (1 - lam) * inputs[order]
+    mixed_targets = lam * targets + (1 - lam) * targets[order]
+    logits = keras.ops.convert_to_numpy(model.scores(mixed, training=True)).astype("float64")
+    log_p = logits - logits.max(1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+    classification = -np.mean(np.sum(mixed_targets * log_p, 1))
+
+    def pooled(images):
+        return model.pooled_features(images, training=True)[0]
+
+    weak, strong = batch["all_views"][:, 0], batch["all_views"][:, 1]
+    z = keras.ops.convert_to_numpy(model.projector(pooled(weak), training=True))
+    p = keras.ops.convert_to_numpy(
+        model.predictor(model.projector(pooled(strong), training=True), training=True))
+    cosine = np.sum(p * z, 1) / (np.linalg.norm(p, axis=1) * np.linalg.norm(z, axis=1))
+    consistency = -np.mean(cosine)
+    logged = {k: float(keras.ops.convert_to_numpy(v)) for k, v in logs.items()}
+    np.testing.assert_allclose(logged["classification_loss"], classification, rtol=1e-4)
+    np.testing.assert_allclose(logged["consistency_loss"], consistency, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(loss)),
+                               classification + 0.7 * consistency, rtol=1e-4)
