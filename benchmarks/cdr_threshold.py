@@ -92,8 +92,8 @@ def main(argv=None) -> int:
     if args.child:
         print("RESULT " + json.dumps(measure(args.rounds, args.noise_rate)))
         return 0
-    print(f"| backend | kernel entries | sort (s) | radix selection (s) | sort / radix | "
-          f"same mask |\n| --- | --- | --- | --- | --- | --- |")
+    print("| backend | kernel entries | sort (s) | radix selection (s) | sort / radix | "
+          "same mask |\n| --- | --- | --- | --- | --- | --- |")
     for backend in args.backends.split(","):
         proc = subprocess.run(
             [sys.executable, __file__, "--child", "--rounds", str(args.rounds),
