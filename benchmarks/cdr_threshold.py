@@ -17,12 +17,10 @@ Both give the same mask (checked). Prints medians and the ratio.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import time
+
+from child_process import child_result, print_result
 
 
 def sort_threshold_mask(gradients, values, noise_rate):
@@ -90,20 +88,13 @@ def main(argv=None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print("RESULT " + json.dumps(measure(args.rounds, args.noise_rate)))
+        print_result(measure(args.rounds, args.noise_rate))
         return 0
     print("| backend | kernel entries | sort (s) | radix selection (s) | sort / radix | "
           "same mask |\n| --- | --- | --- | --- | --- | --- |")
     for backend in args.backends.split(","):
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", "--rounds", str(args.rounds),
-             "--noise-rate", str(args.noise_rate)],
-            env=dict(os.environ, KERAS_BACKEND=backend), capture_output=True, text=True)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            return 1
-        r = json.loads(lines[-1][len("RESULT "):])
+        r = child_result(__file__, backend, ["--rounds", str(args.rounds),
+                                             "--noise-rate", str(args.noise_rate)])
         print(f"| {backend} | {r['entries']:,} | {r['sort_s']:.3f} | {r['radix_s']:.3f} | "
               f"{r['sort_s'] / r['radix_s']:.2f}x | {'yes' if r['same_mask'] else 'NO'} |",
               flush=True)

@@ -12,11 +12,8 @@ to the input and all decoder weights of a mean squared error.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 
+from child_process import child_result, print_result
 from step_time import median_time
 
 
@@ -87,21 +84,13 @@ def main(argv=None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print("RESULT " + json.dumps(measure(args.batch_size, args.steps)))
+        print_result(measure(args.batch_size, args.steps))
         return 0
     print(f"| backend | native (s) | sub-pixel (s) | batch {args.batch_size}, "
           f"median of {args.steps} |\n| --- | --- | --- | --- |")
     for backend in args.backends.split(","):
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", "--batch-size", str(args.batch_size),
-             "--steps", str(args.steps)],
-            env=dict(os.environ, KERAS_BACKEND=backend), capture_output=True, text=True,
-        )
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            return 1
-        r = json.loads(lines[-1][len("RESULT "):])
+        r = child_result(__file__, backend, ["--batch-size", str(args.batch_size),
+                                             "--steps", str(args.steps)])
         print(f"| {backend} | {r['native_s']:.3f} | {r['subpixel_s']:.3f} | |")
     return 0
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import os
 import statistics
 import subprocess
@@ -241,8 +240,9 @@ def table(results: list[dict], peak: float, backends: list[str]) -> str:
             *[f"{b} (s)" for b in backends]]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name in STEPS:
-        flop = (f"{reference_gflop.get(name, float('nan')):,.0f} / "
-                f"{package_gflop.get(name, float('nan')):,.0f}")
+        # (The package's work is counted on its torch backend only.)
+        flop = " / ".join(f"{counted[name]:,.0f}" if counted.get(name) else "not counted"
+                          for counted in (reference_gflop, package_gflop))
         ref_flop = reference_gflop.get(name)
         ref_share = f", {ref_flop / reference[name] / peak:.0%} of peak" if ref_flop else ""
         cells = [LABELS[name], flop, f"{reference[name]:.3f}{ref_share}"]
@@ -266,10 +266,14 @@ def main(argv=None) -> int:
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from child_process import print_result
+
         result = measure(args.child, args.steps, args.sanm_repo, args.dividemix_repo)
-        print("\nRESULT " + json.dumps(result))  # (after the reference's progress lines)
+        print_result(result)  # (on its own line, after the reference's progress output)
         return 0
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from child_process import child_result
     from cpu_peak import matmul_gflops
 
     backends = [b for b in args.backends.split(",") if b]
@@ -281,16 +285,10 @@ def main(argv=None) -> int:
         results = []
         for round_index in range(args.rounds):
             for side in ["reference", *backends]:
-                env = dict(os.environ, KERAS_BACKEND="torch" if side == "reference" else side)
-                proc = subprocess.run(
-                    [sys.executable, os.path.abspath(__file__), "--child", side, "--steps",
-                     str(args.steps), "--sanm-repo", sanm, "--dividemix-repo", dividemix],
-                    env=env, capture_output=True, text=True)
-                lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-                if proc.returncode or not lines:
-                    print(proc.stderr[-4000:], file=sys.stderr)
-                    return 1
-                results.append(json.loads(lines[-1][len("RESULT "):]))
+                results.append(child_result(
+                    __file__, "torch" if side == "reference" else side,
+                    [side, "--steps", str(args.steps), "--sanm-repo", sanm,
+                     "--dividemix-repo", dividemix]))
                 medians = {n: statistics.median(t) for n, t in results[-1]["seconds"].items()}
                 print(f"round {round_index + 1}: {side} "
                       + ", ".join(f"{LABELS[n]} {s:.3f} s" for n, s in medians.items()),
