@@ -25,6 +25,8 @@ passes whose outputs are only used under `ops.stop_gradient` (targets,
 guesses), so PyTorch does not record them. `gradients(loss_fn, variables)`
 differentiates a loss outside a step, for diagnostics. `bin_counts(ids,
 num_bins, where)` is an integer histogram (CDR's threshold selection).
+`device_kind()` says where steps run (`"cpu"`, `"gpu"`, `"tpu"`), for
+defaults chosen per kind of device.
 
 Data parallelism goes through each backend's own engine:
 `data_parallel_scope(devices)` sets it up (Keras' `DataParallel`, a
@@ -44,7 +46,8 @@ import keras
 
 _BACKEND = keras.backend.backend()
 # What every backend module defines (the only backend-specific code).
-_NAMES = ("TrainStep", "bin_counts", "compile_phase_step", "data_parallel_scope", "distribute_batch", "gather_replicas",
+_NAMES = ("TrainStep", "bin_counts", "compile_phase_step", "data_parallel_scope", "device_kind",
+          "distribute_batch", "gather_replicas",
           "gradients", "no_gradient", "replica_count", "replica_rows", "replicas_in_step")
 
 if _BACKEND not in ("jax", "tensorflow", "torch"):  # pragma: no cover - environment
@@ -57,6 +60,7 @@ TrainStep = _module.TrainStep
 bin_counts = _module.bin_counts
 compile_phase_step = _module.compile_phase_step
 data_parallel_scope = _module.data_parallel_scope
+device_kind = _module.device_kind
 distribute_batch = _module.distribute_batch
 gather_replicas = _module.gather_replicas
 gradients = _module.gradients

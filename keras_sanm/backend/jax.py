@@ -213,3 +213,8 @@ def bin_counts(ids, num_bins: int, where=None):
     """
     counted = jax.numpy.ones_like(ids) if where is None else where.astype(ids.dtype)
     return jax.ops.segment_sum(counted, ids, num_segments=num_bins).astype("int32")
+
+
+def device_kind() -> str:
+    """`"cpu"`, `"gpu"` or `"tpu"`: the kind of device the step runs on."""
+    return jax.default_backend()

@@ -182,3 +182,8 @@ def bin_counts(ids, num_bins: int, where=None):
     """
     counted = tf.ones_like(ids) if where is None else tf.cast(where, ids.dtype)
     return tf.cast(tf.math.unsorted_segment_sum(counted, ids, num_bins), tf.int32)
+
+
+def device_kind() -> str:
+    """`"gpu"` when TensorFlow sees a GPU (Keras places the step there), else `"cpu"`."""
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"

@@ -241,3 +241,10 @@ def bin_counts(ids, num_bins: int, where=None):
     # int64 and filters them first, 4x the time on 11 M entries.)
     counted = ids if where is None else ids[where]
     return torch.bincount(counted, minlength=num_bins).to(torch.int32)
+
+
+def device_kind() -> str:
+    """`"gpu"` when Keras' torch backend runs on CUDA (or Apple's MPS), else `"cpu"`."""
+    from keras.src.backend.torch.core import get_device
+
+    return "cpu" if str(get_device()).startswith("cpu") else "gpu"

@@ -8,9 +8,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_sanm import losses
+from keras_sanm import device_views, losses
 from keras_sanm.alternating import AlternatingTrainer
-from keras_sanm.backend import no_gradient
+from keras_sanm.backend import device_kind, no_gradient
 from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.masking import modulate_labels
@@ -59,6 +59,13 @@ class DivideMixTrainer(AlternatingTrainer):
         warmup_clip_norm: clip the warm-up gradient to this global norm
             (SANM code: 1.0; DivideMix: none).
         epochs: default number of epochs of `fit` (reference: 301).
+        view_augmentation: where the training views are drawn: `"host"`
+            (NumPy/Pillow per image in the data pipeline, the reference's
+            transforms), `"device"` (in the compiled step on the whole batch,
+            `keras_sanm/device_views.py`: the same distributions; the data
+            sends each image once instead of once per view) or `"auto"`
+            (device on a GPU/TPU, host on a CPU, where Pillow is faster:
+            docs/benchmarks.md, "Strong views").
         **kwargs: passed to `NoisyLabelTrainer` (`from_logits`, `seed`, ...).
 
     Example:
@@ -99,9 +106,13 @@ class DivideMixTrainer(AlternatingTrainer):
         warmup_batch_size: int | None = None,
         warmup_clip_norm: float | None = None,
         epochs: int = 301,
+        view_augmentation: str = "auto",
         **kwargs,
     ):
         super().__init__(networks, num_classes, **kwargs)
+        if view_augmentation not in ("auto", "host", "device"):
+            raise ValueError(
+                f"view_augmentation must be 'auto', 'host' or 'device'; got {view_augmentation!r}.")
         if not 0.0 <= threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1); got {threshold}.")
         if alpha <= 0 or temperature <= 0 or rampup_length <= 0:
@@ -120,6 +131,14 @@ class DivideMixTrainer(AlternatingTrainer):
         self.warmup_batch_size = int(warmup_batch_size or 2 * batch_size)
         self.warmup_clip_norm = warmup_clip_norm
         self.epochs = int(epochs)
+        self.view_augmentation = view_augmentation
+        self.views_on_device = (
+            view_augmentation == "device"
+            or (view_augmentation == "auto" and device_kind() != "cpu")
+        )
+        # The 8-bit scale of the training images (set by `training_data`).
+        self.view_pixel_scale = None
+        # Mixing draws; with views on the device, their draws too.
         self.mix_seed = keras.random.SeedGenerator(seed=self.seed)
 
     def get_config(self) -> dict:
@@ -137,6 +156,7 @@ class DivideMixTrainer(AlternatingTrainer):
             "warmup_batch_size": self.warmup_batch_size,
             "warmup_clip_norm": self.warmup_clip_norm,
             "epochs": self.epochs,
+            "view_augmentation": self.view_augmentation,
         }
 
     def reference_run_length(self) -> int:
@@ -221,10 +241,35 @@ class DivideMixTrainer(AlternatingTrainer):
         }
         return loss, logs
 
+    def step_views(self, batch, part: str) -> list:
+        """The training views of `batch[part]` (`"labeled_views"` or `"unlabeled_views"`)."""
+        views = batch[part]
+        return [views[:, v] for v in range(len(self.views))]
+
+    def model_inputs(self, data):
+        """With `views_on_device`, draws each training batch's views (before preprocessing).
+
+        The data sends each image once (`(B, 1, H, W, C)`); the views are
+        drawn from its 8-bit pixels here, inside the compiled step, and then
+        preprocessed as views from the data pipeline are.
+        """
+        batch = data[0] if isinstance(data, (tuple, list)) and data else None
+        if self.views_on_device and isinstance(batch, dict) and "labeled_views" in batch:
+            names = self.views if self.augment else ("none",) * len(self.views)
+            batch = dict(batch)
+            rows = batch["labeled_views"].shape[0]
+            images = ops.concatenate(
+                [batch["labeled_views"][:, 0], batch["unlabeled_views"][:, 0]], axis=0)
+            views = ops.stack(device_views.training_views(
+                images, names, self.mix_seed, self.view_pixel_scale), axis=1)
+            batch["labeled_views"], batch["unlabeled_views"] = views[:rows], views[rows:]
+            data = (batch, *data[1:])
+        return super().model_inputs(data)
+
     def division_loss(self, batch, k: int):
         """One DivideMix step of network `k` on its peer's split."""
-        labeled = [batch["labeled_views"][:, v] for v in range(2)]
-        unlabeled = [batch["unlabeled_views"][:, v] for v in range(2)]
+        labeled = self.step_views(batch, "labeled_views")
+        unlabeled = self.step_views(batch, "unlabeled_views")
         t_x, t_u, _, _ = self.guess_targets(batch, k, labeled, unlabeled)
         inputs = ops.concatenate(labeled + unlabeled, axis=0)
         targets = ops.concatenate([t_x, t_x, t_u, t_u], axis=0)
@@ -260,12 +305,17 @@ class DivideMixTrainer(AlternatingTrainer):
                 if y is None:
                     raise ValueError("fit(x, y) needs labels `y` with numpy images.")
                 arrays = dict(images=x, labels=y)
+            if self.views_on_device:
+                views = ("none",)  # each image once; the step draws the views
+            elif self.augment:
+                views = self.views
+            else:  # `augment=None` (wrap): every view and warm-up batch unaugmented
+                views = ("none",) * len(self.views)
             data = CoDivideData(
                 **arrays, batch_size=batch_size or self.batch_size,
                 num_classes=self.num_classes,
                 warmup_batch_size=None if batch_size else self.warmup_batch_size,
-                # `augment=None` (wrap): every view and warm-up batch unaugmented.
-                views=self.views if self.augment else ("none",) * len(self.views),
+                views=views,
                 warmup_augment=self.warmup_augment if self.augment else "none",
                 seed=self.seed,
             )
@@ -277,9 +327,28 @@ class DivideMixTrainer(AlternatingTrainer):
                 f"keras_sanm.data.IndexedDataset; got {type(x).__name__}."
             )
         self.check_training_data(data)
-        if self.returns_features and len(data.views) < len(self.views):
-            raise ValueError(f"This method needs {len(self.views)} views per sample.")
+        if self.views_on_device:
+            self.view_pixel_scale = self._device_view_scale(data)
+        elif len(data.views) < len(self.views):
+            raise ValueError(
+                f"This method needs {len(self.views)} views per sample; the CoDivideData "
+                f"has {len(data.views)}.")
         return data
+
+    @staticmethod
+    def _device_view_scale(data: CoDivideData) -> float:
+        """The 8-bit scale of `data`'s images, which must come as one raw view."""
+        if tuple(data.views) != ("none",):
+            raise ValueError(
+                "With view_augmentation='device' the step draws the training views "
+                "itself: build the CoDivideData with views=('none',) (each image once), "
+                f"or use view_augmentation='host'; got views={tuple(data.views)}.")
+        if data.pixel_scale is None and data.images.dtype.name != "uint8":
+            raise ValueError(
+                "view_augmentation='device' draws the views from 8-bit pixels, but these "
+                "images look standardised (negative values); pass raw images (uint8, or "
+                "floats in [0, 1] or [0, 255]) or use view_augmentation='host'.")
+        return 255.0 if data.pixel_scale is None else float(data.pixel_scale)
 
     def method_callbacks(self, source):
         divide = CoDivide(
@@ -417,8 +486,8 @@ class SANMDivideMixTrainer(SANMBranch, DivideMixTrainer):
 
     def division_loss(self, batch, k: int):
         count = len(self.views)
-        x_views = [batch["labeled_views"][:, v] for v in range(count)]
-        u_views = [batch["unlabeled_views"][:, v] for v in range(count)]
+        x_views = self.step_views(batch, "labeled_views")
+        u_views = self.step_views(batch, "unlabeled_views")
         # Targets come from the last two views (xc1, xc2; with weak views, the
         # two views that are also trained on, as in DivideMix).
         x_train, u_train = (x_views[:-2], u_views[:-2]) if count > 2 else (x_views, u_views)
