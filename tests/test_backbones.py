@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from keras_sanm import backbones
+from keras_sanm.backend import CONV_DATA_FORMAT, gradients
+from keras_sanm.backbones.layers import FusedBatchNormalization
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -98,7 +100,9 @@ def test_preact_resnet18_matches_reference_layout(width):
 def test_width_sets_channels_and_feature_map():
     model = backbones.PreActResNet18(10, (32, 32, 3), width=16)
     assert tuple(model.get_layer("feature_map").output.shape) == (None, 4, 4, 128)
-    assert tuple(model.get_layer("stem_conv").output.shape) == (None, 32, 32, 16)
+    stem = tuple(model.get_layer("stem_conv").output.shape)
+    assert stem == ((None, 16, 32, 32) if CONV_DATA_FORMAT == "channels_first"
+                    else (None, 32, 32, 16))
     assert backbones.get("preact_resnet18", 10, (32, 32, 3), width=8).count_params() < (
         model.count_params())
     with pytest.raises(ValueError, match="width"):
@@ -122,3 +126,44 @@ def test_preact_resnet18_trains_at_larger_image_sizes(size):
     loss = model.train_on_batch(images, rng.integers(0, 4, 64))
     assert np.isfinite(float(np.asarray(loss).reshape(-1)[0]))
     assert tuple(model.get_layer("feature_map").output.shape)[1] == -(-size // 8)
+
+
+@pytest.mark.only_backend("torch", "jax", reason="TensorFlow's CPU convolutions take "
+                          "channels-last only")
+@pytest.mark.parametrize("backbone", [backbones.PreActResNet18, backbones.ResNet18])
+def test_channels_first_inside_computes_what_channels_last_does(backbone):
+    """Same weights, same outputs, gradients and moving statistics in both layouts
+    (on torch the channels-first one also takes the fused batch normalisation)."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(6, 32, 32, 3)).astype("float32")
+    labels = keras.ops.one_hot(rng.integers(0, 10, 6), 10)
+    models = [backbone(10, width=4, data_format=f) for f in ("channels_last", "channels_first")]
+    models[1].set_weights(models[0].get_weights())
+    assert models[1].get_layer("to_channels_first") is not None
+    results = []
+    for model in models:
+        def loss():
+            scores = model(images, training=True)
+            return keras.ops.mean(keras.losses.categorical_crossentropy(
+                labels, scores, from_logits=True))
+        grads = gradients(loss, model.trainable_variables)
+        model(images, training=True)  # a training call outside `gradients` (stateless on JAX)
+        results.append(([keras.ops.convert_to_numpy(g) for g in grads],
+                        keras.ops.convert_to_numpy(model(images, training=False)),
+                        [keras.ops.convert_to_numpy(w) for w in model.non_trainable_weights]))
+    for a, b in zip(results[0][0], results[1][0]):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-4, atol=1e-5)
+    for a, b in zip(results[0][2], results[1][2]):  # moving means and variances
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(results[0][2][0], 0.0)  # the training call moved them
+
+
+def test_backbones_default_to_the_backends_faster_layout_and_check_it():
+    model = backbones.PreActResNet18(10, width=4)
+    first = any(layer.name == "to_channels_first" for layer in model.layers)
+    assert first is (CONV_DATA_FORMAT == "channels_first")
+    assert all(type(layer) is FusedBatchNormalization for layer in model.layers
+               if isinstance(layer, keras.layers.BatchNormalization))
+    with pytest.raises(ValueError, match="data_format must be"):
+        backbones.PreActResNet18(10, width=4, data_format="NCHW")

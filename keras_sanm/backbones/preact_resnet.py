@@ -5,25 +5,25 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_sanm.backbones.layers import (batch_norm, conv, projection, resnet18_body,
+from keras_sanm.backbones.layers import (batch_norm, channels, conv, projection, resnet18_body,
                                         strided_conv3x3, torch_default_init)
 
 
-def _preact_block(x, filters, stride, name, output_name=None):
-    activated = layers.ReLU(name=f"{name}_relu1")(batch_norm(f"{name}_bn1")(x))
-    if stride != 1 or x.shape[-1] != filters:
-        shortcut = projection(activated, filters, stride, name)
+def _preact_block(x, filters, stride, name, output_name=None, data_format="channels_last"):
+    activated = layers.ReLU(name=f"{name}_relu1")(batch_norm(f"{name}_bn1", data_format)(x))
+    if stride != 1 or channels(x, data_format) != filters:
+        shortcut = projection(activated, filters, stride, name, data_format)
     else:
         # DM-code quirk: the identity shortcut carries the activated input.
         shortcut = activated
-    out = strided_conv3x3(activated, filters, stride, name)
-    out = layers.ReLU(name=f"{name}_relu2")(batch_norm(f"{name}_bn2")(out))
-    out = conv(filters, 3, 1, name=f"{name}_conv2")(out)
+    out = strided_conv3x3(activated, filters, stride, name, data_format)
+    out = layers.ReLU(name=f"{name}_relu2")(batch_norm(f"{name}_bn2", data_format)(out))
+    out = conv(filters, 3, 1, name=f"{name}_conv2", data_format=data_format)(out)
     return layers.Add(name=output_name or f"{name}_add")([out, shortcut])
 
 
 def PreActResNet18(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64,
-                   name="preact_resnet18"):
+                   name="preact_resnet18", data_format: str | None = None):
     """PreAct ResNet-18 as in DivideMix's reference code, returning logits.
 
     3x3 conv `width` -> BN -> ReLU -> 4 stages of 2 pre-activation blocks
@@ -39,6 +39,10 @@ def PreActResNet18(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 
             network, about 11 M parameters; 16 or 32 make CPU runs
             affordable, with about 1/16 or 1/4 of the parameters and work).
         name: model name.
+        data_format: layout between the input and the feature map (both
+            stay channels-last, and the weights are the same either way);
+            `None`: the faster one on this backend (channels-first on torch,
+            channels-last elsewhere; docs/benchmarks.md).
 
     Returns:
         A Functional `keras.Model`.
@@ -48,7 +52,7 @@ def PreActResNet18(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 
     >>> tuple(model.get_layer("feature_map").output.shape)
     (None, 4, 4, 512)
     """
-    inputs, x = resnet18_body(input_shape, width, _preact_block)
+    inputs, x = resnet18_body(input_shape, width, _preact_block, data_format)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = layers.Dense(
         num_classes, kernel_initializer=torch_default_init(), name="logits"

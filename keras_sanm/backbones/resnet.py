@@ -5,24 +5,26 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_sanm.backbones.layers import (batch_norm, conv, projection, resnet18_body,
+from keras_sanm.backbones.layers import (batch_norm, channels, conv, projection, resnet18_body,
                                         strided_conv3x3, torch_default_init)
 
 
-def _basic_block(x, filters, stride, name, output_name=None):
+def _basic_block(x, filters, stride, name, output_name=None, data_format="channels_last"):
     """The post-activation block of the SANM code's ResNet-18: `relu(F(x) + S(x))`."""
-    out = layers.ReLU(name=f"{name}_relu1")(
-        batch_norm(f"{name}_bn1")(strided_conv3x3(x, filters, stride, name)))
-    out = batch_norm(f"{name}_bn2")(conv(filters, 3, 1, name=f"{name}_conv2")(out))
+    out = layers.ReLU(name=f"{name}_relu1")(batch_norm(f"{name}_bn1", data_format)(
+        strided_conv3x3(x, filters, stride, name, data_format)))
+    out = batch_norm(f"{name}_bn2", data_format)(
+        conv(filters, 3, 1, name=f"{name}_conv2", data_format=data_format)(out))
     shortcut = x
-    if stride != 1 or x.shape[-1] != filters:
-        shortcut = batch_norm(f"{name}_shortcut_bn")(projection(x, filters, stride, name))
+    if stride != 1 or channels(x, data_format) != filters:
+        shortcut = batch_norm(f"{name}_shortcut_bn", data_format)(
+            projection(x, filters, stride, name, data_format))
     out = layers.Add(name=f"{name}_add")([out, shortcut])
     return layers.ReLU(name=output_name or f"{name}_relu")(out)
 
 
 def ResNet18(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64,
-             name="resnet18"):
+             name="resnet18", data_format: str | None = None):
     """The SANM code's CIFAR ResNet-18 (post-activation), returning logits.
 
     The network the official SANM(DivideMix) code trains on CIFAR, starting
@@ -40,6 +42,8 @@ def ResNet18(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64,
         input_shape: `(H, W, C)`.
         width: filters of the stem and the first stage (64: the reference).
         name: model name.
+        data_format: layout between the input and the feature map, as in
+            `PreActResNet18` (`None`: channels-first on torch).
 
     Returns:
         A Functional `keras.Model`.
@@ -49,7 +53,7 @@ def ResNet18(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64,
     >>> tuple(model.get_layer("feature_map").output.shape)
     (None, 4, 4, 512)
     """
-    inputs, x = resnet18_body(input_shape, width, _basic_block)
+    inputs, x = resnet18_body(input_shape, width, _basic_block, data_format)
     for layer in keras.Model(inputs, x).layers:
         if isinstance(layer, layers.Conv2D):  # kaiming_normal_(mode="fan_out", relu)
             layer.kernel.assign(keras.initializers.VarianceScaling(

@@ -25,7 +25,9 @@ passes whose outputs are only used under `ops.stop_gradient` (targets,
 guesses), so PyTorch does not record them. `gradients(loss_fn, variables)`
 differentiates a loss outside a step, for diagnostics. `bin_counts(ids,
 num_bins, where)` is an integer histogram (CDR's threshold selection).
-`device_kind()` says where steps run (`"cpu"`, `"gpu"`, `"tpu"`), for
+`fused_batch_norm(x, gamma, beta, axis, epsilon)` is a training step's
+batch normalisation in one kernel where the backend has one for that
+layout (PyTorch, channels-first), else `None`. `device_kind()` says where steps run (`"cpu"`, `"gpu"`, `"tpu"`), for
 defaults chosen per kind of device.
 
 Data parallelism goes through each backend's own engine:
@@ -47,7 +49,7 @@ import keras
 _BACKEND = keras.backend.backend()
 # What every backend module defines (the only backend-specific code).
 _NAMES = ("TrainStep", "bin_counts", "compile_phase_step", "data_parallel_scope", "device_kind",
-          "distribute_batch", "gather_replicas",
+          "distribute_batch", "fused_batch_norm", "gather_replicas",
           "gradients", "no_gradient", "replica_count", "replica_rows", "replicas_in_step")
 
 if _BACKEND not in ("jax", "tensorflow", "torch"):  # pragma: no cover - environment
@@ -62,6 +64,7 @@ compile_phase_step = _module.compile_phase_step
 data_parallel_scope = _module.data_parallel_scope
 device_kind = _module.device_kind
 distribute_batch = _module.distribute_batch
+fused_batch_norm = _module.fused_batch_norm
 gather_replicas = _module.gather_replicas
 gradients = _module.gradients
 no_gradient = _module.no_gradient
@@ -75,4 +78,11 @@ replicas_in_step = _module.replicas_in_step
 # (PyTorch) and TensorFlow's own kernels are faster with the native op.
 SUBPIXEL_TRANSPOSED_CONV = _BACKEND == "jax"
 
-__all__ = ["SUBPIXEL_TRANSPOSED_CONV", *_NAMES]
+# Keras' torch backend runs every channels-last convolution and batch
+# normalisation through layout copies to PyTorch's channels-first kernels;
+# the backbones run channels-first inside on torch
+# (benchmarks/torch_layout.py). TensorFlow's CPU convolutions take
+# channels-last only, and XLA (JAX) picks its own layouts.
+CONV_DATA_FORMAT = "channels_first" if _BACKEND == "torch" else "channels_last"
+
+__all__ = ["CONV_DATA_FORMAT", "SUBPIXEL_TRANSPOSED_CONV", *_NAMES]

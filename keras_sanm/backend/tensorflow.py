@@ -187,3 +187,8 @@ def bin_counts(ids, num_bins: int, where=None):
 def device_kind() -> str:
     """`"gpu"` when TensorFlow sees a GPU (Keras places the step there), else `"cpu"`."""
     return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+def fused_batch_norm(x, gamma, beta, axis: int, epsilon: float):
+    """`None`: Keras' batch normalisation is used as it is."""
+    return None

@@ -248,3 +248,21 @@ def device_kind() -> str:
     from keras.src.backend.torch.core import get_device
 
     return "cpu" if str(get_device()).startswith("cpu") else "gpu"
+
+
+def fused_batch_norm(x, gamma, beta, axis: int, epsilon: float):
+    """Batch normalisation of a training step in PyTorch's fused kernel, or `None`.
+
+    `(outputs, mean, variance)` over every axis but `axis` (biased variance,
+    as Keras'); `None` unless the channels are on axis 1 (PyTorch's layout),
+    where Keras' element-wise version is the one to use. The statistics are
+    for the moving averages only, so they are computed without gradient.
+    """
+    if axis % x.ndim != 1:
+        return None
+    dims = [d for d in range(x.ndim) if d != 1]
+    with torch.no_grad():
+        variance, mean = torch.var_mean(x, dim=dims, unbiased=False)
+    outputs = torch.nn.functional.batch_norm(
+        x, None, None, weight=gamma, bias=beta, training=True, eps=epsilon)
+    return outputs, mean, variance
