@@ -255,14 +255,14 @@ def fused_batch_norm(x, gamma, beta, axis: int, epsilon: float):
 
     `(outputs, mean, variance)` over every axis but `axis` (biased variance,
     as Keras'); `None` unless the channels are on axis 1 (PyTorch's layout),
-    where Keras' element-wise version is the one to use. The statistics are
-    for the moving averages only, so they are computed without gradient.
+    where Keras' element-wise version is the one to use. The kernel's own
+    batch statistics (mean and `1 / sqrt(variance + epsilon)`) give the
+    moving averages' inputs, without gradient and without a second pass
+    (`torch.var_mean` over the batch took as long as the normalisation).
     """
     if axis % x.ndim != 1:
         return None
-    dims = [d for d in range(x.ndim) if d != 1]
-    with torch.no_grad():
-        variance, mean = torch.var_mean(x, dim=dims, unbiased=False)
-    outputs = torch.nn.functional.batch_norm(
-        x, None, None, weight=gamma, bias=beta, training=True, eps=epsilon)
-    return outputs, mean, variance
+    outputs, mean, inverse_std = torch.native_batch_norm(
+        x, gamma, beta, None, None, True, 0.0, epsilon)
+    variance = inverse_std.detach().pow(-2) - epsilon
+    return outputs, mean.detach(), variance
