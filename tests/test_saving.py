@@ -96,7 +96,10 @@ import keras_sanm
 from conftest import learnable_problem, small_cnn
 x, y = learnable_problem(n=32)
 for method, options in (("ce", {}), ("elr_plus", {"num_samples": 32, "batch_size": 8})):
-    model = keras_sanm.wrap(small_cnn(), method=method, seed=0, **options)
+    # CE on the package's PreAct ResNet-18, channels-first inside when saved on torch.
+    base = (keras_sanm.backbones.PreActResNet18(4, (16, 16, 3), width=4) if method == "ce"
+            else small_cnn())
+    model = keras_sanm.wrap(base, method=method, seed=0, **options)
     model.compile()
     model.fit(x, y, batch_size=None if options else 8, epochs=1, verbose=0)
     model.save(f"{sys.argv[1]}/{method}.keras")
@@ -135,7 +138,9 @@ def test_load_model_names_a_missing_file(tmp_path):
 def test_plain_keras_load_model_after_importing_the_package(tmp_path, imports):
     # A fresh process, either import order: keras.saving.load_model finds the trainers.
     x, y, batch_size = training_inputs("dividemix")
-    model = keras_sanm.wrap(small_cnn(), method="dividemix", **METHOD_OPTIONS["dividemix"])
+    # The package's own backbone: its batch-norm layer must be found by a fresh process too.
+    base = keras_sanm.backbones.SmallCNN(num_classes=4, input_shape=x.shape[1:])
+    model = keras_sanm.wrap(base, method="dividemix", **METHOD_OPTIONS["dividemix"])
     model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
     path, images = tmp_path / "dividemix.keras", tmp_path / "x.npy"
     model.save(str(path))

@@ -38,7 +38,9 @@ def get(name: str) -> MethodSpec:
 
 
 def register_all() -> None:
-    """Imports every trainer, which registers it with `keras.saving` (imports Keras)."""
+    """Imports every trainer and the backbones' own layers, which registers them
+    with `keras.saving` (imports Keras)."""
+    importlib.import_module("keras_sanm.backbones.layers")
     for name in names():
         get(name).trainers()
 
