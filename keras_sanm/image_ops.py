@@ -111,14 +111,13 @@ def affine(images, matrices, interpolation: str = "nearest", fill: float = 0.0):
         `(B, H, W, C)` float, 8-bit values.
     """
     _, height, width, _ = images.shape
-    x, y = _source_coordinates(ops.cast(matrices, "float32"), height, width)
-    inside = ops.expand_dims(_inside(x, y, height, width), -1)
     if interpolation == "nearest":
         rows, cols = _fixed_point_coordinates(matrices, height, width)
-        inside = ops.expand_dims(
-            (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width), -1)
+        inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
         sampled = _gather(images, rows, cols)
     elif interpolation == "bicubic":
+        x, y = _source_coordinates(ops.cast(matrices, "float32"), height, width)
+        inside = _inside(x, y, height, width)
         # Pillow: taps at floor(v - .5) - 1 .. + 2, clamped to the image.
         x, y = x - 0.5, y - 0.5
         x0, y0 = ops.floor(x), ops.floor(y)
@@ -134,7 +133,7 @@ def affine(images, matrices, interpolation: str = "nearest", fill: float = 0.0):
         sampled = to_pixels(sampled)
     else:
         raise ValueError(f"interpolation must be 'nearest' or 'bicubic'; got {interpolation!r}.")
-    return ops.where(inside, sampled, ops.cast(fill, images.dtype))
+    return ops.where(ops.expand_dims(inside, -1), sampled, ops.cast(fill, images.dtype))
 
 
 def rotation_matrices(degrees, height: int, width: int):

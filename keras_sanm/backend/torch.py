@@ -244,10 +244,9 @@ def bin_counts(ids, num_bins: int, where=None):
 
 
 def device_kind() -> str:
-    """`"gpu"` when Keras' torch backend runs on CUDA (or Apple's MPS), else `"cpu"`."""
-    from keras.src.backend.torch.core import get_device
-
-    return "cpu" if str(get_device()).startswith("cpu") else "gpu"
+    """`"gpu"` when PyTorch has CUDA or Apple's MPS (Keras' torch backend then runs there)."""
+    mps = getattr(torch.backends, "mps", None)
+    return "gpu" if torch.cuda.is_available() or (mps and mps.is_available()) else "cpu"
 
 
 def fused_batch_norm(x, gamma, beta, axis: int, epsilon: float):

@@ -241,6 +241,10 @@ class DivideMixTrainer(AlternatingTrainer):
         }
         return loss, logs
 
+    def view_names(self) -> tuple:
+        """The training views' augmentations; all `"none"` with `augment=None` (wrap)."""
+        return self.views if self.augment else ("none",) * len(self.views)
+
     def step_views(self, batch, part: str) -> list:
         """The training views of `batch[part]` (`"labeled_views"` or `"unlabeled_views"`)."""
         views = batch[part]
@@ -255,13 +259,12 @@ class DivideMixTrainer(AlternatingTrainer):
         """
         batch = data[0] if isinstance(data, (tuple, list)) and data else None
         if self.views_on_device and isinstance(batch, dict) and "labeled_views" in batch:
-            names = self.views if self.augment else ("none",) * len(self.views)
             batch = dict(batch)
             rows = batch["labeled_views"].shape[0]
             images = ops.concatenate(
                 [batch["labeled_views"][:, 0], batch["unlabeled_views"][:, 0]], axis=0)
             views = ops.stack(device_views.training_views(
-                images, names, self.mix_seed, self.view_pixel_scale), axis=1)
+                images, self.view_names(), self.mix_seed, self.view_pixel_scale), axis=1)
             batch["labeled_views"], batch["unlabeled_views"] = views[:rows], views[rows:]
             data = (batch, *data[1:])
         return super().model_inputs(data)
@@ -305,12 +308,8 @@ class DivideMixTrainer(AlternatingTrainer):
                 if y is None:
                     raise ValueError("fit(x, y) needs labels `y` with numpy images.")
                 arrays = dict(images=x, labels=y)
-            if self.views_on_device:
-                views = ("none",)  # each image once; the step draws the views
-            elif self.augment:
-                views = self.views
-            else:  # `augment=None` (wrap): every view and warm-up batch unaugmented
-                views = ("none",) * len(self.views)
+            # With views on the device: each image once; the step draws them.
+            views = ("none",) if self.views_on_device else self.view_names()
             data = CoDivideData(
                 **arrays, batch_size=batch_size or self.batch_size,
                 num_classes=self.num_classes,
