@@ -6,7 +6,7 @@ import pytest
 
 from keras_sanm import backbones
 from keras_sanm.backend import CONV_DATA_FORMAT, gradients
-from keras_sanm.backbones.layers import FusedBatchNormalization
+from keras_sanm.backbones.layers import FusedBatchNormalization, NativeKernelConv2D
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -167,3 +167,106 @@ def test_backbones_default_to_the_backends_faster_layout_and_check_it():
                if isinstance(layer, keras.layers.BatchNormalization))
     with pytest.raises(ValueError, match="data_format must be"):
         backbones.PreActResNet18(10, width=4, data_format="NCHW")
+
+
+def _conv_net(conv_class, data_format):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Permute((3, 1, 2))(inputs) if data_format == "channels_first" else inputs
+    x = conv_class(6, 3, padding="same", data_format=data_format)(x)
+    x = conv_class(5, 3, strides=2, data_format=data_format)(keras.layers.ReLU()(x))
+    x = keras.layers.GlobalAveragePooling2D(data_format=data_format)(x)
+    return keras.Model(inputs, keras.layers.Dense(4)(x))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_natively_stored_kernels_train_as_keras_conv2d_does(data_format):
+    """Same outputs and the same weights after three SGD steps with momentum as
+    Keras' Conv2D (on torch the kernels and their momentum live in PyTorch's
+    memory order; elsewhere the layer is Keras')."""
+    if data_format == "channels_first" and keras.backend.backend() == "tensorflow":
+        pytest.skip("TensorFlow's CPU convolutions take channels-last only")
+    rng = np.random.default_rng(1)
+    images = rng.normal(size=(8, 8, 8, 3)).astype("float32")
+    labels = rng.integers(0, 4, 8)
+    nets = [_conv_net(c, data_format) for c in (keras.layers.Conv2D, NativeKernelConv2D)]
+    nets[1].set_weights(nets[0].get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(nets[1](images)),
+                               keras.ops.convert_to_numpy(nets[0](images)), rtol=1e-5, atol=1e-6)
+    for net in nets:
+        net.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                    keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        for _ in range(3):
+            net.train_on_batch(images, labels)
+    for a, b in zip(nets[0].get_weights(), nets[1].get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(nets[1].get_weights()[0], _conv_net(
+        keras.layers.Conv2D, data_format).get_weights()[0])
+
+
+@pytest.mark.only_backend("torch", reason="PyTorch's memory order for convolution kernels")
+def test_kernels_are_stored_in_pytorchs_order_and_stay_there(tmp_path):
+    """The kernel is a view with Keras' shape over an (out, in, h, w) buffer, in
+    the model's torch parameters too, through `set_weights` and a saved model."""
+    import torch
+
+    model = backbones.PreActResNet18(10, width=4)
+    conv = model.get_layer("stage2_block1_conv1")
+    assert isinstance(conv, NativeKernelConv2D)
+    kernel = conv.kernel.value
+    assert tuple(kernel.shape) == (3, 3, 4, 8)
+    assert kernel.permute(3, 2, 0, 1).is_contiguous()
+    assert any(p is kernel for p in model.parameters())
+    model.set_weights([w + 1.0 for w in model.get_weights()])
+    assert conv.kernel.value.permute(3, 2, 0, 1).is_contiguous()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(conv.kernel),
+                               keras.ops.convert_to_numpy(kernel))
+    model.save(tmp_path / "backbone.keras")
+    loaded = keras.saving.load_model(tmp_path / "backbone.keras")
+    loaded_kernel = loaded.get_layer("stage2_block1_conv1").kernel
+    assert loaded_kernel.value.permute(3, 2, 0, 1).is_contiguous()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded_kernel),
+                                  keras.ops.convert_to_numpy(kernel))
+    # The optimizer's momentum follows the kernel's order after the first step.
+    from keras_sanm import wrap
+    trainer = wrap(model, method="ce", sanm=False)
+    trainer.compile()
+    rng = np.random.default_rng(0)
+    trainer.fit(rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
+                rng.integers(0, 10, 16), batch_size=8, epochs=1, verbose=0)
+    slots = [v for v in trainer.optimizer.variables if tuple(v.shape) == (3, 3, 4, 8)]
+    assert slots and all(v.value.stride() == conv.kernel.value.stride() for v in slots)
+    assert isinstance(kernel, torch.nn.Parameter)
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_fused_batch_normalization_trains_as_keras_does(axis):
+    """Outputs, gradients and moving statistics of training calls equal Keras'
+    `BatchNormalization`; the backend's fused kernel is the one that ran where
+    it has one for the layout (TensorFlow channels-last, PyTorch channels-first)."""
+    from keras_sanm.backend import fused_batch_norm
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(2.0, 3.0, (8, 5, 5, 6) if axis == -1 else (8, 6, 5, 5)).astype("float32")
+    layers = [keras.layers.BatchNormalization(axis=axis, momentum=0.9, epsilon=1e-5),
+              FusedBatchNormalization(axis=axis, momentum=0.9, epsilon=1e-5)]
+    for layer in layers:
+        layer.build(x.shape)
+    layers[0].gamma.assign(rng.normal(1.0, 0.2, 6).astype("float32"))
+    layers[1].set_weights(layers[0].get_weights())
+    results = []
+    for layer in layers:
+        def loss():
+            y = layer(x, training=True)
+            return keras.ops.sum(y * keras.ops.sin(y))
+        grads = gradients(loss, layer.trainable_variables)
+        for _ in range(2):  # outside `gradients`: kept on every backend
+            y = layer(x, training=True)
+        results.append([keras.ops.convert_to_numpy(v) for v in
+                        (y, *grads, layer.moving_mean, layer.moving_variance)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=2e-4)
+    assert results[1][-1].min() > 1.5  # the moving variance moved from 1 towards 9
+    fused = fused_batch_norm(keras.ops.convert_to_tensor(x), layers[1].gamma, layers[1].beta,
+                             axis, 1e-5)
+    expected = {"tensorflow": -1, "torch": 1}.get(keras.backend.backend())
+    assert (fused is not None) is (axis == expected)

@@ -1,4 +1,4 @@
-"""benchmarks/conv_rate.py and benchmarks/torch_layout.py run and report what they measure."""
+"""benchmarks/conv_rate.py, torch_layout.py and kernel_paths.py run and report what they measure."""
 
 import os
 import sys
@@ -29,3 +29,22 @@ def test_torch_layout_steps_compare_three_builds_of_the_same_step(capsys):
     from keras_sanm.backend import fused_batch_norm
 
     assert layers.fused_batch_norm is fused_batch_norm
+
+
+def test_kernel_paths_compare_the_step_before_and_after_on_every_backend(capsys):
+    import keras
+    import kernel_paths
+
+    from keras_sanm.backbones import layers
+    from keras_sanm.backend import fused_batch_norm, store_conv_kernel_natively
+
+    rows = kernel_paths.measure(["ce"], rounds=1, batch=4, width=4)
+    assert [r["step"] for r in rows] == ["ce"] and rows[0]["before"] > 0 < rows[0]["after"]
+    assert "| ce |" in capsys.readouterr().out
+    assert layers.fused_batch_norm is fused_batch_norm
+    assert layers.store_conv_kernel_natively is store_conv_kernel_natively
+    if keras.backend.backend() == "torch":  # the "before" build keeps Keras' kernel order
+        _, models = kernel_paths.build_steps("ce", batch=4, width=4)
+        order = {v: [w for w in models[v].trainable_weights if tuple(w.shape) == (3, 3, 4, 8)]
+                 [0].value.is_contiguous() for v in kernel_paths.VARIANTS}
+        assert order == {"before": True, "after": False}

@@ -12,7 +12,7 @@ from keras import layers
 
 from keras import ops
 
-from keras_sanm.backend import CONV_DATA_FORMAT, fused_batch_norm
+from keras_sanm.backend import CONV_DATA_FORMAT, fused_batch_norm, store_conv_kernel_natively
 
 # The layer whose output is the spatial feature map SANM masks from.
 FEATURE_LAYER = "feature_map"
@@ -47,11 +47,12 @@ class FusedBatchNormalization(layers.BatchNormalization):
     """Keras' `BatchNormalization` whose training steps use the backend's fused kernel.
 
     Where `keras_sanm.backend.fused_batch_norm` has one (PyTorch with the
-    channels on axis 1), a training call normalises in one kernel and
-    updates the moving statistics as Keras does; everything else (inference,
-    masks, renorm, synchronised statistics, other layouts and backends) is
-    Keras' own code. Keras' torch backend otherwise assembles the
-    normalisation and its gradient from about ten element-wise passes.
+    channels on axis 1, TensorFlow with float32 channels-last images), a
+    training call normalises in one kernel and updates the moving statistics
+    as Keras does; everything else (inference, masks, renorm, synchronised
+    statistics, other layouts, JAX) is Keras' own code. Keras' torch and
+    TensorFlow backends otherwise assemble the normalisation and its
+    gradient from separate element-wise passes (XLA fuses them on JAX).
     """
 
     def call(self, inputs, training=None, mask=None):
@@ -71,6 +72,24 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return ops.cast(outputs, self.compute_dtype)
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
+class NativeKernelConv2D(layers.Conv2D):
+    """Keras' `Conv2D` whose kernel is stored in the memory order the
+    backend's convolution reads.
+
+    The kernel keeps Keras' shape `(h, w, in, out)`, its values and how it
+    saves; on PyTorch its memory is `(out, in, h, w)`
+    (`keras_sanm.backend.store_conv_kernel_natively`), which saves a copy of
+    every kernel in each forward and backward pass. On JAX and TensorFlow
+    it is Keras' layer.
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if getattr(self._kernel, "_value", None) is not None:  # (not a deferred variable)
+            store_conv_kernel_natively(self._kernel)
+
+
 def batch_norm(name, data_format: str = "channels_last"):
     return FusedBatchNormalization(axis=1 if data_format == "channels_first" else -1,
                                    momentum=0.9, epsilon=1e-5, name=name)
@@ -78,7 +97,7 @@ def batch_norm(name, data_format: str = "channels_last"):
 
 def conv(filters, kernel, strides=1, padding="same", use_bias=False, name=None,
          data_format: str = "channels_last"):
-    return layers.Conv2D(
+    return NativeKernelConv2D(
         filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
         kernel_initializer=torch_default_init(), name=name, data_format=data_format,
     )

@@ -27,7 +27,10 @@ differentiates a loss outside a step, for diagnostics. `bin_counts(ids,
 num_bins, where)` is an integer histogram (CDR's threshold selection).
 `fused_batch_norm(x, gamma, beta, axis, epsilon)` is a training step's
 batch normalisation in one kernel where the backend has one for that
-layout (PyTorch, channels-first), else `None`. `device_kind()` says where steps run (`"cpu"`, `"gpu"`, `"tpu"`), for
+layout (PyTorch channels-first, TensorFlow channels-last), else `None`.
+`store_conv_kernel_natively(variable)` keeps a convolution kernel in the
+memory order the backend's convolution reads (PyTorch's `(out, in, h, w)`),
+shape and values unchanged. `device_kind()` says where steps run (`"cpu"`, `"gpu"`, `"tpu"`), for
 defaults chosen per kind of device.
 
 Data parallelism goes through each backend's own engine:
@@ -50,7 +53,8 @@ _BACKEND = keras.backend.backend()
 # What every backend module defines (the only backend-specific code).
 _NAMES = ("TrainStep", "bin_counts", "compile_phase_step", "data_parallel_scope", "device_kind",
           "distribute_batch", "fused_batch_norm", "gather_replicas",
-          "gradients", "no_gradient", "replica_count", "replica_rows", "replicas_in_step")
+          "gradients", "no_gradient", "replica_count", "replica_rows", "replicas_in_step",
+          "store_conv_kernel_natively")
 
 if _BACKEND not in ("jax", "tensorflow", "torch"):  # pragma: no cover - environment
     raise ImportError(
@@ -71,6 +75,7 @@ no_gradient = _module.no_gradient
 replica_count = _module.replica_count
 replica_rows = _module.replica_rows
 replicas_in_step = _module.replicas_in_step
+store_conv_kernel_natively = _module.store_conv_kernel_natively
 
 # XLA on CPU computes the gradients of strided transposed convolutions
 # through a slow generic path (about 4x the time of the same work written as

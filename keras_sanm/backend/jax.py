@@ -223,3 +223,7 @@ def device_kind() -> str:
 def fused_batch_norm(x, gamma, beta, axis: int, epsilon: float):
     """`None`: XLA fuses Keras' batch normalisation itself."""
     return None
+
+
+def store_conv_kernel_natively(variable) -> None:
+    """Nothing to do: this backend's convolutions take Keras' kernel layout."""

@@ -190,5 +190,25 @@ def device_kind() -> str:
 
 
 def fused_batch_norm(x, gamma, beta, axis: int, epsilon: float):
-    """`None`: Keras' batch normalisation is used as it is."""
-    return None
+    """Batch normalisation of a training step in TensorFlow's fused kernel, or `None`.
+
+    `(outputs, mean, variance)` over every axis but the last (biased
+    variance, as Keras'), for 4-D channels-last float32 inputs; `None`
+    otherwise. Keras' TensorFlow backend computes the moments and the
+    normalisation, and their gradients, in separate element-wise passes.
+    The kernel returns the variance with Bessel's correction (for its own
+    moving averages); it is scaled back to the biased one here.
+    """
+    if x.shape.rank != 4 or axis % 4 != 3 or x.dtype != tf.float32:
+        return None
+    outputs, mean, corrected, *_ = tf.raw_ops.FusedBatchNormV3(
+        x=x, scale=gamma, offset=beta, mean=tf.constant([], tf.float32),
+        variance=tf.constant([], tf.float32), epsilon=epsilon, data_format="NHWC",
+        is_training=True)
+    count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+    variance = corrected * tf.maximum(count - 1.0, 0.0) / count
+    return outputs, tf.stop_gradient(mean), tf.stop_gradient(variance)
+
+
+def store_conv_kernel_natively(variable) -> None:
+    """Nothing to do: this backend's convolutions take Keras' kernel layout."""

@@ -20,6 +20,8 @@ import torch
 _SYNCED = weakref.WeakSet()
 # Processes the running training step is split over (1 outside a step).
 _STEP_REPLICAS = [1]
+# Optimizers whose slot variables follow their variables' memory order.
+_SLOTS_MATCHED = weakref.WeakSet()
 
 
 def data_parallel_scope(devices: list[str] | None = None):
@@ -148,6 +150,27 @@ def _average_statistics(model) -> None:
         v.assign(value)
 
 
+def _match_slot_layouts(optimizer, variables) -> None:
+    """Stores the optimizer's per-variable slots (momentum, ...) in the memory
+    order of kernels kept natively (`store_conv_kernel_natively`), after the
+    optimizer's first step built them: an element-wise update of tensors in
+    two memory orders reads one of them strided, which cost more than the
+    kernel copies it replaces. Values are unchanged; a slot that matches no
+    such kernel is left as it is."""
+    orders = {tuple(v.shape): v.value.stride() for v in variables
+              if v.value.ndim > 2 and not v.value.is_contiguous()}
+    for slot in optimizer.variables:
+        value = slot.value
+        order = orders.get(tuple(value.shape))
+        if order is None or value.stride() == order:
+            continue
+        restrided = torch.empty_strided(value.shape, order, dtype=value.dtype,
+                                        device=value.device)
+        with torch.no_grad():
+            restrided.copy_(value)
+        slot._value = torch.nn.Parameter(restrided, requires_grad=value.requires_grad)
+
+
 class TrainStep:
     """Keras PyTorch `train_step`/`test_step` built from the method's loss."""
 
@@ -181,6 +204,9 @@ class TrainStep:
                 grads = _all_reduce_mean(grads)
             grads = self.transform_gradients(grads, [v.value for v in variables], phase)
             optimizer.apply(grads, variables)
+            if optimizer not in _SLOTS_MATCHED:
+                _match_slot_layouts(optimizer, variables)
+                _SLOTS_MATCHED.add(optimizer)
             if optimizer is not self.optimizer:
                 self.optimizer.iterations.assign_add(1)
             if self.has_after_step:
@@ -265,3 +291,25 @@ def fused_batch_norm(x, gamma, beta, axis: int, epsilon: float):
         x, gamma, beta, None, None, True, 0.0, epsilon)
     variance = inverse_std.detach().pow(-2) - epsilon
     return outputs, mean.detach(), variance
+
+
+def store_conv_kernel_natively(variable) -> None:
+    """Keeps a Keras convolution kernel in PyTorch's memory order, in place.
+
+    Keras keeps a kernel as `(*spatial, in, out)` and its torch backend
+    permutes it to PyTorch's `(out, in, *spatial)` in every call; the
+    convolution then copies the permuted (non-contiguous) kernel in the
+    forward and again in the backward pass. Stored as a permuted view of an
+    `(out, in, *spatial)` buffer, the kernel keeps its Keras shape, values,
+    saving and assignment (`copy_` writes through the view), while the
+    permute in the convolution yields a contiguous tensor, and its gradient
+    comes back in the parameter's own layout (no copy either way).
+    """
+    value = variable.value
+    spatial = value.ndim - 2
+    native_shape = (value.shape[-1], value.shape[-2], *value.shape[:spatial])
+    to_keras = (*range(2, 2 + spatial), 1, 0)
+    native = torch.empty(native_shape, dtype=value.dtype, device=value.device).permute(to_keras)
+    with torch.no_grad():
+        native.copy_(value)
+    variable._value = torch.nn.Parameter(native, requires_grad=value.requires_grad)
