@@ -8,8 +8,12 @@ those of the single-device step; XLA inserts the cross-device reductions.
 
 import contextlib
 
-import jax
-import keras
+from keras_sanm.backend.xla_cpu import apply_cpu_convolution_default
+
+apply_cpu_convolution_default()  # before the first JAX computation (see xla_cpu.py)
+
+import jax  # noqa: E402
+import keras  # noqa: E402
 
 
 def replica_count() -> int:
