@@ -192,8 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", help="speed (step time and memory per method and backend), accuracy (CIFAR-10 "
                       "grid), regime (CE runs that memorise wrong labels), keras-baseline "
-                      "(plain Keras fit) or mechanism (what SANM's masked copies do)",
-        description="keras-sanm bench speed|accuracy|regime|keras-baseline|mechanism [options]; "
+                      "(plain Keras fit), mechanism (what SANM's masked copies do) or classes "
+                      "(which classes a finished run predicts)",
+        description="keras-sanm bench speed|accuracy|regime|keras-baseline|mechanism|classes "
+                    "[options]; "
                     "`keras-sanm bench speed --help` lists a benchmark's options.")
     bench.add_argument("kind", choices=BENCHMARKS, help="which benchmark")
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
@@ -204,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 BENCHMARKS = {"speed": "keras_sanm.benchmarks.step_time", "accuracy": "keras_sanm.benchmarks.accuracy",
               "regime": "keras_sanm.benchmarks.regime",
               "keras-baseline": "keras_sanm.benchmarks.keras_baseline",
-              "mechanism": "keras_sanm.benchmarks.mechanism"}
+              "mechanism": "keras_sanm.benchmarks.mechanism",
+              "classes": "keras_sanm.benchmarks.predicted_classes"}
 
 
 def _noisy_labels(args, data, out_dir):

@@ -7,7 +7,7 @@ import pytest
 from keras import ops
 
 from keras_sanm import backend, cli, losses
-from keras_sanm.benchmarks import mechanism
+from keras_sanm.benchmarks import mechanism, predicted_classes
 from keras_sanm.masking import modulate_labels
 from keras_sanm.noisy_mask import NoisyMask
 from conftest import HARNESS_ONLY, write_jpeg_npz
@@ -84,3 +84,26 @@ def test_mechanism_command_measures_ce_and_sanm_runs(finished_runs, tmp_path):
         ["CE", "correct"], ["CE", "wrong"], ["SANM(CE)", "correct"], ["SANM(CE)", "wrong"]]
     with pytest.raises(SystemExit):
         cli.main(["bench", "mechanism", str(tmp_path)])  # not a finished run
+
+
+@HARNESS_ONLY
+def test_classes_command_counts_the_runs_own_predictions(finished_runs, tmp_path):
+    run = str(finished_runs["sanm"])
+    result = predicted_classes.predicted_classes(run)
+    model, data, noisy, summary = mechanism.load_finished_run(run)
+    # The test accuracy recomputed from the saved model is the one the run logged.
+    assert result["test_accuracy"] == pytest.approx(summary["last_test_accuracy"], abs=1e-6)
+    assert result["test"].sum() == len(data.y_test) and result["train"].sum() == len(noisy)
+    assert result["labels_in_predicted"] == int(np.isin(noisy, result["predicted"]).sum())
+    assert result["last_labeled"] is None  # SANM(CE) has no labeled set
+    out = tmp_path / "classes.md"
+    assert cli.main(["bench", "classes", run, "--out", str(out)]) == 0
+    row = out.read_text().splitlines()[2].split(" | ")
+    assert row[2] == " ".join(map(str, result["test"])) and row[-1] == "– |"
+
+
+def test_last_labeled_reads_the_last_logged_split(tmp_path):
+    (tmp_path / "log.csv").write_text("epoch,labeled_1\n0,nan\n1,1200.0\n2,824.0\n")
+    assert predicted_classes._last_labeled(str(tmp_path)) == 824
+    (tmp_path / "log.csv").write_text("epoch,loss\n0,1.0\n")
+    assert predicted_classes._last_labeled(str(tmp_path)) is None

@@ -41,6 +41,16 @@ import numpy as np
 
 def load_run(run_dir: str):
     """`(model, raw_images, noisy_labels, true_labels, summary)` of a finished run."""
+    model, data, noisy, summary = load_finished_run(run_dir)
+    return model, data.x_train, noisy, np.asarray(data.y_train), summary
+
+
+def load_finished_run(run_dir: str):
+    """`(model, dataset, noisy_labels, summary)` of a finished `keras-sanm train` run.
+
+    The dataset is the run's own subsets (from its `summary.json`), the noisy
+    labels are read from the run's noise file.
+    """
     import keras_sanm
     from keras_sanm.data import noise_file_name, noisy_labels_from_file
 
@@ -56,7 +66,7 @@ def load_run(run_dir: str):
     noisy, _ = noisy_labels_from_file(noise_path, data.y_train, data.num_classes)
     model = keras_sanm.load_model(os.path.join(run_dir, "model.keras"))
     model.preprocessing.adopt_legacy_constants(data.mean, data.std)
-    return model, data.x_train, np.asarray(noisy), np.asarray(data.y_train), summary
+    return model, data, np.asarray(noisy), summary
 
 
 def _noisy_mask(model, seed: int):
