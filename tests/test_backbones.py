@@ -270,3 +270,36 @@ def test_fused_batch_normalization_trains_as_keras_does(axis):
                              axis, 1e-5)
     expected = {"tensorflow": -1, "torch": 1}.get(keras.backend.backend())
     assert (fused is not None) is (axis == expected)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("size,stride", [(8, 2), (7, 2), (9, 3)])
+def test_subsample_is_a_one_pixel_max_pool_with_its_gradient(data_format, size, stride):
+    if data_format == "channels_first" and keras.backend.backend() == "tensorflow":
+        pytest.skip("TensorFlow's CPU max-pool takes channels-last only")
+    from keras_sanm.backbones.layers import Subsample2D
+
+    shape = (2, 3, size, size) if data_format == "channels_first" else (2, size, size, 3)
+    x = keras.Variable(np.random.default_rng(0).normal(size=shape).astype("float32"))
+    weights = np.random.default_rng(1).normal(size=keras.layers.MaxPooling2D(
+        1, stride, data_format=data_format).compute_output_shape(shape)).astype("float32")
+    outputs, grads = [], []
+    for layer in (Subsample2D(stride, data_format),
+                  keras.layers.MaxPooling2D(1, stride, data_format=data_format)):
+        outputs.append(keras.ops.convert_to_numpy(layer(keras.ops.convert_to_tensor(x.numpy()))))
+        grads.append(keras.ops.convert_to_numpy(gradients(
+            lambda: keras.ops.sum(layer(x) * keras.ops.convert_to_tensor(weights)), [x])[0]))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    np.testing.assert_array_equal(grads[0], grads[1])
+    layer = Subsample2D(stride, data_format)
+    assert tuple(layer.compute_output_shape(shape)) == outputs[0].shape
+    assert Subsample2D.from_config(layer.get_config()).get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="strides"):
+        Subsample2D(0)
+
+
+def test_preact_resnet18_shortcuts_subsample_without_pooling():
+    model = backbones.PreActResNet18(num_classes=10, input_shape=(32, 32, 3), width=4)
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    subsample = [layer.name for layer in model.layers if "subsample" in layer.name]
+    assert pools == [] and subsample == [f"stage{s}_block1_subsample" for s in (2, 3, 4)]

@@ -48,3 +48,18 @@ def test_kernel_paths_compare_the_step_before_and_after_on_every_backend(capsys)
         order = {v: [w for w in models[v].trainable_weights if tuple(w.shape) == (3, 3, 4, 8)]
                  [0].value.is_contiguous() for v in kernel_paths.VARIANTS}
         assert order == {"before": True, "after": False}
+
+
+@pytest.mark.only_backend("jax", reason="a profile of XLA's operations")
+def test_jax_step_profile_sums_the_steps_operations(capsys, tmp_path):
+    import jax_step_profile
+
+    assert jax_step_profile.main(["--batch-size", "4", "--width", "4", "--steps", "1",
+                                  "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0] == "| operation kind | ms per step |" and len(rows) == 4
+    assert all(float(row.split(" | ")[1].rstrip(" |")) >= 0 for row in rows[1:])
+    # A trace folder without a trace is an error, not an empty table.
+    with pytest.raises(SystemExit, match="no trace"):
+        jax_step_profile.operation_times(str(tmp_path), steps=1)

@@ -90,6 +90,52 @@ class NativeKernelConv2D(layers.Conv2D):
             store_conv_kernel_natively(self._kernel)
 
 
+@keras.saving.register_keras_serializable(package="keras_sanm")
+class Subsample2D(layers.Layer):
+    """Keeps every `strides`-th row and column of an image batch, starting at the first.
+
+    The same output and gradient as `MaxPooling2D(1, strides)`, as a strided
+    slice. A max-pool's gradient searches each window for its maximum (on
+    JAX, XLA builds four integer index arrays of the input's size for it);
+    the slice's gradient places the values and fills zeros.
+
+    Args:
+        strides: the step between kept rows and columns.
+        data_format: `"channels_last"` (NHWC) or `"channels_first"` (NCHW).
+
+    Example:
+
+    >>> Subsample2D(2)(keras.ops.zeros((1, 5, 5, 3))).shape
+    (1, 3, 3, 3)
+    """
+
+    def __init__(self, strides: int, data_format: str = "channels_last", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(strides, int) or strides < 1:
+            raise ValueError(f"strides must be a positive integer; got {strides!r}.")
+        self.strides = strides
+        self.data_format = check_data_format(data_format)
+
+    def call(self, inputs):
+        s = self.strides
+        if self.data_format == "channels_first":
+            return inputs[:, :, ::s, ::s]
+        return inputs[:, ::s, ::s, :]
+
+    def compute_output_shape(self, input_shape):
+        def kept(size):
+            return None if size is None else -(-size // self.strides)
+
+        shape = list(input_shape)
+        spatial = (2, 3) if self.data_format == "channels_first" else (1, 2)
+        for axis in spatial:
+            shape[axis] = kept(shape[axis])
+        return tuple(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "strides": self.strides, "data_format": self.data_format}
+
+
 def batch_norm(name, data_format: str = "channels_last"):
     return FusedBatchNormalization(axis=1 if data_format == "channels_first" else -1,
                                    momentum=0.9, epsilon=1e-5, name=name)
@@ -116,12 +162,12 @@ def strided_conv3x3(x, filters, stride, block, data_format: str = "channels_last
 
 def projection(x, filters, stride, block, data_format: str = "channels_last"):
     """A block's 1x1 stride-`s` shortcut convolution (`{block}_shortcut`),
-    written as subsampling every `s`-th pixel (a 1x1 max-pool) and a stride-1
+    written as subsampling every `s`-th pixel (`Subsample2D`) and a stride-1
     convolution: the same function and weights, because PyTorch 2.13's CPU
     backward of a strided 1x1 convolution over few channels (4 or 8, from
     64x64 inputs) crashes the process (tests/test_backbones.py)."""
-    every = (layers.MaxPooling2D(1, stride, name=f"{block}_subsample",
-                                 data_format=data_format)(x) if stride != 1 else x)
+    every = (Subsample2D(stride, data_format, name=f"{block}_subsample")(x)
+             if stride != 1 else x)
     return conv(filters, 1, 1, "valid", name=f"{block}_shortcut",
                 data_format=data_format)(every)
 
