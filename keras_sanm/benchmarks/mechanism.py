@@ -229,16 +229,25 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error("--samples must be at least 1")
-    for run in args.runs:
+    check_finished_runs(parser, args.runs)
+    show_page(markdown([(run, measure_run(run, args.samples, args.seed)) for run in args.runs]),
+              args.out)
+    return 0
+
+
+def check_finished_runs(parser: argparse.ArgumentParser, runs: list[str]) -> None:
+    """Stops with a usage error unless every folder in `runs` holds a finished run."""
+    for run in runs:
         if not os.path.exists(os.path.join(run, "model.keras")):
             parser.error(f"{run} is not a finished run (no model.keras)")
-    results = [(run, measure_run(run, args.samples, args.seed)) for run in args.runs]
-    page = markdown(results)
-    if args.out:
-        with open(args.out, "w") as f:
+
+
+def show_page(page: str, out: str | None) -> None:
+    """Prints a result table, and writes it to `out` too when given."""
+    if out:
+        with open(out, "w") as f:
             f.write(page)
     print(page)
-    return 0
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import sys
 
 import numpy as np
 
-from keras_sanm.benchmarks.mechanism import load_finished_run
+from keras_sanm.benchmarks.mechanism import check_finished_runs, load_finished_run, show_page
 
 # A class counts as predicted when at least this share of the test images gets it.
 PREDICTED_SHARE = 0.01
@@ -92,14 +92,8 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", help="finished `keras-sanm train` folders")
     parser.add_argument("--out", default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
-    for run in args.runs:
-        if not os.path.exists(os.path.join(run, "model.keras")):
-            parser.error(f"{run} is not a finished run (no model.keras)")
-    page = markdown([(run, predicted_classes(run)) for run in args.runs])
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(page)
-    print(page)
+    check_finished_runs(parser, args.runs)
+    show_page(markdown([(run, predicted_classes(run)) for run in args.runs]), args.out)
     return 0
 
 
