@@ -1,4 +1,5 @@
-"""Kernel memory order (PyTorch) and fused batch normalisation (TensorFlow): steps before and after.
+"""Kernel memory order (PyTorch), fused batch normalisation (TensorFlow) and
+stored convolution operands (JAX): steps before and after.
 
 Two costs a profile of the CE step found outside the convolutions:
 
@@ -12,15 +13,22 @@ Two costs a profile of the CE step found outside the convolutions:
   for the moments, the normalisation and their gradients;
   `FusedBatchNormalization` uses TensorFlow's fused kernel in training
   steps (PyTorch's already did).
+* JAX on a CPU: XLA computes each kernel gradient from transposed copies
+  of the convolution's input and output gradient, and fuses the batch
+  normalisation and ReLU around the convolution into those copies,
+  recomputing them in the transposed order. The backbones' convolutions
+  pass their input and output through `keras_sanm.backend.materialized`
+  in training, so the copies read stored values.
 
 This script builds the package's training steps (`wrap(...)` as `fit` runs
 them, PreAct ResNet-18, `compile()` defaults) twice with the same weights
 and batches, "before" (kernels in Keras' order; Keras' batch normalisation
-on TensorFlow) and "after" (the defaults), and alternates them in one
-process. On JAX both builds are the same code (a control).
+on TensorFlow; convolution operands left to XLA's fusion on JAX) and
+"after" (the defaults), and alternates them in one process.
 
     KERAS_BACKEND=torch python benchmarks/kernel_paths.py --rounds 3
     KERAS_BACKEND=tensorflow python benchmarks/kernel_paths.py --rounds 3 --methods ce,dividemix
+    KERAS_BACKEND=jax python benchmarks/kernel_paths.py --rounds 3 --methods ce,dividemix
 """
 
 from __future__ import annotations
@@ -71,21 +79,25 @@ def measure(methods: list[str], rounds: int, batch: int, width: int) -> list[dic
 
     from keras_sanm.backbones import layers as backbone_layers
 
-    fused = backbone_layers.fused_batch_norm
+    fused, materialized = backbone_layers.fused_batch_norm, backbone_layers.materialized
     keras_bn_before = keras.backend.backend() == "tensorflow"
     rows = []
     for name in methods:
         steps, _ = build_steps(name, batch, width)
 
         def run(variant):
+            # (Read when a step is traced: TensorFlow and JAX trace at the first call.)
+            before = variant == "before"
             backbone_layers.fused_batch_norm = (
-                (lambda *args: None) if variant == "before" and keras_bn_before else fused)
+                (lambda *args: None) if before and keras_bn_before else fused)
+            backbone_layers.materialized = (lambda x: x) if before else materialized
             try:
                 start = time.perf_counter()
                 steps[variant]()
                 return time.perf_counter() - start
             finally:
                 backbone_layers.fused_batch_norm = fused
+                backbone_layers.materialized = materialized
 
         for variant in VARIANTS:
             run(variant)  # builds / compiles

@@ -203,6 +203,37 @@ def test_natively_stored_kernels_train_as_keras_conv2d_does(data_format):
         keras.layers.Conv2D, data_format).get_weights()[0])
 
 
+def test_training_convolutions_pass_their_operands_through_materialized():
+    """In training, `NativeKernelConv2D` passes its input and output through
+    `backend.materialized`: on JAX on a CPU a conditional (XLA then transposes
+    the stored values for the kernel gradient instead of recomputing the
+    element-wise work around the layer inside the transposed copies),
+    elsewhere the value itself. Values and gradients are unchanged."""
+    from keras_sanm.backend import device_kind, materialized
+
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype("float32")
+    tensor = keras.ops.convert_to_tensor(x)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(materialized(tensor)), x)
+    if keras.backend.backend() != "jax" or device_kind() != "cpu":
+        assert materialized(tensor) is tensor
+        return
+    import jax
+
+    conv = NativeKernelConv2D(4, 3, padding="same")
+    conv.build(x.shape)
+
+    def loss(training):
+        return lambda v: keras.ops.sum(keras.ops.square(conv(v, training=training)))
+
+    assert str(jax.make_jaxpr(loss(True))(x)).count("cond[") == 2  # input and output
+    assert "cond[" not in str(jax.make_jaxpr(loss(False))(x))
+    np.testing.assert_array_equal(np.asarray(jax.jit(loss(True))(x)),
+                                  np.asarray(jax.jit(loss(False))(x)))
+    np.testing.assert_allclose(np.asarray(jax.jit(jax.grad(loss(True)))(x)),
+                               np.asarray(jax.jit(jax.grad(loss(False)))(x)), rtol=1e-5, atol=1e-6)
+    assert materialized(keras.ops.zeros((0, 3))).shape == (0, 3)
+
+
 @pytest.mark.only_backend("torch", reason="PyTorch's memory order for convolution kernels")
 def test_kernels_are_stored_in_pytorchs_order_and_stay_there(tmp_path):
     """The kernel is a view with Keras' shape over an (out, in, h, w) buffer, in

@@ -168,3 +168,41 @@ def test_elr_plus_sizes_its_sample_state_at_the_first_fit(problem, tmp_path, cap
                                keras.ops.convert_to_numpy(lazy.ensemble_targets))
     with pytest.raises(ValueError, match="num_samples=64"):
         lazy.fit(x[:32], y[:32], batch_size=16, verbose=0)
+
+
+@pytest.mark.parametrize("sanm", [False, True], ids=["elr_plus", "sanm_elr_plus"])
+def test_step_forwards_only_the_rows_its_algorithm_needs(problem, monkeypatch, sanm):
+    """The network passes of one step, as (whose, network, rows), in order.
+
+    ELR+: the peer's weight average on the B un-mixed rows (its targets),
+    then network k on the B mixed rows. SANM(ELR+) adds network k on the B
+    un-mixed rows (its own feature map places the boxes; no gradient), on
+    the 2B masked copies (their feature maps feed the decoder) and on the
+    3B mixed pool instead of B: 6B rows of network k against ELR+'s B. No
+    pass is repeated and none is shared (docs/benchmarks.md, "SANM(ELR+)'s
+    passes").
+    """
+    x, y = problem
+    x, y = x[:64], y[:64]
+    model = keras_sanm.wrap(small_cnn(), method="elr_plus", sanm=sanm, num_samples=64,
+                            seed=0, ema_step=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    model.build()
+    data = model.training_data(IndexedDataset(x, y, 16, augment=None, shuffle=False), None)
+    calls = []
+    trainer = type(model)
+    network_scores, averaged_scores = trainer.network_scores, trainer.averaged_scores
+
+    def counted_network_scores(self, k, images, training):
+        calls.append(("network", k, int(images.shape[0])))
+        return network_scores(self, k, images, training)
+
+    def counted_averaged_scores(self, k, images):
+        calls.append(("average", k, int(images.shape[0])))
+        return averaged_scores(self, k, images)
+
+    monkeypatch.setattr(trainer, "network_scores", counted_network_scores)
+    monkeypatch.setattr(trainer, "averaged_scores", counted_averaged_scores)
+    model.train_phase_on_batch(("train", 1), batch_of(model, data, np.arange(16)))
+    rows = [16, 32, 48] if sanm else [16]
+    assert calls == [("average", 0, 16)] + [("network", 1, r) for r in rows]

@@ -12,7 +12,12 @@ from keras import layers
 
 from keras import ops
 
-from keras_sanm.backend import CONV_DATA_FORMAT, fused_batch_norm, store_conv_kernel_natively
+from keras_sanm.backend import (
+    CONV_DATA_FORMAT,
+    fused_batch_norm,
+    materialized,
+    store_conv_kernel_natively,
+)
 
 # The layer whose output is the spatial feature map SANM masks from.
 FEATURE_LAYER = "feature_map"
@@ -80,14 +85,22 @@ class NativeKernelConv2D(layers.Conv2D):
     The kernel keeps Keras' shape `(h, w, in, out)`, its values and how it
     saves; on PyTorch its memory is `(out, in, h, w)`
     (`keras_sanm.backend.store_conv_kernel_natively`), which saves a copy of
-    every kernel in each forward and backward pass. On JAX and TensorFlow
-    it is Keras' layer.
+    every kernel in each forward and backward pass. In training on JAX on a
+    CPU, its input and output pass through `keras_sanm.backend.materialized`,
+    so XLA transposes the stored values for the kernel gradient instead of
+    recomputing the batch normalisation around the layer inside the
+    transposed copies (same values). On TensorFlow it is Keras' layer.
     """
 
     def build(self, input_shape):
         super().build(input_shape)
         if getattr(self._kernel, "_value", None) is not None:  # (not a deferred variable)
             store_conv_kernel_natively(self._kernel)
+
+    def call(self, inputs, training=None):
+        if not training:
+            return super().call(inputs)
+        return materialized(super().call(materialized(inputs)))
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")

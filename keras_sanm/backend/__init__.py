@@ -30,7 +30,9 @@ batch normalisation in one kernel where the backend has one for that
 layout (PyTorch channels-first, TensorFlow channels-last), else `None`.
 `store_conv_kernel_natively(variable)` keeps a convolution kernel in the
 memory order the backend's convolution reads (PyTorch's `(out, in, h, w)`),
-shape and values unchanged. `device_kind()` says where steps run (`"cpu"`, `"gpu"`, `"tpu"`), for
+shape and values unchanged. `materialized(x)` is `x` computed once into
+memory where the compiler would otherwise recompute its producers inside
+the transposed copies of a kernel gradient (XLA on a CPU). `device_kind()` says where steps run (`"cpu"`, `"gpu"`, `"tpu"`), for
 defaults chosen per kind of device.
 
 Data parallelism goes through each backend's own engine:
@@ -53,8 +55,8 @@ _BACKEND = keras.backend.backend()
 # What every backend module defines (the only backend-specific code).
 _NAMES = ("TrainStep", "bin_counts", "compile_phase_step", "data_parallel_scope", "device_kind",
           "distribute_batch", "fused_batch_norm", "gather_replicas",
-          "gradients", "no_gradient", "replica_count", "replica_rows", "replicas_in_step",
-          "store_conv_kernel_natively")
+          "gradients", "materialized", "no_gradient", "replica_count", "replica_rows",
+          "replicas_in_step", "store_conv_kernel_natively")
 
 if _BACKEND not in ("jax", "tensorflow", "torch"):  # pragma: no cover - environment
     raise ImportError(
@@ -71,6 +73,7 @@ distribute_batch = _module.distribute_batch
 fused_batch_norm = _module.fused_batch_norm
 gather_replicas = _module.gather_replicas
 gradients = _module.gradients
+materialized = _module.materialized
 no_gradient = _module.no_gradient
 replica_count = _module.replica_count
 replica_rows = _module.replica_rows

@@ -229,5 +229,31 @@ def fused_batch_norm(x, gamma, beta, axis: int, epsilon: float):
     return None
 
 
+def materialized(x):
+    """`x`, which XLA on a CPU writes once to memory and reads from there.
+
+    A convolution's kernel gradient is another convolution, which XLA's CPU
+    kernels run on transposed copies of the layer's input and of its output
+    gradient. XLA fuses the element-wise work that produced them (batch
+    normalisation, ReLU, their gradients) into those copies and recomputes
+    it in the transposed order, which makes the copies several times
+    slower than transposing the stored values. A conditional's result is a
+    buffer XLA does not fuse through, and its gradient is a conditional
+    too; both branches return `x`, so the values do not change. Only on a
+    CPU (elsewhere a conditional reads its predicate back to the host) and
+    for non-empty arrays; else `x` itself.
+
+    Args:
+        x: an array inside a traced step.
+
+    Returns:
+        The same values.
+    """
+    if jax.default_backend() != "cpu" or x.size == 0:
+        return x
+    first = x.reshape(-1)[0]
+    return jax.lax.cond(jax.numpy.isfinite(first), lambda v: v, lambda v: v * 1, x)
+
+
 def store_conv_kernel_natively(variable) -> None:
     """Nothing to do: this backend's convolutions take Keras' kernel layout."""

@@ -210,5 +210,10 @@ def fused_batch_norm(x, gamma, beta, axis: int, epsilon: float):
     return outputs, tf.stop_gradient(mean), tf.stop_gradient(variance)
 
 
+def materialized(x):
+    """`x` itself: without XLA (Keras' default on a CPU) each operation writes its result to memory."""
+    return x
+
+
 def store_conv_kernel_natively(variable) -> None:
     """Nothing to do: this backend's convolutions take Keras' kernel layout."""

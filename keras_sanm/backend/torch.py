@@ -293,6 +293,11 @@ def fused_batch_norm(x, gamma, beta, axis: int, epsilon: float):
     return outputs, mean.detach(), variance
 
 
+def materialized(x):
+    """`x` itself: each eager PyTorch operation writes its result to memory."""
+    return x
+
+
 def store_conv_kernel_natively(variable) -> None:
     """Keeps a Keras convolution kernel in PyTorch's memory order, in place.
 
