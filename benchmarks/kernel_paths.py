@@ -90,7 +90,8 @@ def measure(methods: list[str], rounds: int, batch: int, width: int) -> list[dic
             before = variant == "before"
             backbone_layers.fused_batch_norm = (
                 (lambda *args: None) if before and keras_bn_before else fused)
-            backbone_layers.materialized = (lambda x: x) if before else materialized
+            backbone_layers.materialized = (
+                (lambda x, decided_by=None: x) if before else materialized)
             try:
                 start = time.perf_counter()
                 steps[variant]()

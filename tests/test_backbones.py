@@ -232,6 +232,11 @@ def test_training_convolutions_pass_their_operands_through_materialized():
     np.testing.assert_allclose(np.asarray(jax.jit(jax.grad(loss(True)))(x)),
                                np.asarray(jax.jit(jax.grad(loss(False)))(x)), rtol=1e-5, atol=1e-6)
     assert materialized(keras.ops.zeros((0, 3))).shape == (0, 3)
+    flags = keras.ops.convert_to_tensor(np.array([True, False]))
+    assert materialized(flags) is flags  # (only floating-point values are stored)
+    # Another array may pick the branch (the layer passes its kernel): same values.
+    kernel = keras.ops.convert_to_tensor(conv.kernel)
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda v: materialized(v, kernel))(x)), x)
 
 
 @pytest.mark.only_backend("torch", reason="PyTorch's memory order for convolution kernels")

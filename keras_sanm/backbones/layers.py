@@ -100,7 +100,9 @@ class NativeKernelConv2D(layers.Conv2D):
     def call(self, inputs, training=None):
         if not training:
             return super().call(inputs)
-        return materialized(super().call(materialized(inputs)))
+        # The kernel (whole on every device) picks the conditional's branch.
+        kernel = ops.convert_to_tensor(self.kernel)
+        return materialized(super().call(materialized(inputs, kernel)), kernel)
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")

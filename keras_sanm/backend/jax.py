@@ -229,7 +229,7 @@ def fused_batch_norm(x, gamma, beta, axis: int, epsilon: float):
     return None
 
 
-def materialized(x):
+def materialized(x, decided_by=None):
     """`x`, which XLA on a CPU writes once to memory and reads from there.
 
     A convolution's kernel gradient is another convolution, which XLA's CPU
@@ -241,17 +241,24 @@ def materialized(x):
     buffer XLA does not fuse through, and its gradient is a conditional
     too; both branches return `x`, so the values do not change. Only on a
     CPU (elsewhere a conditional reads its predicate back to the host) and
-    for non-empty arrays; else `x` itself.
+    for non-empty floating-point arrays; else `x` itself.
 
     Args:
         x: an array inside a traced step.
+        decided_by: a non-empty array whose first entry picks the branch
+            (both return `x`); default `x`. Give one that every device holds
+            whole, such as a layer's kernel: with a batch split over
+            devices, reading `x`'s first entry makes all devices wait for
+            the one that holds it.
 
     Returns:
         The same values.
     """
-    if jax.default_backend() != "cpu" or x.size == 0:
+    if (jax.default_backend() != "cpu" or x.size == 0
+            or not jax.numpy.issubdtype(x.dtype, jax.numpy.floating)):
         return x
-    first = x.reshape(-1)[0]
+    source = x if decided_by is None else decided_by
+    first = jax.numpy.ravel(source)[0]
     return jax.lax.cond(jax.numpy.isfinite(first), lambda v: v, lambda v: v * 1, x)
 
 
