@@ -254,7 +254,7 @@ def materialized(x, decided_by=None):
     Returns:
         The same values.
     """
-    if (jax.default_backend() != "cpu" or x.size == 0
+    if (device_kind() != "cpu" or x.size == 0
             or not jax.numpy.issubdtype(x.dtype, jax.numpy.floating)):
         return x
     source = x if decided_by is None else decided_by
