@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_sanm.backend import compile_phase_step, distribute_batch
 from keras_sanm.distribution import check_batch_size
+from keras_sanm.messages import reports_under_fit_verbosity
 from keras_sanm.phases import Phase
 from keras_sanm.turn_loop import fit_in_turns
 from keras_sanm.two_networks import TwoNetworkTrainer
@@ -114,6 +115,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
         """Names logged every epoch (NaN when a phase did not produce them)."""
         return list(self._trackers)
 
+    @reports_under_fit_verbosity
     def fit(self, x=None, y=None, batch_size=None, epochs=None, callbacks=None,
             validation_data=None, verbose="auto", initial_epoch: int = 0, **kwargs):
         """Trains both networks, epoch by epoch, as the reference does.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 
 import keras
 import numpy as np
 
 from keras_sanm.data.image_files import ImageBatches
 from keras_sanm.label_quality import per_sample_cross_entropy, split_statistics
+from keras_sanm.messages import inform
 from keras_sanm.optimizers import set_learning_rate
 from keras_sanm.validation import check_images, is_lazy_images
 
@@ -298,7 +300,9 @@ class NoiseRateEstimate(keras.callbacks.Callback):
 
     After `epochs` epochs of training, the share of training samples whose
     clean probability (the loss GMM of `label_quality`) is below 0.5 becomes
-    the rate (at most `LIMIT`), and the choice is printed. Until then the
+    the rate (at most `LIMIT`), and the choice is reported
+    (`keras_sanm.messages.inform`; a `UserWarning` when the model is near
+    chance). Until then the
     method runs without it (rate 0: CDR as cross-entropy, Co-teaching
     keeping every sample). A resumed run restores the estimate.
 
@@ -323,15 +327,16 @@ class NoiseRateEstimate(keras.callbacks.Callback):
         quality = self.model.training_label_quality(self.source)
         rate = min(float(np.mean(quality < 0.5)), self.LIMIT)
         self.assign(rate)
-        print(f"{self.name}={rate:.3f}: estimated after epoch {epoch + 1} as the share of "
-              f"training samples the loss GMM finds noisy (pass {self.name}= to set it).")
+        inform(f"{self.name}={rate:.3f}: estimated after epoch {epoch + 1} as the share of "
+               f"training samples the loss GMM finds noisy (pass {self.name}= to set it).")
         accuracy = (logs or {}).get("accuracy")
         classes = getattr(self.model, "num_classes", None)
         if accuracy is not None and classes and float(accuracy) < 2.0 / classes:
             # A model near chance has no clean/noisy loss structure to split.
-            print(f"Warning: the model fits {float(accuracy):.0%} of its training labels "
-                  f"(chance: {1 / classes:.0%}), so this estimate is unreliable; pass "
-                  f"{self.name}= or a larger estimate_after.")
+            warnings.warn(f"The model fits {float(accuracy):.0%} of its training labels "
+                          f"(chance: {1 / classes:.0%}), so the estimate {self.name}="
+                          f"{rate:.3f} is unreliable; pass {self.name}= or a larger "
+                          "estimate_after.", UserWarning, stacklevel=2)
 
     def get_state(self) -> dict:
         rate = self.rate()

@@ -112,10 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SANM ablation: comma-separated parts to switch off ("
                             + "; ".join(f"{methods.get(m).label}: {', '.join(parts)}"
                                         for m, parts in ABLATION_PARTS.items()) + ")")
-    train.add_argument("--masked-targets", default=None, choices=("label", "refined"),
-                       help="SANM(CE): targets of the masked copies before modulation: the "
-                            "given label (default) or the refined label w*y + (1-w)*p "
-                            "(sharpened), a proposal (docs/results.md)")
+    train.add_argument("--masked-targets", default=None, choices=("refined", "label"),
+                       help="SANM versions of "
+                            + ", ".join(methods.get(m).label for m in METHOD_NAMES
+                                        if methods.get(m).masked_targets)
+                            + ": targets of the masked copies before modulation: the refined "
+                              "label, sharpened w*y + (1-w)*p (default), or the given label "
+                              "(docs/results.md)")
     train.add_argument("--protocol", default=None, choices=sorted(protocols.PROTOCOLS),
                        help="a real-world dataset's training protocol (keras_sanm.protocols): "
                             "its backbone, batch size and epochs (unless given) and its "
@@ -381,8 +384,9 @@ def train_command(args) -> dict:
             not methods.get(args.method).masked_targets or not args.sanm):
         with_targets = ", ".join(f"--method {m}" for m in METHOD_NAMES
                                  if methods.get(m).masked_targets)
-        raise SystemExit("--masked-targets sets the masked copies' targets of SANM(CE): use "
-                         f"it with {with_targets} and without --no-sanm.")
+        raise SystemExit("--masked-targets sets the masked copies' targets of a SANM version "
+                         f"that trains them on the given labels: use it with {with_targets} "
+                         "and without --no-sanm.")
     if args.protocol is not None:
         protocol = protocols.get(args.protocol)
         if args.dataset != protocol.dataset:
@@ -506,7 +510,8 @@ def train_command(args) -> dict:
         "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
         "train_size": len(noisy), "test_size": len(data.y_test),
         "width": args.width, "lr_drop_epochs": args.lr_drop_epochs,
-        "sanm_without": args.sanm_without, "masked_targets": args.masked_targets,
+        "sanm_without": args.sanm_without,
+        "masked_targets": getattr(model, "masked_targets", None),
         "mask_aspect": args.mask_aspect, "protocol": args.protocol,
         "learning_rates": sorted({float(v) for v in history.get("learning_rate", [])}, reverse=True),
         **{name: float(history[name][-1]) for name in LabelFitMonitor.NAMES if name in history},

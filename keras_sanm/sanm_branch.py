@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from keras import ops
 
+from keras_sanm import losses
 from keras_sanm.decoder import ReconstructionDecoder, reconstruction_loss
 from keras_sanm.masking import aspect_range, modulate_labels
+from keras_sanm.methods.spec import MASKED_TARGETS, MASKED_TARGETS_BEFORE_THE_OPTION
+from keras_sanm.mixmatch import co_refine
 from keras_sanm.noisy_mask import NoisyMask
 
 
@@ -34,6 +37,17 @@ class SANMBranch:
             ablation of the SANM paper: `"uniform:d"` draws it per sample
             from `U(d, 1/d)`, `"fixed:d"` (or the number `d`) fixes it.
             Default (`None`): `NoisyMask`'s, `"uniform:0.8"`.
+        masked_targets: only for methods whose masked copies would otherwise
+            be trained towards the given label (`takes_masked_targets`: CE,
+            CDR, Co-teaching, ELR+); what the copies are trained towards
+            before modulation. `"refined"` (default): `Sharpen(w e_y + (1 - w)
+            p, 0.5)`, with `p` the network's own prediction on the clean
+            image (no gradient) and `w` the label quality that sizes the
+            boxes, the label refinement SANM's official code gives its
+            masked copies; a sample whose label looks wrong (`w` near 0) is
+            then not pulled towards that label by its copies. `"label"`: the
+            given label `e_y`, as for the clean image. docs/results.md
+            measures both on SANM(CE).
         **kwargs: the method's keyword arguments.
 
     Example:
@@ -42,6 +56,10 @@ class SANMBranch:
     """
 
     sanm_log_names = ("reconstruction_loss", "mask_ratio")
+    # The method's masked copies start from the given label, so `masked_targets`
+    # chooses between it and its refinement (DivideMix and SSR bring their own
+    # refined targets and do not take the option).
+    takes_masked_targets = False
 
     @property
     def refits_label_quality(self) -> bool:
@@ -50,9 +68,21 @@ class SANMBranch:
 
     def __init__(self, *args, reconstruction_weight: float = 0.02,
                  clip_negative_targets: bool = False, mask_config: dict | None = None,
-                 mask_aspect: str | float | None = None, **kwargs):
+                 mask_aspect: str | float | None = None, masked_targets: str | None = None,
+                 **kwargs):
         if reconstruction_weight < 0:
             raise ValueError("reconstruction_weight must be >= 0.")
+        if not self.takes_masked_targets:
+            if masked_targets is not None:
+                raise ValueError(
+                    f"{type(self).__name__} has no masked_targets option: its masked copies "
+                    "already take the method's own refined targets.")
+        elif masked_targets is None:
+            masked_targets = MASKED_TARGETS[0]
+        elif masked_targets not in MASKED_TARGETS:
+            raise ValueError(f"masked_targets must be one of {MASKED_TARGETS}; "
+                             f"got {masked_targets!r}.")
+        self.masked_targets = masked_targets
         mask_config = dict(mask_config or {})
         if mask_aspect is not None:
             if "aspect_range" in mask_config:
@@ -81,12 +111,39 @@ class SANMBranch:
         mask = self.noisy_mask.get_config()
         for key in ("name", "trainable", "dtype"):
             mask.pop(key, None)
-        return {
+        config = {
             **super().get_config(),
             "reconstruction_weight": self.reconstruction_weight,
             "clip_negative_targets": self.clip_negative_targets,
             "mask_config": mask,
         }
+        if self.takes_masked_targets:
+            config["masked_targets"] = self.masked_targets
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        if cls.takes_masked_targets and "masked_targets" not in config:
+            # Saved before the option existed: those copies trained on the label.
+            config = {**config, "masked_targets": MASKED_TARGETS_BEFORE_THE_OPTION}
+        return super().from_config(config, custom_objects)
+
+    def copy_targets(self, one_hot_labels, scores, quality):
+        """What the masked copies are trained towards, before modulation (`masked_targets`).
+
+        Args:
+            one_hot_labels: `(B, C)` the given labels, one-hot.
+            scores: `(B, C)` the network's scores of the clean images (read
+                without gradient).
+            quality: `(B,)` the label quality `w` that sizes the boxes.
+
+        Returns:
+            `(B, C)` targets: the labels, or `Sharpen(w e_y + (1 - w) p, 0.5)`.
+        """
+        if self.masked_targets == "label":
+            return one_hot_labels
+        probabilities = ops.exp(losses.log_probabilities(scores, self.from_logits))
+        return co_refine(ops.stop_gradient(probabilities), one_hot_labels, quality, 0.5)
 
     def masked_copies(self, images, features, quality, targets):
         """SANM's peak- and valley-masked copies of a batch with modulated targets.

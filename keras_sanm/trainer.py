@@ -9,6 +9,7 @@ from keras_sanm import losses, protocols
 from keras_sanm.backend import TrainStep
 from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
 from keras_sanm.distribution import check_batch_size
+from keras_sanm.messages import reports_under_fit_verbosity
 from keras_sanm.phases import TRAIN
 from keras_sanm.preprocessing import ImagePreprocessing
 from keras_sanm.trainer_input import TrainingInput
@@ -373,6 +374,7 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
                 objects[type(callback).__name__] = callback
         return objects
 
+    @reports_under_fit_verbosity
     def fit(self, x=None, y=None, batch_size=None, epochs=1, callbacks=None,
             shuffle=True, **kwargs):
         """Trains on noisy labels; see `keras.Model.fit`.

@@ -8,6 +8,7 @@ import numpy as np
 from keras_sanm.data.dataset_cache import cache_dataset
 from keras_sanm.data.image_files import ImageBatches
 from keras_sanm.data.indexed_dataset import IndexedDataset
+from keras_sanm.messages import inform
 from keras_sanm.validation import (
     check_class_count,
     check_dataset_batch,
@@ -80,15 +81,15 @@ class TrainingInput:
         cached = self._held_cache
         if cached is not None and cached[0] is dataset:
             return cached[1]
-        print(f"method={self.method_name!r} keeps per-sample state, so the training dataset "
-              "is read once into an on-disk copy (sample i = the i-th image of this pass; "
-              "keras_sanm.data.cache_dataset).")
+        inform(f"method={self.method_name!r} keeps per-sample state, so the training dataset "
+               "is read once into an on-disk copy (sample i = the i-th image of this pass; "
+               "keras_sanm.data.cache_dataset).")
         images, labels = cache_dataset(dataset, image_shape=self.image_shape,
                                        num_classes=self.num_classes,
                                        verbose=0 if verbose == 0 else 1)
         batch_size = min(images.source_batch_size, len(labels))
-        print(f"{len(labels)} training samples of shape {images.shape[1:]}, in batches of "
-              f"{batch_size} (the dataset's).")
+        inform(f"{len(labels)} training samples of shape {images.shape[1:]}, in batches of "
+               f"{batch_size} (the dataset's).")
         object.__setattr__(self, "_held_cache", (dataset, (images, labels, batch_size)))
         return images, labels, batch_size
 
@@ -98,14 +99,15 @@ class TrainingInput:
         """Fixes the input preprocessing from training images at the first `fit`.
 
         Later fits check the images against the decision instead. What was
-        inferred is printed once.
+        inferred is reported once (`keras_sanm.messages.inform`: printed
+        unless the `fit` has `verbose=0`).
 
         Args:
             images: `(N, H, W, C)` training images, or a sample of them.
         """
         message = self.preprocessing.decide(images)
         if message:
-            print(message)
+            inform(message)
 
     def first_images(self, dataset, count: int = 1024) -> np.ndarray:
         """The images of a dataset's first batches (at least `count` where it has

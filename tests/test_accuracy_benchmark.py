@@ -182,7 +182,8 @@ def test_grid_runs_writes_tables_and_resumes(tmp_path):
         assert (out / cell / "cifar10_0.5_sym.json").exists()  # the noise file beside the log
         assert "Epoch 2/2" in (out / cell / "train.log").read_text()
     page = (out / "results.md").read_text()
-    assert "Budget `smoke`" in page and "| CE | sym:0.5 | 2 |" in page
+    # The SANM(CE) rows name their targets (the default, refined, is recorded as such).
+    assert "Budget `smoke`" in page and "| CE (SANM refined targets on masked copies) | sym:0.5 | 2 |" in page
     with open(out / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == 2
 
@@ -234,7 +235,8 @@ def test_grid_halves_run_apart_and_merge_with_known(tmp_path):
     with open(merged / "runs.csv") as f:
         assert [(r["method"], r["sanm"]) for r in csv.DictReader(f)] == [
             ("ce", "False"), ("ce", "True")]
-    assert "| CE | sym:0.5 | 1 |" in (merged / "results.md").read_text()  # the gain row
+    assert "| CE (SANM refined targets on masked copies) | sym:0.5 | 1 |" in (
+        merged / "results.md").read_text()  # the gain row
     # --cells keeps only the named cells (here both known: nothing trains).
     only = tmp_path / "only"
     assert accuracy.main(base + ["--out", str(only), "--known", halves[1],
@@ -312,39 +314,50 @@ def test_train_command_dtype_policy(tmp_path, method):
 
 @pytest.mark.slow
 @HARNESS_ONLY
-def test_refined_targets_cells_run_as_their_own_setting(tmp_path):
+def test_label_targets_cells_run_as_their_own_setting(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     budget = accuracy.BUDGETS["cpu-regime"]
-    cells = accuracy.grid(budget, ["ce"], masked_targets=["refined"])
-    refined = [c for c in cells if c.masked_targets]
-    assert [c.name for c in refined][:1] == ["ce_sanm_refined-targets_sym0.5_s0"]
-    args = accuracy.train_arguments(budget, refined[0], str(tmp_path), "out")
-    assert args[args.index("--masked-targets") + 1] == "refined"
+    cells = accuracy.grid(budget, ["ce"], masked_targets=["label"])
+    label = [c for c in cells if c.masked_targets]
+    assert [c.name for c in label][:1] == ["ce_sanm_label-targets_sym0.5_s0"]
+    args = accuracy.train_arguments(budget, label[0], str(tmp_path), "out")
+    assert args[args.index("--masked-targets") + 1] == "label"
     assert "--masked-targets" not in accuracy.train_arguments(budget, cells[1], "d", "out")
-    with pytest.raises(SystemExit, match="unknown targets"):
-        accuracy.main(["--budget", "smoke", "--data-dir", str(tmp_path),
-                       "--out", str(tmp_path / "x"), "--masked-targets", "soft"])
-    # A small grid: the refined run trains with refined targets and gets its
-    # own rows in every table, paired with plain CE for its gain.
+    for wrong in ("soft", "refined"):  # refined is the default cell, not another setting
+        with pytest.raises(SystemExit, match="unknown targets"):
+            accuracy.main(["--budget", "smoke", "--data-dir", str(tmp_path),
+                           "--out", str(tmp_path / "x"), "--masked-targets", wrong])
+    # A small grid: the default SANM(CE) cell trains with refined targets and the
+    # label cell with the label; each gets its own rows in every table, paired
+    # with plain CE for its gain.
     out = tmp_path / "grid"
     assert accuracy.main(["--budget", "smoke", "--data-dir", str(tmp_path), "--out", str(out),
-                          "--methods", "ce", "--seeds", "0", "--masked-targets", "refined"]) == 0
-    run = out / "ce_sanm_refined-targets_sym0.5_s0"
-    assert json.loads((run / "summary.json").read_text())["masked_targets"] == "refined"
+                          "--methods", "ce", "--seeds", "0", "--masked-targets", "label"]) == 0
+    for cell, targets in (("ce_sanm_sym0.5_s0", "refined"),
+                          ("ce_sanm_label-targets_sym0.5_s0", "label")):
+        assert json.loads((out / cell / "summary.json").read_text())["masked_targets"] == targets
     page = (out / "results.md").read_text()
-    assert "| CE | yes, refined targets on masked copies | sym:0.5 | 1 |" in page
-    assert "| CE (SANM refined targets on masked copies) | sym:0.5 | 1 |" in page
-    # Tables written before the column existed are still read.
+    for targets in ("refined", "label"):
+        assert f"| CE | yes, {targets} targets on masked copies | sym:0.5 | 1 |" in page
+        assert f"| CE (SANM {targets} targets on masked copies) | sym:0.5 | 1 |" in page
     with open(out / "runs.csv") as f:
         rows = list(csv.DictReader(f))
-    old = tmp_path / "old.csv"
-    with open(old, "w", newline="") as f:
-        fields = [k for k in rows[0] if k != "masked_targets"]
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows[:2])
-    assert sorted(accuracy.known_rows(str(old), accuracy.BUDGETS["smoke"])) == [
-        "ce_sanm_sym0.5_s0", "ce_sym0.5_s0"]
+    assert [r["masked_targets"] for r in rows] == ["", "refined", "label"]
+    # The rows name their cells again when read back.
+    assert sorted(accuracy.known_rows(str(out / "runs.csv"), accuracy.BUDGETS["smoke"])) == [
+        "ce_sanm_label-targets_sym0.5_s0", "ce_sanm_sym0.5_s0", "ce_sym0.5_s0"]
+    # Tables written before the column existed (or before refined became the
+    # default, with the column empty) are SANM(CE) runs on the label.
+    for drop_column in (True, False):
+        old = tmp_path / "old.csv"
+        with open(old, "w", newline="") as f:
+            fields = [k for k in rows[0] if not (drop_column and k == "masked_targets")]
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows([{**r, "masked_targets": ""} for r in rows[:2]])
+        known = accuracy.known_rows(str(old), accuracy.BUDGETS["smoke"])
+        assert sorted(known) == ["ce_sanm_label-targets_sym0.5_s0", "ce_sym0.5_s0"]
+        assert known["ce_sanm_label-targets_sym0.5_s0"]["masked_targets"] == "label"
 
 
 @pytest.mark.slow

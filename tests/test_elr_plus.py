@@ -153,7 +153,7 @@ def test_elr_plus_sizes_its_sample_state_at_the_first_fit(problem, tmp_path, cap
     x, y = problem
     lazy = keras_sanm.wrap(small_cnn(), method="elr_plus", sanm=False, seed=0, ema_step=0)
     lazy.compile()
-    lazy.fit(x[:64], y[:64], batch_size=16, epochs=1, verbose=0)
+    lazy.fit(x[:64], y[:64], batch_size=16, epochs=1, verbose=2)
     assert lazy.num_samples == 64 and "num_samples=64" in capsys.readouterr().out
     assert tuple(lazy.ensemble_targets.shape) == (2, 64, 4)
     assert float(np.abs(keras.ops.convert_to_numpy(lazy.ensemble_targets)).sum()) > 0

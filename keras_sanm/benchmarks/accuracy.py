@@ -51,6 +51,7 @@ import time
 from collections.abc import Sequence
 
 from keras_sanm import methods as method_specs  # their declarations import no Keras
+from keras_sanm.methods.spec import MASKED_TARGETS, MASKED_TARGETS_BEFORE_THE_OPTION
 
 METHOD_LABELS = {name: method_specs.get(name).label for name in method_specs.names()}
 
@@ -144,8 +145,9 @@ class Cell:
         seed: subset, noise, initialisation and order seed.
         without: SANM(DivideMix) parts switched off (an ablation), as the
             sorted comma-separated `--sanm-without` value; `""` for none.
-        masked_targets: SANM(CE)'s targets of the masked copies
-            (`--masked-targets`); `""` for the default (the given label).
+        masked_targets: the masked copies' targets of a SANM version that
+            takes them (`--masked-targets`); `""` for the default
+            (`"refined"`, `keras_sanm.methods.spec.MASKED_TARGETS`).
     """
 
     method: str
@@ -167,9 +169,9 @@ class Cell:
 # (`keras-sanm train --sanm-without`; SANM(DivideMix)'s).
 ABLATIONS = tuple(dict.fromkeys(
     part for name in method_specs.names() for part in method_specs.get(name).sanm_parts))
-# SANM(CE)'s targets of the masked copies other than the default, the given
-# label (`keras-sanm train --masked-targets`).
-OTHER_MASKED_TARGETS = ("refined",)
+# Targets of the masked copies other than the default (the refined label) of
+# the SANM versions that take them (`keras-sanm train --masked-targets`).
+OTHER_MASKED_TARGETS = MASKED_TARGETS[1:]
 
 
 def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False,
@@ -182,8 +184,9 @@ def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False,
         ablation: `True` gives DivideMix also SANM(DivideMix) with each of
             its parts (`ABLATIONS`) left out in turn; a sequence of part
             names gives only those cells.
-        masked_targets: CE also gets SANM(CE) with each of these targets of
-            the masked copies (e.g. `["refined"]`) besides the default.
+        masked_targets: a method whose SANM version takes `masked_targets`
+            (CE, ...) also gets it with each of these targets of the masked
+            copies (e.g. `["label"]`) besides the default.
 
     Returns:
         The cells in run order.
@@ -254,7 +257,8 @@ def run_row(cell: Cell, run_dir: str) -> dict:
     warmup = next((i for i, v in enumerate(split) if v == v), None) if split else None
     return {
         "method": cell.method, "sanm": cell.sanm, "without": cell.without,
-        "masked_targets": cell.masked_targets,
+        # The targets the run used (the CLI records them; older runs did not).
+        "masked_targets": cell.masked_targets or summary.get("masked_targets") or "",
         "noise": cell.noise, "seed": cell.seed,
         "best": summary["best_test_accuracy"], "last": summary["last_test_accuracy"],
         "last10": summary["mean_last10_test_accuracy"],
@@ -351,9 +355,13 @@ def known_rows(path: str, budget: Budget) -> dict[str, dict]:
         rows = [{k: _from_csv(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
     known = {}
     for row in rows:
-        row.setdefault("masked_targets", "")  # tables written before the column existed
+        targets = row.get("masked_targets") or ""
+        if row["sanm"] and method_specs.get(row["method"]).masked_targets:
+            # Rows from before the option's default became "refined" trained on the label.
+            targets = targets or MASKED_TARGETS_BEFORE_THE_OPTION
+        row["masked_targets"] = targets
         cell = Cell(row["method"], row["sanm"], row["noise"], row["seed"], row["without"] or "",
-                    row["masked_targets"] or "")
+                    "" if targets == MASKED_TARGETS[0] else targets)
         expected = {"backend": budget.backend, "backbone": budget.backbone,
                     "train_size": budget.train_size, "epochs": budget.epochs.get(cell.method)}
         found = {key: row.get(key) for key in expected}
@@ -599,14 +607,17 @@ def main(argv=None) -> int:
                              "out in turn; give a comma-separated subset of "
                              f"{', '.join(ABLATIONS)} to run only those cells (default: all)")
     parser.add_argument("--masked-targets", default="", metavar="TARGETS",
-                        help="CE: also SANM(CE) with these comma-separated targets of the "
-                             "masked copies besides the given label (e.g. refined)")
+                        help=", ".join(METHOD_LABELS[m] for m in method_specs.names()
+                                       if method_specs.get(m).masked_targets)
+                             + ": also their SANM version with these comma-separated targets "
+                               "of the masked copies besides the default refined label "
+                               "(e.g. label)")
     parser.add_argument("--variants", default="both", choices=("both", "plain", "sanm"),
                         help="run only the plain or only the SANM cells (e.g. the two halves "
                              "of a grid as two processes with separate --out folders)")
     parser.add_argument("--cells", default="", metavar="NAMES",
                         help="run only these comma-separated cells of the grid (their "
-                             "folder names, e.g. ce_sym0.5_s1,ce_sanm_refined-targets_sym0.5_s1)")
+                             "folder names, e.g. ce_sym0.5_s1,ce_sanm_label-targets_sym0.5_s1)")
     args = parser.parse_args(argv)
     budget = BUDGETS[args.budget]
     methods = args.methods.split(",")

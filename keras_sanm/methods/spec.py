@@ -17,6 +17,13 @@ import importlib
 from typing import Callable
 
 
+# What the masked copies of a SANM version whose method trains on the given
+# labels are pulled towards (`masked_targets`); the first is the default.
+MASKED_TARGETS = ("refined", "label")
+# Configs and result rows from before the option existed trained on the label.
+MASKED_TARGETS_BEFORE_THE_OPTION = "label"
+
+
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
     """A training method's name, trainers and reference defaults.
@@ -42,7 +49,9 @@ class MethodSpec:
             CIFAR run should name its preset (DivideMix's `lambda_u`, ...).
         sanm_parts: parts of the SANM version that can be switched off one
             at a time (constructor flags; `--sanm-without`).
-        masked_targets: the SANM version takes `masked_targets`.
+        masked_targets: the SANM version takes `masked_targets` (its masked
+            copies start from the given label: refined by default, or the
+            label itself).
         needs_features: the plain method reads the network's feature map
             too (SSR's pooled features), so `wrap` exposes it without SANM.
         protocol_options: `protocol_options(dataset) -> options`: the method's

@@ -11,6 +11,7 @@ def preset(dataset: str, mode: str, rate: float, sanm: bool) -> dict:
 SPEC = MethodSpec(
     name="cdr", label="CDR",
     plain="CDRTrainer", with_sanm="SANMCDRTrainer",
+    masked_targets=True,
     noise_rate_option="noise_rate", preset=preset,
 )
 

@@ -6,7 +6,6 @@ import keras
 from keras import ops
 
 from keras_sanm import losses
-from keras_sanm.mixmatch import co_refine
 from keras_sanm.label_quality import (
     GMM_PARAMETER_COUNT,
     gmm_clean_posterior,
@@ -55,18 +54,17 @@ class SANMCrossEntropyTrainer(SANMBranch, CrossEntropyTrainer):
         clip_negative_targets: clip negative modulated targets (B4).
         mask_config: keyword arguments of `NoisyMask`.
         masked_targets: what the masked copies are trained towards before
-            modulation. `"label"` (default): the given label `e_y`, as the
-            clean image. `"refined"`: `Sharpen(w e_y + (1 - w) p, 0.5)` with
-            `p` the network's prediction on the clean image (no gradient),
-            the label refinement the official SANM(DivideMix) code feeds its
-            masked copies; a sample whose label looks wrong (`w` near 0) is
-            then not pulled towards it by its copies. Beats CE beyond the
-            seed spread at 50% symmetric noise in the CPU regime, not at 80%,
-            so it is not the default: see docs/results.md.
+            modulation (`SANMBranch`). `"refined"` (default):
+            `Sharpen(w e_y + (1 - w) p, 0.5)` with `p` the network's
+            prediction on the clean image (no gradient), so a sample whose
+            label looks wrong (`w` near 0) is not pulled towards it by its
+            copies; it beats CE beyond the seed spread at 50% symmetric noise
+            in the CPU regime, where the label target does not (see
+            docs/results.md). `"label"`: the given label `e_y`.
         **kwargs: passed to `CrossEntropyTrainer`.
     """
 
-    MASKED_TARGETS = ("label", "refined")
+    takes_masked_targets = True
 
     log_names = (
         "loss",
@@ -85,24 +83,17 @@ class SANMCrossEntropyTrainer(SANMBranch, CrossEntropyTrainer):
         reconstruction_weight: float = 0.02,
         clip_negative_targets: bool = False,
         mask_config: dict | None = None,
-        masked_targets: str = "label",
+        masked_targets: str | None = None,
         **kwargs,
     ):
-        if masked_targets not in self.MASKED_TARGETS:
-            raise ValueError(f"masked_targets must be one of {self.MASKED_TARGETS}; "
-                             f"got {masked_targets!r}.")
-        self.masked_targets = masked_targets
         super().__init__(network, num_classes, reconstruction_weight=reconstruction_weight,
                          clip_negative_targets=clip_negative_targets, mask_config=mask_config,
-                         **kwargs)
+                         masked_targets=masked_targets, **kwargs)
         # For (x, y) datasets without sample indices: the epoch's loss GMM.
         self.loss_gmm = self.add_weight(
             shape=(GMM_PARAMETER_COUNT,), initializer="zeros", trainable=False,
             name="loss_gmm",
         )
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "masked_targets": self.masked_targets}
 
     def store_loss_gmm(self, losses_, gmm):
         self.loss_gmm.assign(gmm_parameters(losses_, gmm))
@@ -122,12 +113,8 @@ class SANMCrossEntropyTrainer(SANMBranch, CrossEntropyTrainer):
             self.quality_from_losses(clean_ce)
         )
 
-        copy_targets = targets
-        if self.masked_targets == "refined":
-            probabilities = ops.exp(losses.log_probabilities(scores, self.from_logits))
-            copy_targets = co_refine(ops.stop_gradient(probabilities), targets, quality, 0.5)
         masked_images, masked_targets, ratio = self.masked_copies(
-            images, features, quality, copy_targets
+            images, features, quality, self.copy_targets(targets, scores, quality)
         )
         masked_features, masked_scores = self.features_and_scores(
             masked_images, training=True

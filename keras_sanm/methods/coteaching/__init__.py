@@ -11,6 +11,7 @@ def preset(dataset: str, mode: str, rate: float, sanm: bool) -> dict:
 SPEC = MethodSpec(
     name="coteaching", label="Co-teaching",
     plain="CoteachingTrainer", with_sanm="SANMCoteachingTrainer",
+    masked_targets=True,
     backbone="cnn9", batch_size=128,
     augment=None,  # the reference trains on unaugmented images
     noise_rate_option="forget_rate", preset=preset,

@@ -218,7 +218,9 @@ class SANMCoteachingTrainer(SANMBranch, CoteachingTrainer):
     its peer's selection `S`: `mean_S CE(x, y) + mean soft-CE over
     [m+_S; m-_S]` with the modulated targets, plus `reconstruction_weight`
     times its own decoder's MSE on all its masked images (label-free, so not
-    restricted to `S`). Needs sample identities (arrays or an
+    restricted to `S`). The copies' targets are refined by default: each
+    network's own prediction is mixed into the label as the peer's `w`
+    falls (`masked_targets`). Needs sample identities (arrays or an
     `IndexedDataset`).
 
     Args:
@@ -227,10 +229,14 @@ class SANMCoteachingTrainer(SANMBranch, CoteachingTrainer):
         reconstruction_weight: weight of `L_rec` (0.02 CIFAR).
         clip_negative_targets: clip negative modulated targets (B4).
         mask_config: keyword arguments of `NoisyMask`.
+        masked_targets: the masked copies' targets before modulation:
+            `"refined"` (default; each network's own prediction mixed in as
+            the peer's label quality falls) or `"label"` (`SANMBranch`).
         **kwargs: passed to `CoteachingTrainer`.
     """
 
     needs_sample_indices = True
+    takes_masked_targets = True
     log_names = (CoteachingTrainer.log_names + ("classification_loss",)
                  + SANMBranch.sanm_log_names)
 
@@ -249,8 +255,10 @@ class SANMCoteachingTrainer(SANMBranch, CoteachingTrainer):
         for k in (0, 1):
             features, _, clean_ce = passes[k]
             peer_kept = kept[1 - k]
+            peer_quality = quality[:, 1 - k]
             masked_images, masked_targets, ratio_k = self.masked_copies(
-                images, features, quality[:, 1 - k], targets
+                images, features, peer_quality,
+                self.copy_targets(targets, passes[k][1], peer_quality),
             )
             masked_features, masked_scores = self.network_scores(k, masked_images, training=True)
             masked_ce = losses.soft_cross_entropy(masked_scores, masked_targets,

@@ -16,6 +16,7 @@ def preset(dataset: str, mode: str, rate: float, sanm: bool) -> dict:
 SPEC = MethodSpec(
     name="elr_plus", label="ELR+",
     plain="ELRPlusTrainer", with_sanm="SANMELRPlusTrainer",
+    masked_targets=True,
     batch_size=128, batch_size_option=True, preset=preset,
 )
 

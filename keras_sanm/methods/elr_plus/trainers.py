@@ -11,6 +11,7 @@ from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.backend import gather_replicas, no_gradient
 from keras_sanm.callbacks import EpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
+from keras_sanm.messages import inform
 from keras_sanm.mixmatch import mix
 from keras_sanm.sanm_branch import SANMBranch
 from keras_sanm.validation import is_dataset, is_image_array
@@ -283,8 +284,8 @@ class ELRPlusTrainer(AlternatingTrainer):
             )
         if self.num_samples is None:
             self.num_samples = len(data.images)
-            print(f"ELR+ keeps a target per sample: num_samples={self.num_samples}, from the "
-                  "training data.")
+            inform(f"ELR+ keeps a target per sample: num_samples={self.num_samples}, from the "
+                   "training data.")
             # A built model refuses new state; Keras' own `quantize` adds state
             # after build by opening its tracker the same way.
             locked = self._tracker.locked
@@ -328,7 +329,8 @@ class SANMELRPlusTrainer(SANMBranch, ELRPlusTrainer):
     passes), with boxes sized by the peer's label quality `w` (per-network
     GMM on eval-pass losses, refitted every epoch from epoch 1; `w = 1`
     before). The masked copies join the mixup pool: inputs `[x; m+; m-]`,
-    labels `[e_y; e~+; e~-]`, ensemble targets `[t; t; t]`, one `lam` and one
+    labels `[e_y; e~+; e~-]` (`e~` the modulated refined label by default,
+    see `masked_targets`), ensemble targets `[t; t; t]`, one `lam` and one
     permutation over all `3B` rows; the decoder reconstructs `x` from both
     masked copies (one training-mode pass of the `2B` masked images) with
     weight `reconstruction_weight`.
@@ -339,17 +341,24 @@ class SANMELRPlusTrainer(SANMBranch, ELRPlusTrainer):
         reconstruction_weight: weight of `L_rec` (0.02 CIFAR).
         clip_negative_targets: clip negative modulated targets (B4).
         mask_config: keyword arguments of `NoisyMask`.
+        masked_targets: the masked copies' labels before modulation:
+            `"refined"` (default; the network's own prediction of the clean
+            image, from the pass that locates the boxes, mixed in as the
+            peer's label quality falls) or `"label"` (`SANMBranch`).
         **kwargs: passed to `ELRPlusTrainer`.
     """
 
     log_names = ELRPlusTrainer.log_names + SANMBranch.sanm_log_names
+    takes_masked_targets = True
 
     def sanm_pool(self, k: int, batch, one_hot):
         images = batch["images"]
         with no_gradient():
-            features = ops.stop_gradient(self.network_scores(k, images, training=True)[0])
+            features, scores = self.network_scores(k, images, training=True)
+        quality = batch["quality"][:, 1 - k]
         masked_images, masked_targets, ratio = self.masked_copies(
-            images, features, batch["quality"][:, 1 - k], one_hot
+            images, ops.stop_gradient(features), quality,
+            self.copy_targets(one_hot, scores, quality),
         )
         masked_features = self.network_scores(k, masked_images, training=True)[0]
         reconstruction = self.reconstruction_term(k, masked_features, images)

@@ -1,0 +1,80 @@
+"""`fit(..., verbose=0)` prints nothing; what the package decides is logged instead.
+
+Every method, from arrays (the input preprocessing is decided, CDR's and
+Co-teaching's rates are estimated) and from a `tf.data` dataset (the
+methods with per-sample state copy it to disk first).
+"""
+
+import logging
+
+import numpy as np
+import pytest
+
+import keras_sanm
+from conftest import learnable_problem, small_cnn
+
+# method -> wrap options that make every decision happen within two short epochs.
+OPTIONS = {
+    "ce": {},
+    "cdr": {"estimate_after": 1},
+    "coteaching": {"estimate_after": 1},
+    "dividemix": {"warmup_epochs": 1, "batch_size": 16},
+    "elr_plus": {"batch_size": 16},
+    "ssr": {"batch_size": 16, "k": 4},
+}
+# What each method's fit reports at verbose > 0 (besides the preprocessing).
+REPORTS = {"cdr": "noise_rate=", "coteaching": "forget_rate=", "elr_plus": "num_samples="}
+
+
+def uint8_problem(n=48):
+    images, labels = learnable_problem(n, size=16)
+    return np.clip((images + 3.0) / 6.0 * 255.0, 0, 255).astype("uint8"), labels
+
+
+def _fit(method, x, y, verbose, sanm=False):
+    model = keras_sanm.wrap(small_cnn(), method=method, sanm=sanm, seed=0, **OPTIONS[method])
+    model.compile()
+    batch = None if keras_sanm.methods.get(method).batch_size_option else 16
+    model.fit(x, y, batch_size=batch, epochs=2, verbose=verbose)
+
+
+@pytest.mark.parametrize("method", sorted(OPTIONS))
+def test_verbose_0_prints_nothing_and_logs_what_fit_decided(method, capfd, caplog):
+    x, y = uint8_problem()
+    capfd.readouterr()
+    # (Warnings, e.g. of an estimate from a model near chance, go through
+    # `warnings`, which pytest records instead of printing.)
+    with caplog.at_level(logging.INFO, logger="keras_sanm"):
+        _fit(method, x, y, verbose=0)
+    printed = capfd.readouterr()
+    assert printed.out == "" and printed.err == ""
+    logged = caplog.text
+    assert "Input preprocessing" in logged
+    if method in REPORTS:
+        assert REPORTS[method] in logged
+
+
+@pytest.mark.parametrize("method", ["cdr", "elr_plus"])
+def test_verbose_fits_still_print_what_they_decided(method, capfd):
+    x, y = uint8_problem()
+    capfd.readouterr()
+    _fit(method, x, y, verbose=2)
+    out = capfd.readouterr().out
+    assert "Input preprocessing" in out and REPORTS[method] in out
+
+
+@pytest.mark.parametrize("method", ["dividemix", "ce"])
+def test_verbose_0_prints_nothing_for_a_dataset(method, capfd, caplog):
+    tf = pytest.importorskip("tensorflow")
+    x, y = uint8_problem(32)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO, logger="keras_sanm"):
+        model = keras_sanm.wrap(small_cnn(), method=method, sanm=True, seed=0,
+                                **({"warmup_epochs": 1} if method == "dividemix" else {}))
+        model.fit(dataset, epochs=1, verbose=0)
+    printed = capfd.readouterr()
+    assert printed.out == "" and printed.err == ""
+    if method == "dividemix":  # per-sample state: the dataset is copied, and that is logged
+        assert "on-disk copy" in caplog.text
+
