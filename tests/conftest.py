@@ -131,3 +131,29 @@ def write_animal10n(root, n_train=32, n_test=8, seed=0):
             label = 2 * int(classes[i]) + i % 2
             Image.fromarray(big[i]).save(os.path.join(root, split, f"{label}_{i:05d}.jpg"))
     return classes
+
+
+def scale_pictures(n_train=128, n_test=64, noise=0.3, size=16, seed=0):
+    """The same pictures in the four input scales, with noisy and true labels.
+
+    `learnable_problem`'s pictures as uint8 pixels (its dark class is black
+    in every channel), then the same pixels as floats in [0, 1], as floats in
+    [0, 255], and standardised per channel by hand with the training images'
+    mean and std (negative values), as a user would hold them.
+
+    Returns:
+        `({"uint8", "unit", "float255", "standardised"} -> (n_train + n_test,
+        size, size, 3) images, noisy labels, true labels)`; a share `noise`
+        of the labels is changed to another class.
+    """
+    from keras_sanm.data import inject_noise
+
+    images, labels = learnable_problem(n_train + n_test, size=size, seed=seed)
+    pixels = np.clip((images + 2.0) / 4.0 * 255.0, 0, 255).round().astype("uint8")
+    unit = pixels.astype("float32") / 255.0
+    train = unit[:n_train].reshape(-1, 3)
+    mean, std = train.mean(0), train.std(0)
+    scales = {"uint8": pixels, "unit": unit, "float255": pixels.astype("float32"),
+              "standardised": (unit - mean) / std}
+    noisy = inject_noise(labels, 4, "sym", noise, seed=seed, include_true_class=False)
+    return scales, noisy, labels

@@ -8,7 +8,7 @@ import math
 import keras
 import numpy as np
 
-from keras_sanm.data.augment import weak_augment
+from keras_sanm.data.augment import augment_from_black, black_level, weak_augment
 from keras_sanm.data.normalization import raw_batch
 from keras_sanm.validation import check_images, check_labels
 
@@ -114,6 +114,8 @@ class IndexedDataset(keras.utils.PyDataset):
             raise ValueError(f"augment must be 'weak', None or a callable; got {augment!r}.")
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        # Standardised images are padded with their own black, as raw ones.
+        self.black = black_level(self.images) if self.augment is not None else None
         self.rng = np.random.default_rng(seed)
         # Augmentation draws from a generator keyed by (seed, epoch, samples),
         # so a batch is the same however often and in whatever order Keras
@@ -156,7 +158,8 @@ class IndexedDataset(keras.utils.PyDataset):
         batch = self.images[indices]
         if self.augment is not None:
             key = [self.augment_seed, self.epoch_draws, *np.asarray(indices).tolist()]
-            batch = self.augment(batch, np.random.default_rng(key))
+            batch = augment_from_black(self.augment, batch, np.random.default_rng(key),
+                                       self.black)
         return (
             raw_batch(batch),
             self.labels[indices].astype(np.int32),
