@@ -30,6 +30,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
 
     phase_kinds: tuple[str, ...] = ("train",)
     epochs = 1
+    steps_train_one_network = True
 
     # ------------------------------------------------------------------ phases
     @property

@@ -151,10 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0,
                        help="seed of the subsets, the noisy labels, the initial weights and "
                             "the batch order (default: 0)")
-    train.add_argument("--dtype-policy", default=None, choices=("float32", "mixed_bfloat16"),
-                       help="Keras dtype policy of the networks: mixed_bfloat16 on a GPU "
-                            "(losses are computed in float32; float16 is refused, as the steps "
-                            "do not scale the loss)")
+    train.add_argument("--dtype-policy", default=None,
+                       choices=("float32", "mixed_bfloat16", "mixed_float16"),
+                       help="Keras dtype policy of the networks: mixed_bfloat16 on a GPU with "
+                            "bfloat16 units, mixed_float16 on one without (e.g. a T4; the steps "
+                            "then scale the loss dynamically and skip overflowing steps). "
+                            "Losses are computed in float32 either way")
     train.add_argument("--output", default=None, help="run folder (default runs/<name>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --output from its last checkpoint (written "

@@ -61,10 +61,10 @@ def negative_cosine_similarity(predictions, targets):
             into them).
 
     Returns:
-        A scalar in `[-1, 1]`.
+        A float32 scalar in `[-1, 1]` (computed in float32 under mixed precision).
     """
-    predictions = ops.convert_to_tensor(predictions)
-    targets = ops.stop_gradient(ops.convert_to_tensor(targets))
+    predictions = ops.cast(predictions, "float32")
+    targets = ops.stop_gradient(ops.cast(targets, "float32"))
     p = predictions / ops.maximum(ops.norm(predictions, axis=1, keepdims=True), 1e-12)
     z = targets / ops.maximum(ops.norm(targets, axis=1, keepdims=True), 1e-12)
     return -ops.mean(ops.sum(p * z, axis=1))

@@ -59,13 +59,23 @@ class NetworkOptimizers(keras.optimizers.MultiOptimizer):
         return self._inner_optimizers[self._optimizer_index(variable)]
 
     def build(self, var_list):
+        # As `MultiOptimizer.build` (its bookkeeping for `apply` included),
+        # which refuses inner `LossScaleOptimizer`s: under mixed_float16 each
+        # network's optimizer scales its own steps' loss.
         if self.built:
             return
         groups = [[] for _ in self._inner_optimizers]
-        for variable in var_list:
-            groups[self._optimizer_index(variable)].append(variable)
+        self._var_to_optimizer_idx, self._trainable_variables_indices = {}, {}
+        for i, variable in enumerate(var_list):
+            k = self._optimizer_index(variable)
+            groups[k].append(variable)
+            self._var_to_optimizer_idx[self._var_key(variable)] = k
+            self._trainable_variables_indices[self._var_key(variable)] = i
+        for optimizer, group in zip(self._inner_optimizers, groups):
+            if group:
+                optimizer.build(group)
         self._groups.lists = groups
-        super().build(var_list)
+        super(keras.optimizers.MultiOptimizer, self).build(var_list)
 
     @property
     def groups(self) -> list[list]:
@@ -89,9 +99,27 @@ class NetworkOptimizers(keras.optimizers.MultiOptimizer):
         return cls(optimizers, name=config.get("name", "network_optimizers"))
 
 
+def base_optimizers(optimizer) -> list:
+    """The optimizers that update the variables, inside loss scaling and per-network wrappers.
+
+    Args:
+        optimizer: a Keras optimizer, a `LossScaleOptimizer` or a
+            `NetworkOptimizers` (of either).
+
+    Returns:
+        The innermost optimizers (e.g. one SGD per network), in order.
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return base_optimizers(optimizer.inner_optimizer)
+    inner = getattr(optimizer, "optimizers", None)
+    if inner:
+        return [base for o in inner for base in base_optimizers(o)]
+    return [optimizer]
+
+
 def set_learning_rate(optimizer, rate: float) -> None:
     """Sets the learning rate of an optimizer, or of every inner optimizer."""
-    for inner in getattr(optimizer, "optimizers", None) or [optimizer]:
+    for inner in base_optimizers(optimizer):
         inner.learning_rate.assign(rate)
 
 

@@ -9,6 +9,7 @@ from keras_sanm import losses, protocols
 from keras_sanm.backend import TrainStep
 from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
 from keras_sanm.distribution import check_batch_size
+from keras_sanm.loss_scaling import computes_in_float16, with_loss_scaling
 from keras_sanm.messages import reports_under_fit_verbosity
 from keras_sanm.phases import TRAIN
 from keras_sanm.preprocessing import ImagePreprocessing
@@ -24,30 +25,6 @@ class Untracked:
 
     def __init__(self, **items):
         self.__dict__.update(items)
-
-
-def check_no_float16(model: keras.Model) -> None:
-    """Refuses float16 computation, which would train without loss scaling.
-
-    Under `mixed_float16` Keras' own `train_step` multiplies the loss by a
-    dynamic scale so that small gradients survive float16; the methods'
-    steps do not, so their updates would be wrong without any error.
-    `mixed_bfloat16` has float32's range and needs no scaling.
-    """
-    pending, seen = [model, getattr(model, "network", model)], set()
-    while pending:
-        layer = pending.pop()
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        if getattr(layer.dtype_policy, "compute_dtype", None) == "float16":
-            raise ValueError(
-                f"Layer {layer.name!r} computes in float16 (dtype policy "
-                f"{layer.dtype_policy.name!r}). The noisy-label steps do not scale the loss, "
-                "which float16 training needs; use keras.config.set_dtype_policy("
-                "'mixed_bfloat16') (the same speed-up on GPUs with bfloat16 units, no "
-                "scaling needed) or float32, before creating the base model and calling wrap().")
-        pending.extend(getattr(layer, "layers", []))  # a model's layers, nested models'
 
 
 class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEstimation,
@@ -277,14 +254,16 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
             loss: not accepted: the method defines its loss.
             metrics: `None` or `["accuracy"]` (accuracy is always reported).
             **kwargs: passed to `keras.Model.compile` (`jit_compile`,
-                `steps_per_execution`, `run_eagerly`, ...).
+                `steps_per_execution`, `run_eagerly`, ...). When a layer
+                computes in float16 (`mixed_float16`), the optimizer is
+                wrapped in a `keras.optimizers.LossScaleOptimizer`, as Keras
+                does, unless it is one or `auto_scale_loss=False`.
         """
         if loss is not None:
             raise ValueError(
                 f"method={self.method_name!r} defines its own loss; call compile() "
                 "without `loss`."
             )
-        check_no_float16(self)
         if protocol is not None:
             protocol = protocols.get(protocol)
             if optimizer is not None or lr_drop_epochs is not None:
@@ -337,7 +316,12 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
         if weight_decay is not None and weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0; got {weight_decay}.")
         self.l2_weight_decay = float(weight_decay or 0.0)
-        super().compile(optimizer=optimizer, **kwargs)
+        optimizer = keras.optimizers.get(optimizer)
+        # float16 needs loss scaling (keras_sanm/loss_scaling.py); decided
+        # here from the layers, whatever the policy this model was made under.
+        if kwargs.pop("auto_scale_loss", True) and computes_in_float16(self):
+            optimizer = with_loss_scaling(optimizer)
+        super().compile(optimizer=optimizer, auto_scale_loss=False, **kwargs)
 
     # --------------------------------------------------------------------- fit
     # SANM methods refit each sample's label quality (GMM) every epoch from epoch 1

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_sanm import losses
+from keras_sanm.loss_scaling import LossScaleOptimizer, rewrapped
 from keras_sanm.optimizers import NetworkOptimizers
 from keras_sanm.trainer import NoisyLabelTrainer, Untracked
 
@@ -89,13 +90,27 @@ class TwoNetworkTrainer(NoisyLabelTrainer):
         return variables
 
     # ----------------------------------------------------------------- compile
+    # Whether each step trains one network (alternating methods); else a
+    # step trains both from one loss.
+    steps_train_one_network = False
+
     def compile(self, optimizer=None, weight_decay=None, loss=None, metrics=None, **kwargs):
-        """As `NoisyLabelTrainer.compile`; each network gets its own copy of the optimizer."""
+        """As `NoisyLabelTrainer.compile`; each network gets its own copy of the optimizer.
+
+        With loss scaling (`mixed_float16`), every step optimizer scales:
+        each network's optimizer when a step trains one network, else one
+        `LossScaleOptimizer` around both networks' optimizers (one loss).
+        """
         super().compile(optimizer, weight_decay, loss, metrics, **kwargs)
         first = self.optimizer
+        scaling = first if isinstance(first, LossScaleOptimizer) else None
+        if scaling is not None and not self.steps_train_one_network:
+            first = scaling.inner_optimizer
         second = first.__class__.from_config(first.get_config())
         self.optimizer = NetworkOptimizers([first, second])
         self.optimizer.assign_groups([self.network_variables(k) for k in (0, 1)])
+        if scaling is not None and not self.steps_train_one_network:
+            self.optimizer = rewrapped(scaling, self.optimizer)
         # Built now: a step needs each network's group before any update.
         self.optimizer.build(self.trainable_variables)
         self._held.train_functions = {}

@@ -4,7 +4,6 @@ import pytest
 from keras import layers
 
 import keras_sanm
-from keras_sanm import cli
 from conftest import small_cnn
 
 
@@ -101,23 +100,3 @@ def test_compile_refuses_loss_and_unknown_metric():
     with pytest.raises(ValueError, match="Unsupported metric"):
         model.compile(metrics=["auc"])
     model.compile(metrics=["accuracy"])
-
-
-def test_float16_is_refused_before_training(tmp_path):
-    # The steps do not scale the loss, which float16 needs: a clear refusal,
-    # on the command line before any data is read, and from the API at compile.
-    with pytest.raises(SystemExit):
-        cli.build_parser().parse_args(["train", "--dtype-policy", "mixed_float16"])
-    previous = keras.config.dtype_policy()
-    try:
-        for created_under in ("base", "wrap"):
-            keras.config.set_dtype_policy("mixed_float16" if created_under == "base" else "float32")
-            base = keras_sanm.backbones.SmallCNN(4, (32, 32, 3))
-            keras.config.set_dtype_policy("mixed_float16")
-            for method in ("ce", "dividemix"):
-                model = keras_sanm.wrap(base, method=method)
-                with pytest.raises(ValueError, match="computes in float16.*mixed_bfloat16"):
-                    model.fit(np.zeros((8, 32, 32, 3), "uint8"), np.zeros(8, "int64"),
-                              epochs=1, verbose=0)
-    finally:
-        keras.config.set_dtype_policy(previous)

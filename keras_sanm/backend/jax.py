@@ -15,6 +15,8 @@ apply_cpu_convolution_default()  # before the first JAX computation (see xla_cpu
 import jax  # noqa: E402
 import keras  # noqa: E402
 
+from keras_sanm.loss_scaling import loss_scale, transform_unscaled
+
 
 def replica_count() -> int:
     """Devices the batch dimension is split over by the current Keras distribution."""
@@ -92,6 +94,12 @@ class TrainStep:
         trained_variables, optimizer = self.step_variables(phase)
         trained_at = _positions(self.trainable_variables, trained_variables)
         n_train = len(trainable)
+        optimizer_at = _positions(self.optimizer.variables, optimizer.variables)
+        # Under mixed_float16 the loss is scaled by the step optimizer's scale.
+        scale = loss_scale(optimizer)
+        if scale is not None:
+            (scale_at,) = _positions(self.optimizer.variables, [scale])
+            scale = optimizer_values[scale_at]
 
         def loss_fn(trained_values, trainable_values, non_trainable_values):
             values = list(trainable_values)
@@ -102,7 +110,8 @@ class TrainStep:
                 values + list(non_trainable_values),
                 lambda: self.compute_train_loss(self.model_inputs(data), phase),
             )
-            return loss, (logs, new_values[n_train:])
+            scaled = loss if scale is None else loss * scale
+            return scaled, (logs, new_values[n_train:])
 
         trained = [trainable[p] for p in trained_at]
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -111,9 +120,9 @@ class TrainStep:
         grads, _ = _stateless(
             self.trainable_variables + self.non_trainable_variables,
             trainable + list(non_trainable),
-            lambda: self.transform_gradients(grads, trained, phase),
+            lambda: transform_unscaled(
+                lambda g: self.transform_gradients(g, trained, phase), grads, scale),
         )
-        optimizer_at = _positions(self.optimizer.variables, optimizer.variables)
         trained, new_optimizer_values = optimizer.stateless_apply(
             [optimizer_values[p] for p in optimizer_at], grads, trained
         )

@@ -11,6 +11,7 @@ import contextlib
 import numpy as np
 import tensorflow as tf
 
+from keras_sanm.loss_scaling import loss_scale, transform_unscaled
 
 # One strategy per device set and process: strategies created side by side in
 # one process can mix up their collective operations.
@@ -104,8 +105,11 @@ class TrainStep:
     def phase_train_step(self, phase, data):
         """One training step of `phase` on `data` (one replica's slice under a strategy)."""
         variables, optimizer = self.step_variables(phase)
+        scale = loss_scale(optimizer)  # (mixed_float16)
         with tf.GradientTape() as tape:
             loss, logs = self.compute_train_loss(self.model_inputs(data), phase)
+            if scale is not None:
+                loss = loss * scale
         grads = tape.gradient(loss, variables)
         grads = [
             tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)
@@ -115,7 +119,9 @@ class TrainStep:
             # Every replica transforms the global mean gradient (DDP semantics:
             # clipping and CDR's top-k mask see the whole batch's gradient).
             grads = tf.distribute.get_replica_context().all_reduce("MEAN", grads)
-        grads = self.transform_gradients(grads, [v.value for v in variables], phase)
+        values = [v.value for v in variables]
+        grads = transform_unscaled(
+            lambda g: self.transform_gradients(g, values, phase), grads, scale)
         if replicas > 1:
             # Keras' optimizer sums the replicas' gradients in `apply`.
             grads = [g / replicas for g in grads]

@@ -16,6 +16,8 @@ import weakref
 import keras
 import torch
 
+from keras_sanm.loss_scaling import loss_scale, transform_unscaled
+
 # Models whose variables were broadcast from rank 0 by their first step.
 _SYNCED = weakref.WeakSet()
 # Processes the running training step is split over (1 outside a step).
@@ -194,7 +196,8 @@ class TrainStep:
             loss, logs = self.compute_train_loss(self.model_inputs(data), phase)
         finally:
             _STEP_REPLICAS[0] = 1
-        loss.backward()
+        scale = loss_scale(optimizer)  # (mixed_float16)
+        (loss if scale is None else loss * scale).backward()
         grads = [
             torch.zeros_like(v.value) if v.value.grad is None else v.value.grad
             for v in variables
@@ -202,7 +205,9 @@ class TrainStep:
         with torch.no_grad():
             if replicas > 1:
                 grads = _all_reduce_mean(grads)
-            grads = self.transform_gradients(grads, [v.value for v in variables], phase)
+            values = [v.value for v in variables]
+            grads = transform_unscaled(
+                lambda g: self.transform_gradients(g, values, phase), grads, scale)
             optimizer.apply(grads, variables)
             if optimizer not in _SLOTS_MATCHED:
                 _match_slot_layouts(optimizer, variables)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_sanm.optimizers import set_learning_rate
+from keras_sanm.optimizers import base_optimizers, set_learning_rate
 
 
 class ForgetRateSchedule(keras.callbacks.Callback):
@@ -61,7 +61,7 @@ class AdamDecaySchedule(keras.callbacks.Callback):
         rate, beta_1 = self.values(epoch)
         optimizer = self.model.optimizer
         set_learning_rate(optimizer, rate)
-        inner = getattr(optimizer, "optimizers", None) or [optimizer]
+        inner = base_optimizers(optimizer)
         if any(getattr(o, "beta_1", beta_1) != beta_1 for o in inner):
             for o in inner:
                 o.beta_1 = beta_1
