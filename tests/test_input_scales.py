@@ -83,3 +83,15 @@ def test_sanm_dividemix_refuses_standardised_images_before_any_step():
     model = keras_sanm.wrap(small_cnn(), method="dividemix", seed=0, batch_size=16)
     with pytest.raises(ValueError, match="Pass images before standardisation"):
         model.fit(scales["standardised"], labels, epochs=1, verbose=0)
+
+
+def test_dividemix_on_a_gpu_draws_the_views_of_standardised_images_on_the_host(monkeypatch):
+    # "auto" draws the views on the device of a GPU, from 8-bit pixels.
+    monkeypatch.setattr("keras_sanm.methods.dividemix.trainers.device_kind", lambda: "gpu")
+    scales, labels, _ = scale_pictures(32, 0, NOISE)
+    for name, on_device in (("uint8", True), ("standardised", False)):
+        model = keras_sanm.wrap(small_cnn(), method="dividemix", sanm=False, seed=0,
+                                batch_size=16, warmup_epochs=1)
+        assert model.views_on_device
+        model.fit(scales[name], labels, epochs=2, verbose=0)
+        assert model.views_on_device is on_device, name

@@ -11,6 +11,7 @@ from keras import ops
 from keras_sanm import device_views, losses
 from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.backend import device_kind, no_gradient
+from keras_sanm.data.augment import black_level
 from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.masking import modulate_labels
@@ -65,7 +66,8 @@ class DivideMixTrainer(AlternatingTrainer):
             `keras_sanm/device_views.py`: the same distributions; the data
             sends each image once instead of once per view) or `"auto"`
             (device on a GPU/TPU, host on a CPU, where Pillow is faster:
-            docs/benchmarks.md, "Strong views").
+            docs/benchmarks.md, "Strong views"; host for images the user
+            standardised, which the device views cannot take).
         **kwargs: passed to `NoisyLabelTrainer` (`from_logits`, `seed`, ...).
 
     Example:
@@ -308,6 +310,11 @@ class DivideMixTrainer(AlternatingTrainer):
                 if y is None:
                     raise ValueError("fit(x, y) needs labels `y` with numpy images.")
                 arrays = dict(images=x, labels=y)
+            if (self.views_on_device and self.view_augmentation == "auto"
+                    and black_level(arrays["images"]) is not None):
+                # The device draws views from 8-bit pixels; images the user
+                # standardised get the host's views, which take them.
+                self.views_on_device = False
             # With views on the device: each image once; the step draws them.
             views = ("none",) if self.views_on_device else self.view_names()
             data = CoDivideData(
