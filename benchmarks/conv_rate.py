@@ -34,7 +34,8 @@ def measure(rounds: int, batch: int) -> dict:
 
     backend = keras.backend.backend()
     rng = np.random.default_rng(0)
-    result = {"backend": backend, "data_format": CONV_DATA_FORMAT}
+    # Per stage: floating-point operations and median seconds behind each rate.
+    result = {"backend": backend, "data_format": CONV_DATA_FORMAT, "work": {}, "seconds": {}}
     total_flop, total_s = 0.0, 0.0
     for size, channels in STAGES:
         first = CONV_DATA_FORMAT == "channels_first"
@@ -85,6 +86,8 @@ def measure(rounds: int, batch: int) -> dict:
         # forward, gradient to the input, gradient to the kernel: 3 x 2 * MACs
         flop = 3 * 2 * batch * size * size * channels * channels * 9
         result[f"{size}x{size}x{channels}"] = flop / seconds / 1e9
+        result["work"][f"{size}x{size}x{channels}"] = flop
+        result["seconds"][f"{size}x{size}x{channels}"] = seconds
         total_flop += flop
         total_s += seconds
     result["all_gflops"] = total_flop / total_s / 1e9

@@ -91,7 +91,7 @@ def measure(batch_size: int, rounds: int) -> dict:
         device = tf.function(draw, jit_compile=False)
     else:
         device = draw
-    ops.convert_to_numpy(device(raw))  # compile
+    views = ops.convert_to_numpy(device(raw))  # compile
     host_seconds(batch_size, 1)  # warm Pillow
     times = {"host": [], "device": []}
     for _ in range(rounds):  # alternated
@@ -101,8 +101,18 @@ def measure(batch_size: int, rounds: int) -> dict:
         times["device"].append(time.perf_counter() - start)
     images = 2 * batch_size * VIEWS_PER_SAMPLE
     return {"backend": backend, "device_kind": device_kind(), "images_per_step": images,
+            "device_images": int(views.shape[0] * views.shape[1]),
+            "rounds": {side: len(seconds) for side, seconds in times.items()},
             "host_s": statistics.median(times["host"]),
             "device_s": statistics.median(times["device"])}
+
+
+def table_row(backend: str, r: dict) -> str:
+    """One backend's row of the table: times, images per second and their ratio."""
+    n = r["images_per_step"]
+    return (f"| {backend} ({r['device_kind']}) | {n} | {r['host_s']:.3f} | "
+            f"{n / r['host_s']:,.0f} | {r['device_s']:.3f} | {n / r['device_s']:,.0f} | "
+            f"{r['host_s'] / r['device_s']:.2f}x |")
 
 
 def main(argv=None) -> int:
@@ -124,10 +134,7 @@ def main(argv=None) -> int:
     for backend in args.backends.split(","):
         r = child_result(__file__, backend, ["--rounds", str(args.rounds),
                                              "--batch-size", str(args.batch_size)])
-        n = r["images_per_step"]
-        print(f"| {backend} ({r['device_kind']}) | {n} | {r['host_s']:.3f} | "
-              f"{n / r['host_s']:,.0f} | {r['device_s']:.3f} | {n / r['device_s']:,.0f} | "
-              f"{r['host_s'] / r['device_s']:.2f}x |", flush=True)
+        print(table_row(backend, r), flush=True)
     return 0
 
 

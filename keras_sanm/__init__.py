@@ -80,29 +80,72 @@ def _register_trainers() -> None:
 
 
 class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
-    """Registers the trainers with `keras.saving` right after Keras is imported.
+    """Registers the trainers with `keras.saving` once Keras is imported.
 
     The package itself imports Keras only when first used, so that the
     backend can still be chosen after `import keras_sanm`; registering on
     Keras' import lets `keras.saving.load_model` load a saved wrapper
     without the package importing Keras early.
+
+    Registering imports the trainers, which import most of the package, so it
+    must not run while a `keras_sanm` submodule is still executing (e.g.
+    `import keras_sanm.trainer`, whose own `import keras` would otherwise ask
+    for `keras_sanm.trainer` half-built). The finder therefore also watches
+    the package's submodules: Keras' import inside one only marks the
+    registration as due, and it runs when the outermost submodule import in
+    progress ends. The finder leaves `sys.meta_path` once it has registered.
     """
 
+    def __init__(self) -> None:
+        self._depth = 0  # keras_sanm submodules executing now, nested
+        self._due = False  # Keras is imported, the trainers not yet registered
+
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        if name != "keras" and not name.startswith("keras_sanm."):
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("keras")
-        if spec is None or spec.loader is None:
+        spec = self._others_spec(name, path, target)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         load = spec.loader.exec_module
+        watch = self._after_keras if name == "keras" else self._around_submodule
 
         def exec_module(module):
-            load(module)
-            _register_trainers()
+            watch(load, module)
 
         spec.loader.exec_module = exec_module
         return spec
+
+    def _others_spec(self, name, path, target):
+        """The spec the finders after this one give (this one only wraps loaders)."""
+        for finder in list(sys.meta_path):
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(name, path, target)
+            if spec is not None:
+                return spec
+        return None
+
+    def _after_keras(self, load, module) -> None:
+        load(module)
+        self._due = True
+        if self._depth == 0:
+            self._register()
+
+    def _around_submodule(self, load, module) -> None:
+        self._depth += 1
+        try:
+            load(module)
+        finally:
+            self._depth -= 1
+        if self._depth == 0 and self._due:
+            self._register()
+
+    def _register(self) -> None:
+        self._due = False
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        _register_trainers()
 
 
 if "keras" in sys.modules:

@@ -111,11 +111,17 @@ def test_cifar10n_real_noise(tmp_path):
 
 @NOTEBOOKS_ONCE
 def test_your_own_images(tmp_path):
+    # 40 one-step epochs (48 training images): the fewest at which the model
+    # learns the three shapes here, so its checks can fail.
     results, notebook = run_notebook("04_your_own_images", {
-        "EPOCHS": 2, "EXAMPLE_SIZE": 60, "IMAGE_SIZE": (16, 16), "BACKBONE": "small_cnn",
+        "EPOCHS": 40, "EXAMPLE_SIZE": 60, "IMAGE_SIZE": (16, 16), "BACKBONE": "small_cnn",
     }, tmp_path)
     assert results["reload_matches"] is True
-    assert 0.0 <= results["last_test_accuracy"] <= 1.0
+    # 12 held-out images, 3 classes: chance is 1/3 (measured: 0.75).
+    assert results["last_test_accuracy"] >= 0.5, results
+    # About 20% of the labels are wrong (30% redrawn among 3 classes); suspects
+    # drawn at random would be wrong that often (measured: 0.61).
+    assert results["issue_precision"] >= 0.4, results
     assert (tmp_path / "example_images" / "labels.csv").exists()
     assert (tmp_path / "my_model.keras").exists()
     assert figures(notebook) == 2

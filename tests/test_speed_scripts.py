@@ -13,8 +13,15 @@ import conv_rate  # noqa: E402
 
 def test_conv_rate_times_every_stage():
     result = conv_rate.measure(rounds=1, batch=2)
-    stages = [f"{s}x{s}x{c}" for s, c in conv_rate.STAGES]
-    assert all(result[name] > 0 for name in stages + ["all_gflops"])
+    # Forward, input gradient and kernel gradient of a 3x3 convolution, batch 2:
+    # 3 x 2 x 2 x (s x s x c x c x 9) operations per stage.
+    assert result["work"] == {"32x32x64": 452984832, "16x16x128": 452984832,
+                              "8x8x256": 452984832, "4x4x512": 452984832}
+    for stage, flop in result["work"].items():
+        assert result["seconds"][stage] > 0
+        assert result[stage] == pytest.approx(flop / result["seconds"][stage] / 1e9)
+    assert result["all_gflops"] == pytest.approx(
+        sum(result["work"].values()) / sum(result["seconds"].values()) / 1e9)
 
 
 @pytest.mark.only_backend("torch", reason="the layouts of Keras' torch backend")

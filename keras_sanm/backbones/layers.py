@@ -94,8 +94,8 @@ class NativeKernelConv2D(layers.Conv2D):
 
     def build(self, input_shape):
         super().build(input_shape)
-        if getattr(self._kernel, "_value", None) is not None:  # (not a deferred variable)
-            store_conv_kernel_natively(self._kernel)
+        if getattr(self.kernel, "_value", None) is not None:  # (not a deferred variable)
+            store_conv_kernel_natively(self.kernel)
 
     def call(self, inputs, training=None):
         if not training:
