@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 
-from child_process import child_result, print_result
 from step_time import median_time
+
+from child_process import child_result, print_result
 
 
 def measure(batch: int, steps: int) -> dict:

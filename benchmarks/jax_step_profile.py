@@ -97,7 +97,8 @@ def main(argv=None) -> int:
             step()
         jax.profiler.stop_trace()
         kinds = operation_times(trace_dir, args.steps)
-    print(f"{'SANM(' + args.method + ')' if args.sanm else args.method}, batch {args.batch_size}, width {args.width}; "
+    name = f"SANM({args.method})" if args.sanm else args.method
+    print(f"{name}, batch {args.batch_size}, width {args.width}; "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
     print(f"median step: {1e3 * statistics.median(times):.1f} ms; "
           f"reported operations: {sum(kinds.values()):.1f} ms per step\n")

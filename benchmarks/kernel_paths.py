@@ -46,7 +46,8 @@ def build_steps(name: str, batch: int, width: int) -> dict:
     import numpy as np
 
     import keras_sanm
-    from keras_sanm.backbones import PreActResNet18, layers as backbone_layers
+    from keras_sanm.backbones import PreActResNet18
+    from keras_sanm.backbones import layers as backbone_layers
     from keras_sanm.benchmarks.step_time import step_as_fit_runs_it
 
     rng = np.random.default_rng(0)

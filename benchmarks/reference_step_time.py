@@ -273,8 +273,9 @@ def main(argv=None) -> int:
         print_result(result)  # (on its own line, after the reference's progress output)
         return 0
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from child_process import child_result
     from cpu_peak import matmul_gflops
+
+    from child_process import child_result
 
     backends = [b for b in args.backends.split(",") if b]
     with tempfile.TemporaryDirectory() as folder:

@@ -104,7 +104,8 @@ def child(args) -> dict:
 
     import keras_sanm
     import keras_sanm.trainer
-    from keras_sanm.data.co_divide import CoDivideData, EvalView as DivideEval
+    from keras_sanm.data.co_divide import CoDivideData
+    from keras_sanm.data.co_divide import EvalView as DivideEval
     from keras_sanm.data.indexed_dataset import EvalView, IndexedDataset
 
     for owner, name in ((IndexedDataset, "batch_at"), (EvalView, "__getitem__"),

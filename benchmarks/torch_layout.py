@@ -72,7 +72,8 @@ def measure_steps(methods: list[str], rounds: int, batch: int, width: int) -> No
     import numpy as np
 
     import keras_sanm
-    from keras_sanm.backbones import PreActResNet18, layers as backbone_layers
+    from keras_sanm.backbones import PreActResNet18
+    from keras_sanm.backbones import layers as backbone_layers
 
     fused = backbone_layers.fused_batch_norm
     rng = np.random.default_rng(0)

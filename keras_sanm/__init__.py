@@ -4,7 +4,8 @@ Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
 `import keras_sanm`):
 
 * `wrap(base_model, method="ce" | "coteaching" | "cdr" | "dividemix" |
-  "elr_plus" | "ssr", sanm=True, ...)`: the training wrapper; `model.label_quality(x, y)` gives each sample's clean
+  "elr_plus" | "ssr", sanm=True, ...)`: the training wrapper;
+  `model.label_quality(x, y)` gives each sample's clean
   probability and `find_label_issues(model, x, y)` the likely mislabeled ones.
 * `ImagePreprocessing`: how the model scales and standardises raw images
   (inferred at the first `fit`, saved with the model, applied everywhere).

@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backbone", default=None, choices=BACKBONE_NAMES,
                        help="network (default: cnn9 for coteaching, else preact_resnet18)")
     train.add_argument("--width", type=_positive_int, default=None,
-                       help="base channels of preact_resnet18, resnet18 and vgg19 (64, the paper's, by default; "
+                       help="base channels of preact_resnet18, resnet18 and vgg19 "
+                            "(64, the paper's, by default; "
                             "16 or 32 for CPU runs)")
     train.add_argument("--lr-drop-epochs", default=None,
                        help="comma-separated epochs (0-based) from which the learning rate is "

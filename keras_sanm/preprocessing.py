@@ -64,7 +64,7 @@ class ImagePreprocessing(keras.layers.Layer):
             raise ValueError("Standardised images (pixel_scale=None) take no mean/std.")
 
     @classmethod
-    def for_dataset(cls, name: str) -> "ImagePreprocessing":
+    def for_dataset(cls, name: str) -> ImagePreprocessing:
         """The published per-channel constants of a dataset (e.g. `"cifar10"`).
 
         Args:
@@ -80,7 +80,7 @@ class ImagePreprocessing(keras.layers.Layer):
         return cls(mean=mean, std=std)
 
     @classmethod
-    def create(cls, value) -> "ImagePreprocessing":
+    def create(cls, value) -> ImagePreprocessing:
         """An `ImagePreprocessing` from `wrap(preprocessing=...)`.
 
         Args:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 
 
-
 class TrainerSaving:
     """The saving part of `NoisyLabelTrainer`: the constructor config, the
     random-seed states saved with the variables, and the compile arguments.

@@ -112,7 +112,10 @@ class TrainingBackup(keras.callbacks.Callback):
             if differ:
                 raise ValueError(
                     f"The checkpoint in {self.directory} belongs to a run with other "
-                    f"settings ({', '.join(f'{k}: {saved.get(k)!r} then, {self.run_config.get(k)!r} now' for k in differ)}). "
+                    "settings ("
+                    + ", ".join(f"{k}: {saved.get(k)!r} then, {self.run_config.get(k)!r} now"
+                                for k in differ)
+                    + "). "
                     "Resume with the same settings, or start a new run in another folder."
                 )
         model = self.model

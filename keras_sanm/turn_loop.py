@@ -12,9 +12,10 @@ progress bar with each epoch's step count, user callbacks,
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
+
 
 class MethodCallbacks:
     """The method's own callbacks, called directly so that they share one logs dict.

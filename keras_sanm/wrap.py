@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from keras_sanm.feature_map import build_feature_network, find_feature_layer, layer_output
 from keras_sanm import methods, protocols
+from keras_sanm.feature_map import build_feature_network, find_feature_layer, layer_output
 from keras_sanm.preprocessing import ImagePreprocessing
 from keras_sanm.presets import preset_config
 

@@ -14,6 +14,9 @@ python3 -m venv .venv
 .venv/bin/pip install -q regex rich absl-py packaging kagglehub "kagglesdk==0.1.28" tokenizers sentencepiece
 # (pip then reports tensorflow-text as missing: left out on purpose, see above.)
 status=0
+# The linter first (its rules are in pyproject.toml); a finding fails the run.
+echo "=== ruff"
+.venv/bin/ruff check . || status=1
 for backend in jax torch tensorflow; do
   echo "=== KERAS_BACKEND=$backend"
   # pytest exits 5 when it collected nothing: any non-zero status fails the run.

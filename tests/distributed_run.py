@@ -64,11 +64,13 @@ def train(method: str, deterministic: bool, batch_norm: bool):
     import keras
 
     import keras_sanm
+
     from conftest import learnable_problem
 
     if deterministic:
-        import keras_sanm.methods.elr_plus.trainers as elr_plus
         from keras import ops
+
+        import keras_sanm.methods.elr_plus.trainers as elr_plus
 
         def identity_mix(inputs, targets, alpha, seed):
             return inputs, targets, ops.ones(()), ops.arange(inputs.shape[0])

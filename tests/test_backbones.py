@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from keras_sanm import backbones
-from keras_sanm.backend import CONV_DATA_FORMAT, gradients
 from keras_sanm.backbones.layers import FusedBatchNormalization, NativeKernelConv2D
+from keras_sanm.backend import CONV_DATA_FORMAT, gradients
 
 torch = pytest.importorskip("torch")
 nn = torch.nn

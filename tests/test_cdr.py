@@ -5,6 +5,7 @@ from keras import ops
 
 import keras_sanm
 from keras_sanm.methods.cdr.trainers import critical_gradient_mask
+
 from conftest import learnable_problem, small_cnn
 
 

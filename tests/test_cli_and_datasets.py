@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_sanm import cli, datasets
+
 from conftest import CLI_ONLY, write_animal10n, write_jpeg_npz
 
 

@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 
 import keras_sanm
-from conftest import learnable_problem, small_cnn
 from keras_sanm.data import normalize_images
+
+from conftest import learnable_problem, small_cnn
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
 

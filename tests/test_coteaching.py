@@ -6,6 +6,7 @@ from keras import ops
 import keras_sanm
 from keras_sanm.label_quality import per_sample_cross_entropy
 from keras_sanm.methods.coteaching.trainers import forget_rate_at, small_loss_selection
+
 from conftest import learnable_problem, small_cnn
 
 

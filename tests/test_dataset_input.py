@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import keras_sanm
-from conftest import DATA_SIDE_ONLY, learnable_problem, small_cnn
 from keras_sanm.data import cache_dataset
 from keras_sanm.data.dataset_cache import CachedImages
+
+from conftest import DATA_SIDE_ONLY, learnable_problem, small_cnn
 
 
 def uint8_images(n, seed=0):

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-from conftest import small_cnn
 from keras import ops
 from PIL import Image
 from scipy.stats import ks_2samp
@@ -14,6 +13,8 @@ from keras_sanm.backend import device_kind
 from keras_sanm.data import CoDivideData, autoaugment_view, randaugment_view
 from keras_sanm.data.augment import weak_augment
 from keras_sanm.data.strong_augment import CIFAR10_POLICY, RANDAUGMENT_POOL, _aa_op, _ra_op
+
+from conftest import small_cnn
 
 
 def natural_images(n, size=32, seed=0):
@@ -218,7 +219,7 @@ def test_training_views_keep_the_images_scale_and_follow_the_seed():
     unit = device_views.training_views(as_unit, names, keras.random.SeedGenerator(1), 1.0)
     again = device_views.training_views(images, names, keras.random.SeedGenerator(1))
     other = device_views.training_views(images, names, keras.random.SeedGenerator(2))
-    for a, u, b, c in zip(first, unit, again, other):
+    for a, u, b, _ in zip(first, unit, again, other):
         a, u = ops.convert_to_numpy(a), ops.convert_to_numpy(u)
         np.testing.assert_allclose(u * 255.0, a, atol=1e-3)
         np.testing.assert_array_equal(a, ops.convert_to_numpy(b))

@@ -19,6 +19,7 @@ import pytest
 import keras_sanm
 import keras_sanm.distribution
 from keras_sanm.backend import gather_replicas, replica_count, replica_rows, replicas_in_step
+
 from conftest import learnable_problem, small_cnn
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-from conftest import learnable_problem, small_cnn
 from keras import ops
 
 import keras_sanm
@@ -12,6 +11,8 @@ from keras_sanm.methods.dividemix.trainers import sanm_mixmatch_groups
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
 from keras_sanm.optimizers import NetworkOptimizers
 from keras_sanm.phases import Phase
+
+from conftest import learnable_problem, small_cnn
 
 
 def noisy_problem(n=256, rate=0.3, seed=1):

@@ -6,6 +6,7 @@ from keras import ops
 import keras_sanm
 from keras_sanm.data import IndexedDataset
 from keras_sanm.methods.elr_plus.trainers import elr_regulariser, exponential_rampup
+
 from conftest import learnable_problem, small_cnn
 
 

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 import keras_sanm
-from conftest import DATA_SIDE_ONLY, learnable_problem, small_cnn, write_animal10n
 from keras_sanm.data import ImageFiles, load_image_folder
+
+from conftest import DATA_SIDE_ONLY, learnable_problem, small_cnn, write_animal10n
 
 
 def uint8_images(n, seed=0):

@@ -21,9 +21,10 @@ import time
 
 import keras
 import pytest
-from conftest import small_cnn
 
 import keras_sanm
+
+from conftest import small_cnn
 
 # Every submodule a user imports: the package's lazy attributes, the modules
 # behind its functions and classes, those the README and docs name, and a

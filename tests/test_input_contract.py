@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import keras_sanm
-from conftest import learnable_problem, small_cnn
 from keras_sanm.data import normalize_images
 from keras_sanm.preprocessing import ImagePreprocessing
+
+from conftest import learnable_problem, small_cnn
 
 
 def uint8_problem(n=192, seed=0):

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import keras_sanm
+
 from conftest import DATA_SIDE_ONLY, scale_pictures, small_cnn
 
 N_TRAIN, N_TEST, NOISE = 64, 32, 0.3

@@ -3,10 +3,11 @@
 import keras
 import numpy as np
 import pytest
-from conftest import learnable_problem, small_cnn
 
 import keras_sanm
 from keras_sanm.benchmarks.keras_baseline import with_coupled_l2
+
+from conftest import learnable_problem, small_cnn
 
 
 def _weights(model):

@@ -3,9 +3,10 @@
 import keras
 import numpy as np
 import pytest
-from conftest import learnable_problem, small_cnn
 
 import keras_sanm
+
+from conftest import learnable_problem, small_cnn
 
 
 def test_cross_entropy_model_ranks_planted_errors_first():

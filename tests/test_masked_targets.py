@@ -18,6 +18,7 @@ import keras_sanm
 from keras_sanm import methods
 from keras_sanm.mixmatch import co_refine
 from keras_sanm.phases import Phase
+
 from conftest import learnable_problem, small_cnn
 
 TAKES_TARGETS = ("ce", "cdr", "coteaching", "elr_plus")

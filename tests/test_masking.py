@@ -52,10 +52,10 @@ def test_place_boxes_corner_and_center_clamped():
     cols = np.array([5, 31, 0], "int32")
     bh = np.array([4, 4, 6], "int32")
     bw = np.array([3, 5, 6], "int32")
-    t, l = masking.place_boxes(rows, cols, bh, bw, (32, 32), "corner")
-    assert list(np_(t)) == [0, 28, 10] and list(np_(l)) == [5, 27, 0]
-    t, l = masking.place_boxes(rows, cols, bh, bw, (32, 32), "center")
-    assert list(np_(t)) == [0, 28, 7] and list(np_(l)) == [4, 27, 0]
+    t, left = masking.place_boxes(rows, cols, bh, bw, (32, 32), "corner")
+    assert list(np_(t)) == [0, 28, 10] and list(np_(left)) == [5, 27, 0]
+    t, left = masking.place_boxes(rows, cols, bh, bw, (32, 32), "center")
+    assert list(np_(t)) == [0, 28, 7] and list(np_(left)) == [4, 27, 0]
     with pytest.raises(ValueError, match="anchor"):
         masking.place_boxes(rows, cols, bh, bw, (32, 32), "middle")
 

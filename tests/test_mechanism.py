@@ -10,6 +10,7 @@ from keras_sanm import backend, cli, losses
 from keras_sanm.benchmarks import mechanism, predicted_classes
 from keras_sanm.masking import modulate_labels
 from keras_sanm.noisy_mask import NoisyMask
+
 from conftest import HARNESS_ONLY, write_jpeg_npz
 
 

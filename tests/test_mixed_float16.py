@@ -11,13 +11,14 @@ after `dynamic_growth_steps` finite steps.
 import keras
 import numpy as np
 import pytest
-from conftest import learnable_problem, small_cnn
 
 import keras_sanm
 from keras_sanm import cli
 from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.loss_scaling import LossScaleOptimizer
 from keras_sanm.optimizers import base_optimizers
+
+from conftest import learnable_problem, small_cnn
 
 N, BATCH = 16, 8
 TOLERANCE = 0.08

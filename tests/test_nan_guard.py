@@ -10,6 +10,7 @@ import pytest
 import keras_sanm
 from keras_sanm.callbacks import NonFiniteLossError
 from keras_sanm.training_backup import TrainingBackup
+
 from conftest import learnable_problem, small_cnn
 
 

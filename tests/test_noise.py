@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 
 from keras_sanm.data import (
-    asymmetric_map, inject_noise, load_noise_file, noise_file_name,
-    noisy_labels_from_file, save_noise_file,
+    asymmetric_map,
+    inject_noise,
+    load_noise_file,
+    noise_file_name,
+    noisy_labels_from_file,
+    save_noise_file,
 )
 
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import keras_sanm
-from conftest import learnable_problem, small_cnn
 from keras_sanm.callbacks import NoiseRateEstimate
 from keras_sanm.methods.coteaching.trainers import forget_rate_at
+
+from conftest import learnable_problem, small_cnn
 
 # method -> (rate attribute, option name)
 RATES = {"cdr": ("noise_rate", "noise_rate"), "coteaching": ("final_forget_rate", "forget_rate")}

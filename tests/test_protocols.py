@@ -6,11 +6,12 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import CLI_ONLY, small_cnn
 
 import keras_sanm
 from keras_sanm import cli, protocols
 from keras_sanm.optimizers import NetworkOptimizers
+
+from conftest import CLI_ONLY, small_cnn
 
 
 def test_the_protocols_state_the_papers_settings():

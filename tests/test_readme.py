@@ -19,10 +19,11 @@ import pytest
 from PIL import Image
 
 import keras_sanm
-from conftest import learnable_problem
 from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.datasets import ImageDataset
 from keras_sanm.trainer import NoisyLabelTrainer
+
+from conftest import learnable_problem
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
 

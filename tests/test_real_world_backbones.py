@@ -43,8 +43,8 @@ def wrap_train_save_load(base, x, y, tmp_path, batch_size=8):
 def test_vgg19_with_batch_norm_wraps_trains_saves_and_loads(tmp_path):
     base = backbones.VGG19(5, (64, 64, 3), width=4, dense_units=32)
     assert tuple(base.get_layer("feature_map").output.shape) == (None, 2, 2, 32)
-    assert sum(isinstance(l, keras.layers.Conv2D) for l in base.layers) == 16
-    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in base.layers) == 16
+    assert sum(isinstance(layer, keras.layers.Conv2D) for layer in base.layers) == 16
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in base.layers) == 16
     assert find_feature_layer(base).name == "feature_map"
     x, y = images_and_labels(16, 64, 5)
     wrap_train_save_load(base, x, y, tmp_path)
@@ -54,9 +54,10 @@ def test_vgg19_with_batch_norm_wraps_trains_saves_and_loads(tmp_path):
 def test_vgg19_without_batch_norm_is_the_keras_applications_layout():
     ours = backbones.VGG19(10, (64, 64, 3), batch_norm_layers=False)
     theirs = keras.applications.VGG19(include_top=False, weights=None, input_shape=(64, 64, 3))
-    kernels = [tuple(l.kernel.shape) for l in ours.layers if isinstance(l, keras.layers.Conv2D)]
-    assert kernels == [tuple(l.kernel.shape) for l in theirs.layers
-                       if isinstance(l, keras.layers.Conv2D)]
+    kernels = [tuple(layer.kernel.shape) for layer in ours.layers
+               if isinstance(layer, keras.layers.Conv2D)]
+    assert kernels == [tuple(layer.kernel.shape) for layer in theirs.layers
+                       if isinstance(layer, keras.layers.Conv2D)]
     assert tuple(ours.get_layer("feature_map").output.shape) == tuple(theirs.output.shape)
     with pytest.raises(ValueError, match="batch_norm_layers=False"):
         backbones.VGG19(10, weights="imagenet")  # refused before any download

@@ -3,10 +3,11 @@
 import json
 
 import pytest
-from conftest import HARNESS_ONLY, write_jpeg_npz
 
 from keras_sanm import cli
 from keras_sanm.benchmarks import gpu_check, regime
+
+from conftest import HARNESS_ONLY, write_jpeg_npz
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
 

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 import keras_sanm
+
 from conftest import learnable_problem, small_cnn, write_jpeg_npz
 
 
 def write_noise_files(folder):
     """The whole path of a run: loading, seeded subset, noise, noise file."""
     import keras
+
     from keras_sanm import datasets
     from keras_sanm.data import noisy_labels_from_file
 

@@ -12,6 +12,7 @@ import pytest
 
 import keras_sanm
 from keras_sanm import cli
+
 from conftest import write_jpeg_npz
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them

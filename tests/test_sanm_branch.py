@@ -3,11 +3,12 @@
 import keras
 import numpy as np
 import pytest
-from conftest import small_cnn
 
 import keras_sanm
 from keras_sanm import methods
 from keras_sanm.sanm_branch import SANMBranch
+
+from conftest import small_cnn
 
 OPTIONS = {"coteaching": {"forget_rate": 0.2}, "cdr": {"noise_rate": 0.2},
            "elr_plus": {"num_samples": 32}, "dividemix": {}, "ce": {},
@@ -31,7 +32,7 @@ def test_one_decoder_per_network_in_its_networks_optimizer_group(name):
     assert len(model.decoders) == len(networks) == len(plain.network_list())
     assert not getattr(plain, "decoders", [])
     assert model.noisy_mask is not None and getattr(plain, "noisy_mask", None) is None
-    for k, (network, decoder) in enumerate(zip(networks, model.decoders)):
+    for network, decoder in zip(networks, model.decoders):
         # The decoder takes network k's feature map and returns an image.
         features = network(np.zeros((2, 16, 16, 3), "float32"))[0]
         assert tuple(decoder(features).shape) == (2, 16, 16, 3)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import keras_sanm
+
 from conftest import learnable_problem, small_cnn
 
 METHOD_OPTIONS = {
@@ -56,7 +57,8 @@ def test_save_load_round_trip_and_training_continues_identically(tmp_path, metho
     loaded = keras_sanm.load_model(path)
 
     assert type(loaded) is type(model)
-    options = lambda m: {k: v for k, v in m.get_config().items() if k not in ("network", "networks")}
+    def options(m):
+        return {k: v for k, v in m.get_config().items() if k not in ("network", "networks")}
     assert options(loaded) == options(model)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert_same_state(loaded, model)

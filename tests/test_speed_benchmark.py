@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from keras_sanm import cli
-from conftest import HARNESS_ONLY
 from keras_sanm.benchmarks import memory, step_time
+
+from conftest import HARNESS_ONLY
 
 needs_proc = pytest.mark.skipif(not memory.available(), reason="needs Linux /proc peak RSS")
 

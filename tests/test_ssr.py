@@ -6,7 +6,6 @@ The models are built as users build them, with `keras_sanm.wrap(base, method="ss
 import keras
 import numpy as np
 import pytest
-from conftest import learnable_problem, small_cnn
 
 import keras_sanm
 from keras_sanm.callbacks import CosineEpochLearningRate
@@ -14,6 +13,8 @@ from keras_sanm.data import IndexedDataset
 from keras_sanm.data.ssr_data import SSRData
 from keras_sanm.methods.ssr.trainers import SANMSSRTrainer, SSRTrainer
 from keras_sanm.mixmatch import mix
+
+from conftest import learnable_problem, small_cnn
 
 
 def uint8_problem(n, seed):

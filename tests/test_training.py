@@ -5,6 +5,7 @@ import pytest
 import keras_sanm
 from keras_sanm.data import IndexedDataset
 from keras_sanm.phases import TRAIN
+
 from conftest import learnable_problem, small_cnn
 
 

@@ -3,13 +3,14 @@
 import keras
 import numpy as np
 import pytest
-from conftest import learnable_problem, small_cnn
 
 import keras_sanm
 from keras_sanm.data import IndexedDataset
 from keras_sanm.methods.elr_plus.trainers import exponential_rampup
 from keras_sanm.phases import Phase
 from keras_sanm.turn_loop import fit_in_turns, resume_epoch
+
+from conftest import learnable_problem, small_cnn
 
 
 def plain_model():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import keras_sanm
+
 from conftest import learnable_problem, small_cnn
 
 # method -> wrap options that make every decision happen within two short epochs.

@@ -11,6 +11,7 @@ from matplotlib.patches import Rectangle
 
 import keras_sanm
 from keras_sanm import cli, masking, viz
+
 from conftest import CLI_ONLY, small_cnn, write_jpeg_npz
 
 

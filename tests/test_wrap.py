@@ -4,6 +4,7 @@ import pytest
 from keras import layers
 
 import keras_sanm
+
 from conftest import small_cnn
 
 
@@ -74,7 +75,8 @@ def test_wrap_errors():
         (lambda x, y: (x, y - 1), ">= 0"),
         (lambda x, y: (x, y.astype("float32")), "must be integers"),
         (lambda x, y: (x, y[:-3]), "Got 61 labels for 64 images"),
-        (lambda x, y: (np.where(np.arange(64)[:, None, None, None] == 5, np.nan, x), y), "NaN or Inf.*sample 5"),
+        (lambda x, y: (np.where(np.arange(64)[:, None, None, None] == 5, np.nan, x), y),
+         "NaN or Inf.*sample 5"),
         (lambda x, y: (x[..., 0], y), "rank 3"),
         (lambda x, y: (x[:, :8], y), "expects"),
     ],

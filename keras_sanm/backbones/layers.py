@@ -8,9 +8,7 @@ epsilon, so training dynamics match the reference code.
 from __future__ import annotations
 
 import keras
-from keras import layers
-
-from keras import ops
+from keras import layers, ops
 
 from keras_sanm.backend import (
     CONV_DATA_FORMAT,

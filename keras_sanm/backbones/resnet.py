@@ -5,8 +5,15 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_sanm.backbones.layers import (batch_norm, channels, conv, projection, resnet18_body,
-                                        strided_conv3x3, torch_default_init)
+from keras_sanm.backbones.layers import (
+    batch_norm,
+    channels,
+    conv,
+    projection,
+    resnet18_body,
+    strided_conv3x3,
+    torch_default_init,
+)
 
 
 def _basic_block(x, filters, stride, name, output_name=None, data_format="channels_last"):

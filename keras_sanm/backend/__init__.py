@@ -32,7 +32,8 @@ layout (PyTorch channels-first, TensorFlow channels-last), else `None`.
 memory order the backend's convolution reads (PyTorch's `(out, in, h, w)`),
 shape and values unchanged. `materialized(x)` is `x` computed once into
 memory where the compiler would otherwise recompute its producers inside
-the transposed copies of a kernel gradient (XLA on a CPU). `device_kind()` says where steps run (`"cpu"`, `"gpu"`, `"tpu"`), for
+the transposed copies of a kernel gradient (XLA on a CPU). `device_kind()`
+says where steps run (`"cpu"`, `"gpu"`, `"tpu"`), for
 defaults chosen per kind of device.
 
 Data parallelism goes through each backend's own engine:
@@ -42,7 +43,8 @@ is the number of data-parallel replicas, `gather_replicas(x)` concatenates
 a per-replica value over the replicas inside a step (for per-sample state
 written by sample index), `replica_rows(x)` keeps a replica's rows of a
 value drawn for the global batch (per-sample random draws, so they equal a
-one-device step's; `replicas_in_step()` is the split inside a step), and `distribute_batch(model, batch)` splits a
+one-device step's; `replicas_in_step()` is the split inside a step), and
+`distribute_batch(model, batch)` splits a
 global batch for `train_on_batch` where Keras does not (see
 keras_sanm/distribution.py and docs/multi_device.md).
 """

@@ -324,7 +324,8 @@ def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
 
 
 # Columns of a run row that `known_rows` reads back as text whatever they hold.
-_TEXT_COLUMNS = ("method", "without", "masked_targets", "noise", "backend", "backbone", "commit", "device", "date",
+_TEXT_COLUMNS = ("method", "without", "masked_targets", "noise", "backend", "backbone", "commit",
+                 "device", "date",
                  "memorised_curve")
 
 
@@ -478,7 +479,8 @@ def markdown(rows: list[dict], header: str) -> str:
             f"{s['best_epoch_mean']:.1f} / {s['epochs']} | "
             f"{_pct(s['train_accuracy_mean'], s['train_accuracy_std'])} | "
             f"{_pct(s['memorised_mean'], s['memorised_std'])} | "
-            f"{_pct(s['warmup_end_mean'], s['warmup_end_std'])} | {auc} | {count_text(s['wall_s_mean'])} | {count_text(s['images_per_s_mean'])} |")
+            f"{_pct(s['warmup_end_mean'], s['warmup_end_std'])} | {auc} | "
+            f"{count_text(s['wall_s_mean'])} | {count_text(s['images_per_s_mean'])} |")
     lines += curve_lines(rows)
     lines += ["", "SANM gain (percentage points; spread = the larger seed-to-seed std):", "",
               "| method | noise | seeds | best: gain (paired std) | best: spread | best: gain > spread | "

@@ -141,7 +141,8 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     rows = []
     for sanm, run in runs.items():
-        folder = os.path.join(args.out, f"ce{'_sanm' if sanm else ''}_{args.noise.replace(':', '')}_s{args.seed}")
+        cell = f"ce{'_sanm' if sanm else ''}_{args.noise.replace(':', '')}_s{args.seed}"
+        folder = os.path.join(args.out, cell)
         os.makedirs(folder, exist_ok=True)
         history, test_acc = run["history"], run["history"]["val_accuracy"]
         # Epochs before the last have no label-fit measurement: NaN, as from `keras-sanm train`.

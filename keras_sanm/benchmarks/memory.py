@@ -41,7 +41,7 @@ class PeakMemory:
         self.extra_mib = None
         self._start = None
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         try:
             with open(_CLEAR_REFS, "w") as f:
                 f.write("5")  # 5: reset the peak RSS to the current RSS

@@ -53,7 +53,7 @@ class Candidate:
         return self.train_size * self.epochs * self.width ** 2
 
     @classmethod
-    def parse(cls, text: str) -> "Candidate":
+    def parse(cls, text: str) -> Candidate:
         try:
             size, width, epochs = (int(part) for part in text.lower().split("x"))
         except ValueError:

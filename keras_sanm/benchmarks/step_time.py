@@ -297,7 +297,7 @@ def main(argv=None) -> int:
              "--backbone", args.backbone],
             env=env, capture_output=True, text=True,
         )
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode or not lines:
             print(proc.stderr[-3000:], file=sys.stderr)
             return 1

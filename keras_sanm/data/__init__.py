@@ -1,11 +1,5 @@
 """Data: image folders, noise injection, noise files, sample-indexed training batches, augmentation."""
 
-from keras_sanm.data.real_noise import (
-    NoisyImageSet,
-    load_animal10n,
-    load_clothing1m,
-    load_webvision,
-)
 from keras_sanm.data.augment import weak_augment
 from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.dataset_cache import CachedImages, cache_dataset
@@ -21,6 +15,12 @@ from keras_sanm.data.noise import (
     save_noise_file,
 )
 from keras_sanm.data.normalization import NORMALIZATION, normalize_images
+from keras_sanm.data.real_noise import (
+    NoisyImageSet,
+    load_animal10n,
+    load_clothing1m,
+    load_webvision,
+)
 from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
 
 __all__ = [

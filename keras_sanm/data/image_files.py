@@ -145,7 +145,7 @@ class ImageFiles:
         """Every image as one in-memory uint8 array."""
         return self[:]
 
-    def subset(self, indices) -> "ImageFiles":
+    def subset(self, indices) -> ImageFiles:
         """The files at `indices` (an index array or slice), still on disk.
 
         Example:

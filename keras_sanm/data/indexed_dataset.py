@@ -195,7 +195,7 @@ class IndexedDataset(keras.utils.PyDataset):
         self.augment_seed = int(state.get("augment_seed", self.augment_seed))
         self.epoch_draws = int(state.get("epoch_draws", self.epoch_draws))
 
-    def eval_view(self, batch_size: int | None = None) -> "EvalView":
+    def eval_view(self, batch_size: int | None = None) -> EvalView:
         """All samples in index order, unaugmented, as `(images,)` batches."""
         return EvalView(self, batch_size or self.batch_size)
 

@@ -153,7 +153,7 @@ class SSRData(EightBitPixels, keras.utils.PyDataset):
         """Weak views of the given samples, in the images' own scale."""
         return self._in_own_scale(self._weak(self._pixels(indices), rng))
 
-    def selection_view(self, batch_size: int = 512) -> "SelectionView":
+    def selection_view(self, batch_size: int = 512) -> SelectionView:
         """All samples in index order, weakly augmented, for the selection pass."""
         return SelectionView(self, batch_size)
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Callable
-
+from collections.abc import Callable
 
 # What the masked copies of a SANM version whose method trains on the given
 # labels are pulled towards (`masked_targets`); the first is the default.
