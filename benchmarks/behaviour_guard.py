@@ -77,12 +77,21 @@ def state_arrays(model) -> dict[str, np.ndarray]:
     return arrays
 
 
-def run(method: str, sanm: bool) -> tuple[dict, dict[str, np.ndarray]]:
-    """One short run's fingerprint and its final variables."""
+def run(method: str, sanm: bool, masked_targets: str | None = None
+        ) -> tuple[dict, dict[str, np.ndarray]]:
+    """One short run's fingerprint and its final variables.
+
+    `masked_targets` is given to the SANM versions that take it (their default
+    when `None`), e.g. `"label"` to compare with records made while the label
+    was the default.
+    """
     images, noisy, clean = problem()
     keras.utils.set_random_seed(SEED)
     base = keras_sanm.backbones.SmallCNN(num_classes=4, input_shape=images.shape[1:])
-    model = keras_sanm.wrap(base, method=method, sanm=sanm, seed=SEED, **METHODS[method])
+    options = dict(METHODS[method])
+    if sanm and masked_targets and keras_sanm.methods.get(method).masked_targets:
+        options["masked_targets"] = masked_targets
+    model = keras_sanm.wrap(base, method=method, sanm=sanm, seed=SEED, **options)
     model.compile()
     # (Methods that build their own batches take the batch size as an option.)
     batch = None if keras_sanm.methods.get(method).batch_size_option else BATCH
@@ -102,6 +111,10 @@ def main(argv=None) -> int:
     mode.add_argument("--check", metavar="FILE", help="compare with the fingerprints in FILE")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated subset of " + ",".join(METHODS))
+    parser.add_argument("--masked-targets", default=None, choices=("refined", "label"),
+                        help="targets of the masked copies of the SANM versions that take "
+                             "them (default: theirs); 'label' reproduces records made "
+                             "before the refined label became the default")
     parser.add_argument("--add", action="store_true",
                         help="with --record: add these methods' runs to FILE, keeping the "
                              "others recorded there")
@@ -123,7 +136,7 @@ def main(argv=None) -> int:
         for sanm in (False, True):
             name = f"{method}{'_sanm' if sanm else ''}"
             print(f"{backend} {name} ...", end=" ", flush=True)
-            runs[name], arrays = run(method, sanm)
+            runs[name], arrays = run(method, sanm, args.masked_targets)
             kept.update({f"{name}|{k}": v for k, v in arrays.items()})
             if expected is None:
                 print("recorded", flush=True)
