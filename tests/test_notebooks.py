@@ -69,10 +69,13 @@ NOTEBOOKS_ONCE = pytest.mark.only_backend(
 
 @NOTEBOOKS_ONCE
 def test_quickstart(tmp_path):
+    # A smoke run: at this size neither model learns the digits yet (measured:
+    # 10 epochs of 640 digits stay near chance), so no accuracy is asserted;
+    # what can break is every cell running and what it reports.
     results, notebook = run_notebook("01_quickstart", {"EPOCHS": 3, "TRAIN_SIZE": 256}, tmp_path)
-    for key in ("sanm_test_accuracy", "ce_test_accuracy"):
-        assert 0.0 <= results[key] <= 1.0
-    assert 0 <= results["issues"] <= 256
+    assert sorted(results) == ["ce_test_accuracy", "issue_precision", "issue_recall", "issues",
+                               "sanm_test_accuracy"]
+    assert 0 < results["issues"] < 256  # the GMM split flags some samples, not all
     assert figures(notebook) == 2  # training curves and activation maps
 
 
@@ -84,9 +87,11 @@ def test_cifar10_synthetic_noise(tmp_path):
         # tested in test_dividemix.py; one program less to compile here).
         "DATA_DIR": str(tmp_path), "EPOCHS": 1, "WARMUP_EPOCHS": 0, "BACKBONE": "small_cnn",
     }, tmp_path)
+    # A smoke run (one epoch of 128 images): every cell runs, each model trains
+    # its epoch; the accuracy of such runs is not a property of the code.
     assert sorted(results) == ["CE", "SANM(CE)", "SANM(DivideMix)"]
     for result in results.values():
-        assert result["epochs"] == 1 and 0.0 <= result["last_test_accuracy"] <= 1.0
+        assert result["epochs"] == 1
     assert figures(notebook) == 3  # curves, activation maps, reconstructions
 
 
@@ -103,9 +108,9 @@ def test_cifar10n_real_noise(tmp_path):
     results, notebook = run_notebook("03_cifar10n_real_noise", {
         "EPOCHS": 1, "WARMUP_EPOCHS": 0, "BACKBONE": "small_cnn", "TEST_SIZE": 32,
     }, tmp_path, before_setup=MOCK_TFDS)
-    assert 0.0 <= results["last_test_accuracy"] <= 1.0
-    assert 0.5 < results["noise_rate"] < 1.0  # random mock labels: mostly "wrong"
-    assert 0.0 <= results["detection_auc"] <= 1.0
+    # Random mock labels: no accuracy to expect; the noise the notebook reads
+    # from the noisy-label column must be that of random labels (9 in 10 wrong).
+    assert 0.8 < results["noise_rate"] < 0.98
     assert figures(notebook) == 2
 
 
