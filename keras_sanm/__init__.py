@@ -32,6 +32,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import threading
 import warnings
 
 from keras_sanm.version import __version__
@@ -97,8 +98,12 @@ class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
     progress ends. The finder leaves `sys.meta_path` once it has registered.
     """
 
+    # Marks the package's finder (also one left by an earlier copy of this module).
+    _keras_sanm_hook = True
+
     def __init__(self) -> None:
-        self._depth = 0  # keras_sanm submodules executing now, nested
+        self._local = threading.local()  # .depth: this thread's nested submodule imports
+        self._lock = threading.RLock()
         self._due = False  # Keras is imported, the trainers not yet registered
 
     def find_spec(self, name, path=None, target=None):
@@ -120,36 +125,44 @@ class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
         """The spec the finders after this one give (this one only wraps loaders)."""
         for finder in list(sys.meta_path):
             find = getattr(finder, "find_spec", None)
-            if finder is self or find is None:
+            if getattr(finder, "_keras_sanm_hook", False) or find is None:
                 continue
             spec = find(name, path, target)
             if spec is not None:
                 return spec
         return None
 
+    def _depth(self) -> int:
+        return getattr(self._local, "depth", 0)
+
     def _after_keras(self, load, module) -> None:
         load(module)
-        self._due = True
-        if self._depth == 0:
+        with self._lock:
+            self._due = True
+        if self._depth() == 0:
             self._register()
 
     def _around_submodule(self, load, module) -> None:
-        self._depth += 1
+        self._local.depth = self._depth() + 1
         try:
             load(module)
         finally:
-            self._depth -= 1
-        if self._depth == 0 and self._due:
-            self._register()
+            # (Also after a failed import: the registration must not wait for another.)
+            self._local.depth -= 1
+            if self._local.depth == 0 and self._due:
+                self._register()
 
     def _register(self) -> None:
-        self._due = False
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
+        with self._lock:
+            if not self._due:
+                return
+            self._due = False
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
         _register_trainers()
 
 
 if "keras" in sys.modules:
     _register_trainers()
-elif not any(isinstance(finder, _RegisterAfterKeras) for finder in sys.meta_path):
+elif not any(getattr(finder, "_keras_sanm_hook", False) for finder in sys.meta_path):
     sys.meta_path.insert(0, _RegisterAfterKeras())

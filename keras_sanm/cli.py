@@ -10,6 +10,7 @@ import sys
 import time
 
 from keras_sanm import methods, protocols
+from keras_sanm.methods.spec import MASKED_TARGETS, MASKED_TARGETS_BEFORE_THE_OPTION
 
 BACKENDS = ("jax", "tensorflow", "torch")
 
@@ -331,12 +332,33 @@ RUN_SETTINGS = ("dataset", "train_size", "test_size", "method", "sanm", "sanm_wi
                 "lr_drop_epochs")
 
 
-def _run_config(args, noisy) -> dict:
+def _masked_targets(args) -> str | None:
+    """The masked copies' targets the run trains with (`None`: the run has none)."""
+    if not (args.sanm and methods.get(args.method).masked_targets):
+        return None
+    return args.masked_targets or MASKED_TARGETS[0]
+
+
+def _resumes_label_targets_by_default(args, checkpoint) -> bool:
+    """Whether `checkpoint` is a run that took the masked copies' default when it was the label.
+
+    Such runs recorded no targets (`None`); they continue on the label.
+    """
+    saved = (checkpoint or {}).get("run_config") or {}
+    return ("masked_targets" in saved and saved["masked_targets"] is None
+            and _masked_targets(args) is not None and args.masked_targets is None)
+
+
+def _run_config(args, noisy, label_targets_by_default: bool = False) -> dict:
     import hashlib
 
     import numpy as np
 
     config = {name: getattr(args, name) for name in RUN_SETTINGS}
+    # The targets used, so that a run started under another default is not
+    # continued with other targets (runs checkpointed while the label was the
+    # default recorded none, and keep recording none).
+    config["masked_targets"] = None if label_targets_by_default else _masked_targets(args)
     config["noise"] = _noise_name(args)
     if config["lr_drop_epochs"] is not None:  # as JSON stores it
         config["lr_drop_epochs"] = list(config["lr_drop_epochs"])
@@ -456,6 +478,12 @@ def train_command(args) -> dict:
         config[part] = False
     if data.mean is not None:  # the dataset's published constants
         config["preprocessing"] = keras_sanm.ImagePreprocessing(mean=data.mean, std=data.std)
+    label_targets_by_default = _resumes_label_targets_by_default(args, checkpoint)
+    if label_targets_by_default:
+        print(f"The checkpoint's run trained its masked copies on the label, the default "
+              f"when it started; it continues so (--masked-targets "
+              f"{MASKED_TARGETS_BEFORE_THE_OPTION}).")
+        args.masked_targets = MASKED_TARGETS_BEFORE_THE_OPTION
     if args.masked_targets is not None:
         config["masked_targets"] = args.masked_targets
     if args.mask_aspect is not None:
@@ -482,7 +510,8 @@ def train_command(args) -> dict:
         _write_csv_log(log_path, checkpoint["history"])
         print(f"resuming from the checkpoint after epoch {checkpoint['epoch']} "
               f"({checkpoint['folder']})")
-    backup = TrainingBackup(os.path.join(out_dir, "checkpoint"), run_config=_run_config(args, noisy))
+    backup = TrainingBackup(os.path.join(out_dir, "checkpoint"), run_config=_run_config(
+        args, noisy, label_targets_by_default))
     # Fit of correct and wrong training labels (logged before the backup and CSV see the logs).
     label_fit = (None if data.y_train is None else
                  LabelFitMonitor(data.x_train, noisy, data.y_train, every=args.track_fit_every))

@@ -58,11 +58,12 @@ def inform(message: str) -> None:
 
 
 def reports_under_fit_verbosity(fit):
-    """Decorates a `fit` method so that `inform` follows its `verbose` argument.
+    """Decorates `fit` (or `evaluate`, `predict`) so that `inform` follows its `verbose`.
 
     Args:
-        fit: a `fit(self, ..., verbose=..., ...)` method (`verbose` by keyword
-            or in `**kwargs`; Keras' default `"auto"` when not given).
+        fit: a method taking `verbose` (by keyword or in `**kwargs`; Keras'
+            default `"auto"` when not given). A model used before any `fit`
+            decides its preprocessing in `evaluate` or `predict`.
 
     Returns:
         The method, run under `fit_verbosity(verbose)`.

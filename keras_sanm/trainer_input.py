@@ -8,7 +8,7 @@ import numpy as np
 from keras_sanm.data.dataset_cache import cache_dataset
 from keras_sanm.data.image_files import ImageBatches
 from keras_sanm.data.indexed_dataset import IndexedDataset
-from keras_sanm.messages import inform
+from keras_sanm.messages import inform, reports_under_fit_verbosity
 from keras_sanm.validation import (
     check_class_count,
     check_dataset_batch,
@@ -174,6 +174,7 @@ class TrainingInput:
         labels = None if y is None else check_labels(y, len(x), self.num_classes)
         return ImageBatches(x, labels, batch_size), None, None
 
+    @reports_under_fit_verbosity
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """See `keras.Model.evaluate`; takes images as `fit` does (raw, any pixel scale
         the model was trained with)."""
@@ -183,6 +184,7 @@ class TrainingInput:
             kwargs["batch_size"] = batch_size
         return super().evaluate(x, y, *args, **kwargs)
 
+    @reports_under_fit_verbosity
     def predict(self, x, *args, **kwargs):
         """The base model's class scores of raw images (see `keras.Model.predict`)."""
         self.check_inputs(x)

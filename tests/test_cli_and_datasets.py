@@ -193,9 +193,10 @@ def test_train_refuses_a_bad_ablation_or_drop_epochs(tmp_path):
         cli.main(base + ["--method", "ce", "--sanm-without", "masking"])
     with pytest.raises(SystemExit, match="--method dividemix"):
         cli.main(base + ["--method", "dividemix", "--no-sanm", "--sanm-without", "masking"])
-    with pytest.raises(SystemExit, match="--method ce and without --no-sanm"):
+    targets = "--method cdr, --method ce, --method coteaching, --method elr_plus and without --no-sanm"
+    with pytest.raises(SystemExit, match=targets):
         cli.main(base + ["--method", "ce", "--no-sanm", "--masked-targets", "refined"])
-    with pytest.raises(SystemExit, match="--method ce and without --no-sanm"):
+    with pytest.raises(SystemExit, match=targets):
         cli.main(base + ["--method", "dividemix", "--masked-targets", "refined"])
     with pytest.raises(SystemExit):
         cli.main(base + ["--method", "ce", "--masked-targets", "prediction"])

@@ -105,3 +105,40 @@ def test_dividemix_on_a_gpu_draws_the_views_of_standardised_images_on_the_host(m
         assert model.views_on_device
         model.fit(scales[name], labels, epochs=2, verbose=0)
         assert model.views_on_device is on_device, name
+
+
+def test_crops_of_standardised_images_are_padded_with_their_black_and_callables_see_them_as_given():
+    from keras_sanm.data import CoDivideData, IndexedDataset
+    from keras_sanm.data.augment import black_level
+
+    scales, labels, _ = scale_pictures(32, 0, NOISE)
+    images = scales["standardised"]
+    black = black_level(images)
+    np.testing.assert_allclose(black, images.reshape(-1, 3).min(0))
+    assert black_level(scales["uint8"]) is None and black_level(scales["unit"]) is None
+
+    def shift_all(batch, rng):  # a crop entirely of padding, as an extreme crop
+        return np.zeros_like(batch)
+
+    seen = []
+
+    def record(batch, rng):
+        seen.append(np.array(batch))
+        return batch
+
+    padded = IndexedDataset(images, labels, 8, 4, augment="weak", seed=0)
+    assert padded.black is not None
+    data = CoDivideData(images, labels, 8, 4, views=(record,), warmup_augment=shift_all, seed=0)
+    batch = data.warmup_batch(np.arange(8))["images"]
+    # A user callable's zeros are zeros, not black: it sees the images as given.
+    np.testing.assert_array_equal(batch, 0.0)
+    np.testing.assert_array_equal(seen[0], images[:2])
+    named = CoDivideData(images, labels, 8, 4, views=("weak",), warmup_augment="weak", seed=0)
+    assert named.builtin_views and not data.builtin_views
+    # The package's crop pads with black: a one-pixel border of a shifted crop.
+    rng = np.random.default_rng(1)
+    crops = named._in_own_scale(named._warmup_fn(named._pixels(np.arange(32)), rng))
+    border = np.concatenate([crops[:, 0], crops[:, -1], crops[:, :, 0], crops[:, :, -1]])
+    pixels = border.reshape(-1, 3)
+    padding = np.all(np.isclose(pixels, black, atol=1e-5), axis=1)
+    assert padding.any() and not np.any(np.all(np.isclose(pixels, 0.0, atol=1e-5), axis=1))

@@ -22,6 +22,10 @@ the internal that moved, before the feature that reads it breaks elsewhere:
   optimizer slots alike) and `None` while a variable is deferred.
 * `MultiOptimizer._inner_optimizers`: the inner optimizers, set in group order
   by `NetworkOptimizers` (Keras' `optimizers` property returns this list).
+* `MultiOptimizer._var_to_optimizer_idx`, `._trainable_variables_indices`
+  and `Optimizer._var_key`: the bookkeeping `MultiOptimizer.apply` reads,
+  written by `NetworkOptimizers.build` itself (Keras' own `build` refuses
+  inner `LossScaleOptimizer`s, which each network has under mixed_float16).
 * `jax._src.xla_bridge._backends`: whether JAX's client has started, read only
   to warn that an XLA flag comes too late (`keras_sanm.backend.xla_cpu`).
 """
@@ -133,3 +137,19 @@ def test_jax_reports_whether_its_client_started():
 
     assert isinstance(getattr(xla_bridge, "_backends", None), dict), _fail(
         "jax._src.xla_bridge._backends", "a dict of started backends")
+
+
+def test_network_optimizers_route_each_group_to_its_own_optimizer():
+    from keras_sanm.optimizers import NetworkOptimizers
+
+    first, second = keras.Variable([1.0, 1.0], name="first"), keras.Variable([1.0], name="second")
+    optimizer = NetworkOptimizers([keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.5)])
+    optimizer.assign_groups([[first], [second]])
+    optimizer.build([first, second])
+    for attribute in ("_var_to_optimizer_idx", "_trainable_variables_indices"):
+        assert isinstance(getattr(optimizer, attribute, None), dict), _fail(
+            f"MultiOptimizer.{attribute}", "a dict that apply() reads, keyed by _var_key")
+    optimizer.apply([keras.ops.ones((2,)), keras.ops.ones((1,))], [first, second])
+    moved = [keras.ops.convert_to_numpy(v) for v in (first, second)]
+    assert moved[0].tolist() == pytest.approx([0.9, 0.9]) and moved[1].tolist() == pytest.approx(
+        [0.5]), _fail("MultiOptimizer.apply", "each variable updated by its own group's optimizer")

@@ -19,7 +19,7 @@ from keras_sanm import methods
 from keras_sanm.mixmatch import co_refine
 from keras_sanm.phases import Phase
 
-from conftest import learnable_problem, small_cnn
+from conftest import CLI_ONLY, HARNESS_ONLY, learnable_problem, small_cnn
 
 TAKES_TARGETS = ("ce", "cdr", "coteaching", "elr_plus")
 OWN_TARGETS = ("dividemix", "ssr")
@@ -113,3 +113,58 @@ def test_models_saved_before_the_option_load_with_the_label_targets(method, tmp_
     explicit = keras_sanm.wrap(small_cnn(), method=method, seed=0, masked_targets="label")
     explicit.save(tmp_path / "label.keras")
     assert keras_sanm.load_model(str(tmp_path / "label.keras")).masked_targets == "label"
+
+
+@CLI_ONLY
+def test_a_resumed_run_keeps_the_targets_it_started_with():
+    import argparse
+
+    from keras_sanm import cli
+
+    def args(method="ce", sanm=True, masked_targets=None):
+        namespace = argparse.Namespace(**dict.fromkeys(cli.RUN_SETTINGS), noise=None)
+        namespace.method, namespace.sanm, namespace.masked_targets = method, sanm, masked_targets
+        return namespace
+
+    # New runs record the targets they train with, the default included.
+    assert cli._run_config(args(), [0])["masked_targets"] == "refined"
+    assert cli._run_config(args(masked_targets="label"), [0])["masked_targets"] == "label"
+    assert cli._run_config(args(sanm=False), [0])["masked_targets"] is None
+    assert cli._run_config(args("dividemix"), [0])["masked_targets"] is None
+    # A run checkpointed while the label was the default recorded none: it
+    # continues on the label, under the settings it recorded.
+    old = {"run_config": {"masked_targets": None}}
+    assert cli._resumes_label_targets_by_default(args(), old)
+    assert cli._run_config(args(masked_targets="label"), [0], True)["masked_targets"] is None
+    for later in (args(sanm=False), args("dividemix"), args(masked_targets="refined")):
+        assert not cli._resumes_label_targets_by_default(later, old)
+    assert not cli._resumes_label_targets_by_default(args(), {"run_config": {
+        "masked_targets": "refined"}})
+
+
+@HARNESS_ONLY
+def test_the_grid_refuses_a_default_cell_folder_run_on_the_label(tmp_path):
+    from keras_sanm.benchmarks import accuracy
+
+    budget = accuracy.BUDGETS["smoke"]
+    cell = accuracy.Cell("ce", True, "sym:0.5", 0)
+    run_dir = tmp_path / cell.name
+    run_dir.mkdir()
+    summary = {"best_test_accuracy": 0.5, "last_test_accuracy": 0.4,
+               "mean_last10_test_accuracy": 0.4, "wall_seconds": 1.0,
+               "train_samples_per_second": 1.0, "actual_noise_rate": 0.5, "epochs": 2,
+               "backend": "jax", "backbone": "small_cnn", "train_size": 96}
+    (run_dir / "history.json").write_text(json.dumps({"val_accuracy": [0.5, 0.4]}))
+    # Finished before the refined default: its summary names no targets.
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "masked_targets": None}))
+    with pytest.raises(RuntimeError, match="ce_sanm_label-targets_sym0.5_s0"):
+        accuracy.run_cell(budget, cell, str(tmp_path), str(tmp_path))
+    label_cell = accuracy.Cell("ce", True, "sym:0.5", 0, masked_targets="label")
+    (tmp_path / label_cell.name).mkdir()
+    for name in ("history.json", "summary.json"):
+        (tmp_path / label_cell.name / name).write_text((run_dir / name).read_text())
+    assert accuracy.run_cell(budget, label_cell, str(tmp_path), str(tmp_path))[
+        "masked_targets"] == "label"
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "masked_targets": "refined"}))
+    assert accuracy.run_cell(budget, cell, str(tmp_path), str(tmp_path))[
+        "masked_targets"] == "refined"

@@ -237,6 +237,13 @@ def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str) -> 
     return args
 
 
+def _summary_targets(cell: Cell, summary: dict) -> str:
+    """The masked copies' targets a finished run trained with (`""` where it has none)."""
+    if not (cell.sanm and method_specs.get(cell.method).masked_targets):
+        return ""
+    return summary.get("masked_targets") or MASKED_TARGETS_BEFORE_THE_OPTION
+
+
 def run_row(cell: Cell, run_dir: str) -> dict:
     """One CSV row from a finished run's `summary.json` and `history.json`."""
     with open(os.path.join(run_dir, "summary.json")) as f:
@@ -257,8 +264,9 @@ def run_row(cell: Cell, run_dir: str) -> dict:
     warmup = next((i for i, v in enumerate(split) if v == v), None) if split else None
     return {
         "method": cell.method, "sanm": cell.sanm, "without": cell.without,
-        # The targets the run used (the CLI records them; older runs did not).
-        "masked_targets": cell.masked_targets or summary.get("masked_targets") or "",
+        # The targets the run used, as its summary records them (runs from
+        # before the refined default recorded none: they trained on the label).
+        "masked_targets": _summary_targets(cell, summary),
         "noise": cell.noise, "seed": cell.seed,
         "best": summary["best_test_accuracy"], "last": summary["last_test_accuracy"],
         "last10": summary["mean_last10_test_accuracy"],
@@ -320,7 +328,24 @@ def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
             code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
         if code:
             raise RuntimeError(f"{cell.name} failed (exit {code}); see {run_dir}/train.log")
-    return run_row(cell, run_dir)
+    row = run_row(cell, run_dir)
+    expected = _cell_targets(cell)
+    if row["masked_targets"] != expected:
+        # A folder of the default cell run (or started) while the label was the default.
+        raise RuntimeError(
+            f"{run_dir} holds a run whose masked copies trained on {row['masked_targets']!r} "
+            f"targets, but the cell {cell.name} stands for {expected!r} ones (the default "
+            "changed). Move the folder to the cell "
+            f"{dataclasses.replace(cell, masked_targets=row['masked_targets']).name} "
+            "(run the grid with --masked-targets label to include it), or delete it.")
+    return row
+
+
+def _cell_targets(cell: Cell) -> str:
+    """The masked copies' targets a cell's run trains with (`""` where it has none)."""
+    if not (cell.sanm and method_specs.get(cell.method).masked_targets):
+        return ""
+    return cell.masked_targets or MASKED_TARGETS[0]
 
 
 # Columns of a run row that `known_rows` reads back as text whatever they hold.

@@ -45,8 +45,9 @@ def black_level(images) -> np.ndarray | None:
     padded with grey where the same pictures in 8 bits get black, and the
     same data would train differently in the two scales. Black there is
     `(0 - mean) / std`, which the package cannot know; the darkest value of
-    each channel in the images (read from at most 10,000 of them) is it for
-    any set with a black pixel per channel.
+    each channel in the images (read from an evenly strided sample of them,
+    `normalization.strided_sample`) is it for any set with a black pixel per
+    channel.
 
     Args:
         images: `(N, H, W, C)` training images.

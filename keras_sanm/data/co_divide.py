@@ -23,7 +23,11 @@ VIEW_AUGMENTATIONS = {
 
 
 def view_augmentation(name_or_fn):
-    """The `(uint8 images, rng) -> images` function of a view name (or the callable itself)."""
+    """The `(images, rng) -> images` function of a view name (or the callable itself).
+
+    The data sides hand it 8-bit pixels, or standardised floats as they are
+    (`keras_sanm.data.eight_bit.EightBitPixels`).
+    """
     if callable(name_or_fn):
         return name_or_fn
     if name_or_fn in VIEW_AUGMENTATIONS:
@@ -56,8 +60,8 @@ class CoDivideData(EightBitPixels):
         views: augmentation of each view of a sample in a training step,
             names (`"weak"`, `"autoaugment"`, `"randaugment"`,
             `"strong_warmup"`, `"none"`) or
-            callables `(uint8 images, rng) -> images`; DivideMix uses two
-            weak views.
+            callables `(images, rng) -> images` (8-bit pixels, or standardised
+            floats as given); DivideMix uses two weak views.
         warmup_augment: augmentation of warm-up batches.
         seed: seed of orders, resampling and augmentation.
         clean_labels: optional true labels, for split statistics.
@@ -107,8 +111,10 @@ class CoDivideData(EightBitPixels):
         # operations): float images in [0, 1] or [0, 255] are converted batch
         # by batch (no second copy of the set; images read on access stay
         # on disk), with the scale read once from the whole set, and their
-        # views come back as float32 in that scale. Standardised images stay
-        # as they are.
+        # views come back as float32 in that scale. Standardised images reach
+        # the named views with their black at 0, where those pad, and user
+        # callables as they are.
+        self.builtin_views = all(isinstance(v, str) for v in (*self.views, warmup_augment))
         self.pixel_scale = None
         if self.images.dtype != np.uint8:
             self.pixel_scale = infer_pixel_scale(self.images)

@@ -16,14 +16,19 @@ class EightBitPixels:
     Float images are converted batch by batch, so there is no second copy
     of the set and images read on access stay on disk; augmented pixels go
     back to the images' own scale. Standardised images (`pixel_scale` `None`,
-    floats) reach the augmentations with their black at 0, where those pad
-    (`keras_sanm.data.augment.black_level`).
+    floats) reach the package's own augmentations with their black at 0,
+    where those pad (`keras_sanm.data.augment.black_level`), and the user's
+    callables as they are (`builtin_views` false).
     """
 
     _black_level = False  # not read yet
+    builtin_views = True  # every augmentation is one of the package's named ones
 
     def _black(self) -> np.ndarray | None:
-        """`black_level` of the images, read once (`None` unless standardised)."""
+        """`black_level` of the images, read once (`None` unless standardised and
+        every augmentation is the package's own)."""
+        if not self.builtin_views:
+            return None
         if self._black_level is False:
             self._black_level = black_level(self.images)
         return self._black_level

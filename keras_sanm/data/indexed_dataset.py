@@ -68,8 +68,10 @@ class IndexedDataset(keras.utils.PyDataset):
         labels: `(N,)` integer (possibly noisy) labels.
         batch_size: samples per batch.
         num_classes: number of classes (default: `max(labels) + 1`).
-        augment: `"weak"` (pad-4 crop + flip), `None`, or a callable
-            `(images, rng) -> images` applied to raw batches.
+        augment: `"weak"` (pad-4 crop + flip; standardised images are
+            padded with their own black, `keras_sanm.data.augment.black_level`),
+            `None`, or a callable `(images, rng) -> images` applied to raw
+            batches as they are.
         shuffle: reshuffle the order every epoch.
         seed: seed of the shuffling and augmentation.
         clean_labels: optional true labels (synthetic noise), for reporting.
@@ -115,7 +117,8 @@ class IndexedDataset(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         # Standardised images are padded with their own black, as raw ones.
-        self.black = black_level(self.images) if self.augment is not None else None
+        self.black = (black_level(self.images) if isinstance(augment, str)
+                      and self.augment is not None else None)
         self.rng = np.random.default_rng(seed)
         # Augmentation draws from a generator keyed by (seed, epoch, samples),
         # so a batch is the same however often and in whatever order Keras

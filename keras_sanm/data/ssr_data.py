@@ -40,7 +40,8 @@ class SSRData(EightBitPixels, keras.utils.PyDataset):
         batch_size: `B` (SSR: 128).
         num_classes: number of classes (default `max(labels) + 1`).
         strong: augmentation of the strong views (`"autoaugment"`: SSR's
-            CIFAR policy; `"none"`), or a callable `(uint8 images, rng)`.
+            CIFAR policy; `"none"`), or a callable `(images, rng)` (8-bit
+            pixels, or standardised floats as given).
         weak: augmentation of the weak views (`"weak"`: crop and flip).
         seed: seed of orders, sampling and augmentation.
         clean_labels: optional true labels, for selection statistics.
@@ -64,6 +65,7 @@ class SSRData(EightBitPixels, keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self._strong, self._weak = view_augmentation(strong), view_augmentation(weak)
         self.views = (strong, weak)
+        self.builtin_views = isinstance(strong, str) and isinstance(weak, str)
         self.pixel_scale = None if self.images.dtype == np.uint8 else infer_pixel_scale(
             self.images)
         probe = np.random.default_rng(0)

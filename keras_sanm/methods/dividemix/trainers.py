@@ -299,6 +299,7 @@ class DivideMixTrainer(AlternatingTrainer):
             if y is not None or batch_size is not None:
                 raise ValueError("A CoDivideData carries its labels and batch size.")
             data = x
+            self.views_for(data.images)
         elif isinstance(x, IndexedDataset) or is_image_array(x) or is_dataset(x):
             if is_dataset(x) and not isinstance(x, IndexedDataset):
                 x, y, batch_size = self.identified_samples(x, y, batch_size, verbose)
@@ -310,11 +311,7 @@ class DivideMixTrainer(AlternatingTrainer):
                 if y is None:
                     raise ValueError("fit(x, y) needs labels `y` with numpy images.")
                 arrays = dict(images=x, labels=y)
-            if (self.views_on_device and self.view_augmentation == "auto"
-                    and black_level(arrays["images"]) is not None):
-                # The device draws views from 8-bit pixels; images the user
-                # standardised get the host's views, which take them.
-                self.views_on_device = False
+            self.views_for(arrays["images"])
             # With views on the device: each image once; the step draws them.
             views = ("none",) if self.views_on_device else self.view_names()
             data = CoDivideData(
@@ -340,6 +337,17 @@ class DivideMixTrainer(AlternatingTrainer):
                 f"This method needs {len(self.views)} views per sample; the CoDivideData "
                 f"has {len(data.views)}.")
         return data
+
+    def views_for(self, images) -> None:
+        """Draws the views on the host from now on when `"auto"` meets standardised images.
+
+        The device draws views from 8-bit pixels; the host's views take images
+        the user standardised. The model keeps host views for later fits (its
+        compiled steps take host views).
+        """
+        if (self.views_on_device and self.view_augmentation == "auto"
+                and black_level(images) is not None):
+            self.views_on_device = False
 
     @staticmethod
     def _device_view_scale(data: CoDivideData) -> float:
