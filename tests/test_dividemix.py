@@ -25,6 +25,12 @@ def noisy_problem(n=256, rate=0.3, seed=1):
     return x, y, noisy
 
 
+def flip(images, rng):
+    """A random horizontal flip per image."""
+    flipped = rng.random(len(images)) < 0.5
+    return np.where(flipped[:, None, None, None], images[:, :, ::-1], images)
+
+
 def to_uint8(x):
     return np.clip((x - x.min()) / (x.max() - x.min()) * 255, 0, 255).astype("uint8")
 
@@ -51,7 +57,11 @@ def trained():
         small_cnn(), method="dividemix", sanm=False, seed=0, warmup_epochs=2, batch_size=32
     )
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
-    data = CoDivideData(x, noisy, batch_size=32, clean_labels=y, seed=0)
+    # Flipped views, no crops: the pictures' black class would look like the
+    # black that crops are padded with (tests/test_input_scales.py checks the
+    # crops); these tests are about the division.
+    data = CoDivideData(x, noisy, batch_size=32, clean_labels=y, seed=0,
+                        views=(flip, flip), warmup_augment=flip)
     recorder = PhaseRecorder()
     history = model.fit(
         data, epochs=5, verbose=0, callbacks=[recorder], validation_data=(x, y)
