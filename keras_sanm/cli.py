@@ -166,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "flag a folder holding a checkpoint is refused")
     train.add_argument("--backend", choices=BACKENDS, default=None, help=BACKEND_HELP)
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                       help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per "
-                            "epoch (default: 1)")
+                       help="Keras fit verbosity: 0 no progress output (the run's own "
+                            "report and what fit decides still print), 1 progress bar, 2 one "
+                            "line per epoch (default: 1)")
 
     demo = sub.add_parser("demo", help="CE vs SANM(CE) on a small noisy problem, offline")
     demo.add_argument("--data-dir", default=None, type=_existing_path,
@@ -723,7 +724,15 @@ def main(argv=None) -> int:
         if backend:
             os.environ["KERAS_BACKEND"] = backend
     commands = {"train": train_command, "demo": demo_command, "plot": plot_command}
-    commands[args.command](args)
+    if args.command == "train" and args.verbose == 0:
+        # Silent fits; what they decide (preprocessing, estimated rates) is
+        # still part of the run's report.
+        from keras_sanm.messages import logged_to_stdout
+
+        with logged_to_stdout():
+            commands[args.command](args)
+    else:
+        commands[args.command](args)
     return 0
 
 

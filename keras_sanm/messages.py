@@ -20,6 +20,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import sys
 
 LOGGER = logging.getLogger("keras_sanm")
 
@@ -78,3 +79,24 @@ def reports_under_fit_verbosity(fit):
             return fit(*args, **kwargs)
 
     return wrapped
+
+
+@contextlib.contextmanager
+def logged_to_stdout():
+    """Prints what the package logs at INFO for the block, whatever the fits' verbosity.
+
+    For programs that report every decision in their own output (the command
+    line's `train --verbose 0`, whose log is the run's record); a fit that
+    prints (`verbose` other than 0) then prints each message twice, so use it
+    with silent fits.
+    """
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = LOGGER.level
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(level)
