@@ -6,7 +6,7 @@ import pytest
 from keras import ops
 
 import keras_sanm
-from keras_sanm.data import CoDivideData
+from keras_sanm.data import CoDivideData, weak_augment
 from keras_sanm.methods.dividemix.trainers import sanm_mixmatch_groups
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
 from keras_sanm.optimizers import NetworkOptimizers
@@ -23,12 +23,6 @@ def noisy_problem(n=256, rate=0.3, seed=1):
     flip = rng.random(n) < rate
     noisy[flip] = (y[flip] + rng.integers(1, 4, flip.sum())) % 4
     return x, y, noisy
-
-
-def flip(images, rng):
-    """A random horizontal flip per image."""
-    flipped = rng.random(len(images)) < 0.5
-    return np.where(flipped[:, None, None, None], images[:, :, ::-1], images)
 
 
 def to_uint8(x):
@@ -57,11 +51,13 @@ def trained():
         small_cnn(), method="dividemix", sanm=False, seed=0, warmup_epochs=2, batch_size=32
     )
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
-    # Flipped views, no crops: the pictures' black class would look like the
-    # black that crops are padded with (tests/test_input_scales.py checks the
-    # crops); these tests are about the division.
+    # The crop and flip as a callable, which takes the images as given: its
+    # padding is 0, these pictures' mean colour. The named "weak" view pads
+    # standardised images with their black (tests/test_input_scales.py), which
+    # in these pictures is the colour of a class; these tests are about the
+    # division, not the padding.
     data = CoDivideData(x, noisy, batch_size=32, clean_labels=y, seed=0,
-                        views=(flip, flip), warmup_augment=flip)
+                        views=(weak_augment, weak_augment), warmup_augment=weak_augment)
     recorder = PhaseRecorder()
     history = model.fit(
         data, epochs=5, verbose=0, callbacks=[recorder], validation_data=(x, y)
