@@ -151,6 +151,8 @@ def main(argv=None) -> int:
                 history.get(name, [])
         summary = {
             "dataset": "cifar10", "method": "ce", "sanm": sanm, "noise": args.noise,
+            # The masked copies' targets SANM(CE) trained with (the tables name them).
+            "masked_targets": getattr(run["model"], "masked_targets", None),
             "actual_noise_rate": float(np.mean(noisy != data.y_train)),
             "backbone": "preact_resnet18", "width": args.width,
             "backend": keras.backend.backend(), "dtype_policy": args.dtype_policy,
