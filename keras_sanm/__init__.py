@@ -12,6 +12,9 @@ Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
 * `load_model(path)`: a wrapped model saved with `model.save("m.keras")`,
   on any backend (after `import keras_sanm`, `keras.saving.load_model`
   loads it too: the trainers register as soon as Keras is imported).
+* `pretrain(base_model, images, epochs)`: self-supervised SimCLR training
+  of a base model's features on its images alone, before `wrap`
+  (`pretraining`: kNN and linear-probe read-outs of the features).
 * `TrainingBackup(directory)`: a callback that checkpoints the whole training
   state after every epoch and resumes from it when `fit` is called again.
 * `NoisyMask`, `ReconstructionDecoder`, `modulate_labels`,
@@ -48,11 +51,12 @@ _ATTRIBUTES = {
     "modulate_labels": "keras_sanm.masking",
     "find_label_issues": "keras_sanm.label_issues",
     "estimate_noise_rate": "keras_sanm.label_issues",
+    "pretrain": "keras_sanm.pretraining",
 }
 _SUBMODULES = (
     "backbones", "data", "datasets", "masking", "label_quality", "label_issues", "callbacks",
     "preprocessing",
-    "presets", "protocols", "viz", "distribution",
+    "presets", "protocols", "viz", "distribution", "pretraining",
 )
 
 __all__ = ["__version__", *_ATTRIBUTES, *_SUBMODULES]

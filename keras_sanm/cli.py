@@ -1,5 +1,5 @@
-"""Command line: `keras-sanm train`, `keras-sanm demo`, `keras-sanm plot` and
-`keras-sanm bench speed|accuracy`."""
+"""Command line: `keras-sanm train`, `keras-sanm pretrain`, `keras-sanm demo`,
+`keras-sanm plot` and `keras-sanm bench speed|accuracy`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import time
 
 from keras_sanm import methods, protocols
+from keras_sanm import pretrain_command as pretrain_cli
 from keras_sanm.methods.spec import MASKED_TARGETS, MASKED_TARGETS_BEFORE_THE_OPTION
 
 BACKENDS = ("jax", "tensorflow", "torch")
@@ -159,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "bfloat16 units, mixed_float16 on one without (e.g. a T4; the steps "
                             "then scale the loss dynamically and skip overflowing steps). "
                             "Losses are computed in float32 either way")
+    train.add_argument("--init", default=None, type=_existing_path, metavar="PATH",
+                       help="start from pretrained weights: a keras-sanm pretrain folder or "
+                            "a .weights.h5 file of the same backbone")
     train.add_argument("--output", default=None, help="run folder (default runs/<name>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --output from its last checkpoint (written "
@@ -169,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Keras fit verbosity: 0 no progress output (the run's own "
                             "report and what fit decides still print), 1 progress bar, 2 one "
                             "line per epoch (default: 1)")
+
+    pretrain_cli.add_parser(sub, _positive_int, _non_negative_int, _existing_path, BACKENDS,
+                            BACKEND_HELP, DATASET_NAMES, BACKBONE_NAMES)
 
     demo = sub.add_parser("demo", help="CE vs SANM(CE) on a small noisy problem, offline")
     demo.add_argument("--data-dir", default=None, type=_existing_path,
@@ -330,7 +337,7 @@ def _training_data(args, model, data, noisy):
 RUN_SETTINGS = ("dataset", "train_size", "test_size", "method", "sanm", "sanm_without",
                 "masked_targets", "mask_aspect", "protocol", "preset",
                 "backbone", "width", "batch_size", "warmup_epochs", "seed", "dtype_policy",
-                "lr_drop_epochs")
+                "lr_drop_epochs", "init")
 
 
 def _masked_targets(args) -> str | None:
@@ -495,6 +502,10 @@ def train_command(args) -> dict:
     try:  # Layers take the policy when they are created.
         base = keras_sanm.backbones.get(args.backbone, data.num_classes, data.x_train.shape[1:],
                                         width=args.width)
+        if args.init is not None:
+            base.load_weights(pretrain_cli.init_weights(
+                args.init, args.backbone, args.width, data.num_classes, data.x_train.shape[1:]))
+            print(f"base network initialised from {args.init}")
         model = keras_sanm.wrap(
             base, method=args.method, sanm=args.sanm, seed=args.seed, preset=args.preset,
             protocol=args.protocol, **config
@@ -545,7 +556,7 @@ def train_command(args) -> dict:
         "width": args.width, "lr_drop_epochs": args.lr_drop_epochs,
         "sanm_without": args.sanm_without,
         "masked_targets": getattr(model, "masked_targets", None),
-        "mask_aspect": args.mask_aspect, "protocol": args.protocol,
+        "mask_aspect": args.mask_aspect, "protocol": args.protocol, "init": args.init,
         "learning_rates": sorted({float(v) for v in history.get("learning_rate", [])}, reverse=True),
         **{name: float(history[name][-1]) for name in LabelFitMonitor.NAMES if name in history},
         "best_test_accuracy": max(test_acc), "last_test_accuracy": test_acc[-1],
@@ -723,8 +734,9 @@ def main(argv=None) -> int:
         backend = _default_backend()
         if backend:
             os.environ["KERAS_BACKEND"] = backend
-    commands = {"train": train_command, "demo": demo_command, "plot": plot_command}
-    if args.command == "train" and args.verbose == 0:
+    commands = {"train": train_command, "pretrain": pretrain_cli.pretrain_command,
+                "demo": demo_command, "plot": plot_command}
+    if args.command in ("train", "pretrain") and args.verbose == 0:
         # Silent fits; what they decide (preprocessing, estimated rates) is
         # still part of the run's report.
         from keras_sanm.messages import logged_to_stdout

@@ -181,3 +181,36 @@ def load(
     x_train, y_train, x_test, y_test, noisy = parts
     mean, std = NORMALIZATION[name]
     return ImageDataset(name, x_train, y_train, x_test, y_test, num_classes, mean, std, noisy)
+
+
+def other_training_images(name: str, data_dir: str | None, count: int,
+                          train_size: int | None, seed: int = 0,
+                          download: bool = True) -> np.ndarray:
+    """Images of a dataset's training split outside the subset `load` draws, without labels.
+
+    For self-supervised pretraining on more images than the labelled subset
+    (`load(name, data_dir, train_size, seed=seed)` draws that subset): `count`
+    further training images, drawn with the seed from those not in it. Test
+    images are never among them.
+
+    Args:
+        name, data_dir, train_size, seed, download: as for `load`.
+        count: how many further images.
+
+    Returns:
+        `(count, H, W, 3)` uint8 images, in the split's order.
+
+    Raises:
+        ValueError: more images than the split holds outside the subset.
+
+    Example:
+    >>> extra = keras_sanm.datasets.other_training_images("cifar10", "data", 8000, 2000)
+    """
+    full = load(name, data_dir, test_size=1, seed=seed, download=download)
+    subset = _subset(len(full.y_train), train_size, seed)
+    others = np.setdiff1d(np.arange(len(full.y_train)), subset)
+    if count > len(others):
+        raise ValueError(f"{name} has {len(others)} training images outside the subset of "
+                         f"{len(subset)}; asked for {count}.")
+    chosen = np.sort(np.random.default_rng(seed + 2).choice(others, count, replace=False))
+    return full.x_train[chosen]
