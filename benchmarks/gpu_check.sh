@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A GPU check that fits ten minutes: CE vs SANM(CE) on full CIFAR-10, PreAct ResNet-18,
+# A GPU check that fits ten minutes: SimCLR pretraining on the training images (150 s, no
+# labels; --pretrain-seconds 0 skips it), then CE vs SANM(CE) from it on full CIFAR-10, PreAct ResNet-18,
 # mixed_bfloat16, 50% symmetric noise, as many epochs as fit BUDGET seconds (both models
 # together), learning rate /10 at half of them. Writes OUT/results.md (keras-sanm bench
 # accuracy's tables) and each model's summary.json, history.json and log.csv.

@@ -384,3 +384,34 @@ def test_a_run_keeps_the_commit_that_started_it(tmp_path):
     assert fresh["commit"] == accuracy.run_provenance()["commit"]
     assert fresh["device"] == accuracy.run_provenance()["device"]
     assert accuracy.cpu_text() in fresh["device"]
+
+
+@HARNESS_ONLY
+def test_pretrained_start_cells_pair_only_with_their_own_start():
+    from keras_sanm.benchmarks.accuracy import BUDGETS, Cell, gain_rows, markdown, train_arguments
+
+    budget = BUDGETS["cpu-regime"]
+    cell = Cell("dividemix", True, "sym:0.5", 1, start="simclr")
+    assert cell.name == "dividemix_sanm_simclr-start_sym0.5_s1"
+    args = train_arguments(budget, cell, "data", "out", init="pre/simclr_s{seed}")
+    assert args[args.index("--init") + 1] == "pre/simclr_s1"
+    with pytest.raises(ValueError, match="--init"):
+        train_arguments(budget, cell, "data", "out")
+    assert "--init" not in train_arguments(budget, Cell("ce", False, "sym:0.5", 1), "d", "o")
+
+    def row(sanm, start, seed, best):
+        return {"method": "ce", "sanm": sanm, "without": "", "masked_targets": "",
+                "start": start, "noise": "sym:0.5", "seed": seed, "best": best,
+                "last": best, "last10": best, "best_epoch": 1, "warmup_end": None,
+                "wall_s": 1.0, "images_per_s": 1.0, "auc": None, "train_accuracy": None,
+                "memorised": None, "memorised_curve": "{}", "epochs": 100}
+
+    rows = [row(False, "", s, 0.30) for s in (0, 1)] + [row(True, "", s, 0.31) for s in (0, 1)]
+    rows += [row(False, "simclr", s, 0.40) for s in (0, 1)]
+    rows += [row(True, "simclr", s, 0.45 + s / 100) for s in (0, 1)]
+    gains = {g["start"]: g for g in gain_rows(rows)}
+    assert gains[""]["best_gain"] == pytest.approx(0.01)
+    assert gains["simclr"]["best_gain"] == pytest.approx(0.055)
+    page = markdown(rows, "header")
+    assert "| CE (SimCLR start) | yes | sym:0.5 | 2 |" in page
+    assert "| CE (SimCLR start) | sym:0.5 | 2 | +5.50" in page

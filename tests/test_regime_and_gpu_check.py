@@ -67,7 +67,7 @@ def test_gpu_check_trains_both_models_the_same_epochs_with_the_drop_at_half(tmp_
     # No time left after the two calibration epochs: the floor of 4 epochs decides.
     assert gpu_check.main(["--data-dir", str(tmp_path), "--out", str(out), "--budget-seconds",
                            "0", "--min-epochs", "4", "--width", "2", "--batch-size", "16",
-                           "--dtype-policy", "float32"]) == 0
+                           "--dtype-policy", "float32", "--pretrain-seconds", "0"]) == 0
     for run in ("ce_sym0.5_s0", "ce_sanm_sym0.5_s0"):
         summary = json.loads((out / run / "summary.json").read_text())
         history = json.loads((out / run / "history.json").read_text())
@@ -79,6 +79,24 @@ def test_gpu_check_trains_both_models_the_same_epochs_with_the_drop_at_half(tmp_
     # SANM(CE) trains its masked copies on the refined label, the default.
     assert "| CE | yes, refined targets on masked copies | sym:0.5 | 1 |" in (
         out / "results.md").read_text()
+
+
+@HARNESS_ONLY
+def test_gpu_check_pretrains_once_and_starts_both_models_from_it(tmp_path):
+    write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
+    out = tmp_path / "check"
+    # A pretraining budget shorter than one epoch still trains one epoch.
+    assert gpu_check.main(["--data-dir", str(tmp_path), "--out", str(out), "--budget-seconds",
+                           "0", "--min-epochs", "2", "--width", "2", "--batch-size", "16",
+                           "--dtype-policy", "float32", "--pretrain-seconds", "0.001",
+                           "--pretrain-batch-size", "32"]) == 0
+    summaries = [json.loads((out / run / "summary.json").read_text())
+                 for run in ("ce_sym0.5_s0", "ce_sanm_sym0.5_s0")]
+    assert summaries[0]["pretraining"] == summaries[1]["pretraining"]
+    record = summaries[0]["pretraining"]
+    assert summaries[0]["init"] == "simclr" and record["epochs"] == 1
+    assert 0.0 <= record["knn_before"] <= 1.0 and 0.0 <= record["knn_after"] <= 1.0
+    assert "start from the same SimCLR pretraining: 1 epochs" in (out / "results.md").read_text()
 
 
 def test_the_drop_comes_at_half_and_never_inside_the_calibration_epochs():

@@ -148,6 +148,8 @@ class Cell:
         masked_targets: the masked copies' targets of a SANM version that
             takes them (`--masked-targets`); `""` for the default
             (`"refined"`, `keras_sanm.methods.spec.MASKED_TARGETS`).
+        start: the base network's start: `""` random weights, `"simclr"`
+            a `keras-sanm pretrain` of the seed (`--init`).
     """
 
     method: str
@@ -156,12 +158,14 @@ class Cell:
     seed: int
     without: str = ""
     masked_targets: str = ""
+    start: str = ""
 
     @property
     def name(self) -> str:
         ablation = f"_without-{self.without.replace(',', '-')}" if self.without else ""
         targets = f"_{self.masked_targets}-targets" if self.masked_targets else ""
-        return (f"{self.method}{'_sanm' if self.sanm else ''}{ablation}{targets}_"
+        start = f"_{self.start}-start" if self.start else ""
+        return (f"{self.method}{'_sanm' if self.sanm else ''}{ablation}{targets}{start}_"
                 f"{self.noise.replace(':', '')}_s{self.seed}")
 
 
@@ -175,7 +179,7 @@ OTHER_MASKED_TARGETS = MASKED_TARGETS[1:]
 
 
 def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False,
-         masked_targets: Sequence[str] = ()) -> list[Cell]:
+         masked_targets: Sequence[str] = (), start: str = "") -> list[Cell]:
     """All cells, plain before SANM, in (noise, seed, method) order.
 
     Args:
@@ -187,6 +191,7 @@ def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False,
         masked_targets: a method whose SANM version takes `masked_targets`
             (CE, ...) also gets it with each of these targets of the masked
             copies (e.g. `["label"]`) besides the default.
+        start: every cell's start (`Cell.start`).
 
     Returns:
         The cells in run order.
@@ -207,11 +212,16 @@ def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False,
                           if part in spec.sanm_parts]
                 if spec.masked_targets:
                     cells += [Cell(m, True, n, seed, masked_targets=t) for t in masked_targets]
-    return cells
+    return [dataclasses.replace(cell, start=start) for cell in cells]
 
 
-def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str) -> list[str]:
-    """The `keras-sanm train` arguments of one cell."""
+def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str,
+                    init: str | None = None) -> list[str]:
+    """The `keras-sanm train` arguments of one cell.
+
+    `init`: for a cell with a pretrained start, its `--init` folder, where
+    `{seed}` stands for the cell's seed.
+    """
     args = ["train", "--dataset", "cifar10", "--data-dir", data_dir, "--noise", cell.noise,
             "--method", cell.method, "--backbone", budget.backbone,
             "--epochs", str(budget.epochs[cell.method]), "--batch-size", str(budget.batch_size),
@@ -223,6 +233,10 @@ def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str) -> 
         args += ["--sanm-without", cell.without]
     if cell.masked_targets:
         args += ["--masked-targets", cell.masked_targets]
+    if cell.start:
+        if not init:
+            raise ValueError(f"{cell.name} starts from a pretraining: give its --init folder.")
+        args += ["--init", init.format(seed=cell.seed)]
     if cell.method in budget.warmup_epochs:
         args += ["--warmup-epochs", str(budget.warmup_epochs[cell.method])]
     if method_specs.get(cell.method).preset_by_noise:  # DivideMix's lambda_u, ...
@@ -267,6 +281,8 @@ def run_row(cell: Cell, run_dir: str) -> dict:
         # The targets the run used, as its summary records them (runs from
         # before the refined default recorded none: they trained on the label).
         "masked_targets": _summary_targets(cell, summary),
+        # "simclr": the run's base started from a `keras-sanm pretrain` (`--init`).
+        "start": "simclr" if summary.get("init") else "",
         "noise": cell.noise, "seed": cell.seed,
         "best": summary["best_test_accuracy"], "last": summary["last_test_accuracy"],
         "last10": summary["mean_last10_test_accuracy"],
@@ -304,8 +320,10 @@ def _read_provenance(run_dir: str) -> dict:
     return {"commit": commit, "device": device, "date": found.get("date", "")}
 
 
-def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
-    """Runs one cell unless its summary exists; returns its row."""
+def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str,
+             init: str | None = None) -> dict:
+    """Runs one cell unless its summary exists; returns its row (`init`: see
+    `train_arguments`)."""
     run_dir = os.path.join(out, cell.name)
     if not os.path.exists(os.path.join(run_dir, "summary.json")):
         os.makedirs(run_dir, exist_ok=True)
@@ -323,7 +341,7 @@ def run_cell(budget: Budget, cell: Cell, data_dir: str, out: str) -> dict:
         with open(path, "w") as f:
             json.dump(here, f)
         command = [sys.executable, "-m", "keras_sanm.cli",
-                   *train_arguments(budget, cell, data_dir, run_dir)]
+                   *train_arguments(budget, cell, data_dir, run_dir, init)]
         with open(os.path.join(run_dir, "train.log"), "a") as log:
             code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
         if code:
@@ -349,7 +367,8 @@ def _cell_targets(cell: Cell) -> str:
 
 
 # Columns of a run row that `known_rows` reads back as text whatever they hold.
-_TEXT_COLUMNS = ("method", "without", "masked_targets", "noise", "backend", "backbone", "commit",
+_TEXT_COLUMNS = ("method", "without", "masked_targets", "start", "noise", "backend", "backbone",
+                 "commit",
                  "device", "date",
                  "memorised_curve")
 
@@ -386,8 +405,9 @@ def known_rows(path: str, budget: Budget) -> dict[str, dict]:
             # Rows from before the option's default became "refined" trained on the label.
             targets = targets or MASKED_TARGETS_BEFORE_THE_OPTION
         row["masked_targets"] = targets
+        row["start"] = row.get("start") or ""
         cell = Cell(row["method"], row["sanm"], row["noise"], row["seed"], row["without"] or "",
-                    "" if targets == MASKED_TARGETS[0] else targets)
+                    "" if targets == MASKED_TARGETS[0] else targets, row["start"])
         expected = {"backend": budget.backend, "backbone": budget.backbone,
                     "train_size": budget.train_size, "epochs": budget.epochs.get(cell.method)}
         found = {key: row.get(key) for key in expected}
@@ -405,9 +425,9 @@ def _row_text(row: dict) -> str:
     return json.dumps(row, sort_keys=True, default=str)
 
 
-def _variant(row: dict) -> tuple[str, str]:
-    """What sets a SANM run apart beyond method and noise: (without, masked_targets)."""
-    return row.get("without") or "", row.get("masked_targets") or ""
+def _variant(row: dict) -> tuple[str, str, str]:
+    """What sets a run apart beyond method and noise: (without, masked_targets, start)."""
+    return row.get("without") or "", row.get("masked_targets") or "", row.get("start") or ""
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -424,9 +444,9 @@ def summary_rows(rows: list[dict]) -> list[dict]:
         key = (row["method"], row["sanm"], *_variant(row), row["noise"])
         groups.setdefault(key, []).append(row)
     out = []
-    for (method, sanm, without, targets, noise), group in groups.items():
+    for (method, sanm, without, targets, start, noise), group in groups.items():
         entry = {"method": method, "sanm": sanm, "without": without,
-                 "masked_targets": targets, "noise": noise,
+                 "masked_targets": targets, "start": start, "noise": noise,
                  "seeds": len(group),
                  "epochs": max(r.get("epochs", 0) for r in group)}
         for key in ("best", "last", "last10", "best_epoch", "train_accuracy", "memorised", "warmup_end",
@@ -444,17 +464,19 @@ def gain_rows(rows: list[dict]) -> list[dict]:
     standard deviations. The paired gain (same seed: same subset, noisy
     labels and initial weights) is reported as mean +- std.
     """
-    plain = {(r["method"], r["noise"], r["seed"]): r for r in rows if not r["sanm"]}
+    # A SANM run pairs with the plain run of its seed and start.
+    plain = {(r["method"], r["noise"], r["seed"], r.get("start") or ""): r
+             for r in rows if not r["sanm"]}
     pairs: dict = {}
     for row in rows:
-        key = (row["method"], row["noise"], row["seed"])
+        key = (row["method"], row["noise"], row["seed"], row.get("start") or "")
         if row["sanm"] and key in plain:
             group = (row["method"], *_variant(row), row["noise"])
             pairs.setdefault(group, []).append((plain[key], row))
     out = []
-    for (method, without, targets, noise), group in pairs.items():
+    for (method, without, targets, start, noise), group in pairs.items():
         entry = {"method": method, "without": without, "masked_targets": targets,
-                 "noise": noise, "seeds": len(group)}
+                 "start": start, "noise": noise, "seeds": len(group)}
         for key in ("best", "last"):
             plain_mean, plain_std = _mean_std(p[key] for p, _ in group)
             sanm_mean, sanm_std = _mean_std(s[key] for _, s in group)
@@ -475,6 +497,12 @@ def _sanm_label(entry: dict) -> str:
     if entry.get("masked_targets"):
         return f"yes, {entry['masked_targets']} targets on masked copies"
     return "yes"
+
+
+def _method_label(entry: dict) -> str:
+    """The method's name, with its start where it is not random weights."""
+    label = METHOD_LABELS[entry["method"]]
+    return label + (" (SimCLR start)" if entry.get("start") == "simclr" else "")
 
 
 def count_text(value) -> str:
@@ -498,7 +526,7 @@ def markdown(rows: list[dict], header: str) -> str:
     for s in summary_rows(rows):
         auc = "–" if s["auc_mean"] != s["auc_mean"] else f"{s['auc_mean']:.3f} ± {s['auc_std']:.3f}"
         lines.append(
-            f"| {METHOD_LABELS[s['method']]} | {_sanm_label(s)} | {s['noise']} | "
+            f"| {_method_label(s)} | {_sanm_label(s)} | {s['noise']} | "
             f"{s['seeds']} | {_pct(s['best_mean'], s['best_std'])} | "
             f"{_pct(s['last_mean'], s['last_std'])} | {_pct(s['last10_mean'], s['last10_std'])} | "
             f"{s['best_epoch_mean']:.1f} / {s['epochs']} | "
@@ -517,8 +545,8 @@ def markdown(rows: list[dict], header: str) -> str:
             cells += [f"{100 * g[f'{key}_gain']:+.2f} ({100 * g[f'{key}_paired_std']:.2f})",
                       f"{100 * g[f'{key}_spread']:.2f}",
                       "yes" if g[f"{key}_beats_spread"] else "no"]
-        label = METHOD_LABELS[g["method"]] + (
-            f" (SANM {_sanm_label(g)[5:]})" if any(_variant(g)) else "")
+        label = _method_label(g) + (
+            f" (SANM {_sanm_label(g)[5:]})" if any(_variant(g)[:2]) else "")
         lines.append(f"| {label} | {g['noise']} | {g['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -542,12 +570,13 @@ def curve_lines(rows: list[dict]) -> list[str]:
     lines = ["", "Wrong labels memorised (%) after each measured epoch, mean over seeds:", "",
              "| method | SANM | noise | seeds | " + " | ".join(str(e) for e in epochs) + " |",
              "|" + " --- |" * (4 + len(epochs))]
-    for (method, sanm, without, targets, noise), curves in groups.items():
+    for (method, sanm, without, targets, start, noise), curves in groups.items():
         cells = [f"{100 * statistics.fmean(c[e] for c in curves):.1f}"
-                 if e in shared[(method, sanm, without, targets, noise)] else "–"
+                 if e in shared[(method, sanm, without, targets, start, noise)] else "–"
                  for e in epochs]
         label = _sanm_label({"sanm": sanm, "without": without, "masked_targets": targets})
-        lines.append(f"| {METHOD_LABELS[method]} | {label} | {noise} | {len(curves)} | "
+        method_label = _method_label({"method": method, "start": start})
+        lines.append(f"| {method_label} | {label} | {noise} | {len(curves)} | "
                      + " | ".join(cells) + " |")
     return lines
 
@@ -642,6 +671,10 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", default="both", choices=("both", "plain", "sanm"),
                         help="run only the plain or only the SANM cells (e.g. the two halves "
                              "of a grid as two processes with separate --out folders)")
+    parser.add_argument("--init", default=None, metavar="FOLDER",
+                        help="every cell starts from a keras-sanm pretrain folder of its seed "
+                             "('{seed}' in FOLDER stands for it, e.g. results/simclr_s{seed}); "
+                             "the cells are named ..._simclr-start_...")
     parser.add_argument("--cells", default="", metavar="NAMES",
                         help="run only these comma-separated cells of the grid (their "
                              "folder names, e.g. ce_sym0.5_s1,ce_sanm_label-targets_sym0.5_s1)")
@@ -675,7 +708,8 @@ def main(argv=None) -> int:
         known.update(rows_of_path)
     try:
         cells = grid(budget, methods, [p for p in args.ablation.split(",") if p],
-                     [t for t in args.masked_targets.split(",") if t])
+                     [t for t in args.masked_targets.split(",") if t],
+                     start="simclr" if args.init else "")
     except ValueError as error:
         raise SystemExit(f"--ablation / --masked-targets: {error}") from None  # usage error
     cells = [c for c in cells if args.variants == "both" or c.sanm == (args.variants == "sanm")]
@@ -692,7 +726,7 @@ def main(argv=None) -> int:
     start = time.time()
     for i, cell in enumerate(cells, 1):
         print(f"[{i}/{len(cells)}] {cell.name} ...", end=" ", flush=True)
-        row = known.get(cell.name) or run_cell(budget, cell, args.data_dir, out)
+        row = known.get(cell.name) or run_cell(budget, cell, args.data_dir, out, args.init)
         rows.append(row)
         print(f"best {row['best']:.4f} last {row['last']:.4f} ({count_text(row['wall_s'])} s"
               f"{', from --known' if cell.name in known else ''}; "

@@ -1,5 +1,15 @@
 """CE vs SANM(CE) on full CIFAR-10 within a fixed time budget (a short GPU check).
 
+With `--pretrain-seconds S` (default 150) the base network is first
+pretrained with SimCLR (`keras_sanm.pretrain`) on the training images
+without their labels, for as many epochs as end within `S` seconds (at
+least one), and both models start from those weights: the check then asks
+whether SANM(CE) beats CE from a self-supervised start. The kNN accuracy
+of the features (k = 200 cosine; 10,000 training images with their clean
+labels as memory, the test images measured) before and after it goes into
+`results.md` and each `summary.json`. `--pretrain-seconds 0` starts both
+from random weights, as before.
+
 One process loads the data once, builds both models (PreAct ResNet-18,
 `mixed_bfloat16` by default) and trains them in turn, one epoch each, with
 the same seed, noisy labels, data order and number of epochs. The first two
@@ -55,6 +65,49 @@ def drop_epochs(epochs: int, calibrated: int) -> tuple[int, ...]:
     return (epochs // 2,) if epochs // 2 >= calibrated else ()
 
 
+def pretrained_start(args, data, start: float):
+    """SimCLR on the training images (no labels) within `args.pretrain_seconds`.
+
+    Returns:
+        `(weights, record)`: the pretrained base's weights and
+        `{"epochs", "seconds", "knn_before", "knn_after"}`.
+    """
+    import keras
+
+    import keras_sanm
+    from keras_sanm.pretraining import RepresentationMonitor
+
+    class StopAfter(keras.callbacks.Callback):
+        def __init__(self, seconds):
+            super().__init__()
+            self.deadline, self.epochs = time.time() + seconds, 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs = epoch + 1
+            if time.time() >= self.deadline:
+                self.model.stop_training = True
+
+    keras.utils.set_random_seed(args.seed)
+    base = keras_sanm.backbones.PreActResNet18(data.num_classes, width=args.width)
+    memory = min(10_000, len(data.y_train))
+    monitor = RepresentationMonitor((data.x_train[:memory], data.y_train[:memory]),
+                                    (data.x_test, data.y_test), every=MAX_EPOCHS + 1)
+    stop = StopAfter(args.pretrain_seconds)
+    tick = time.time()
+    keras_sanm.pretrain(base, data.x_train, epochs=MAX_EPOCHS,
+                        batch_size=min(args.pretrain_batch_size, len(data.y_train)),
+                        preprocessing=keras_sanm.ImagePreprocessing(mean=data.mean, std=data.std),
+                        callbacks=[monitor, stop], verbose=0, seed=args.seed)
+    seconds = time.time() - tick
+    record = {"epochs": stop.epochs, "seconds": seconds,
+              "knn_before": monitor.measured[0]["knn_accuracy"],
+              "knn_after": monitor.measure()["knn_accuracy"]}
+    print(f"SimCLR pretraining: {record['epochs']} epochs in {seconds:.0f} s, kNN accuracy "
+          f"{record['knn_before']:.4f} -> {record['knn_after']:.4f} "
+          f"({time.time() - start:.0f} s)", flush=True)
+    return base.get_weights(), record
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m keras_sanm.benchmarks.gpu_check",
                                      description=__doc__,
@@ -73,6 +126,10 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--dtype-policy", default="mixed_bfloat16")
+    parser.add_argument("--pretrain-seconds", type=float, default=150.0,
+                        help="SimCLR pretraining of the base before both models, part of the "
+                             "budget (0: both start from random weights)")
+    parser.add_argument("--pretrain-batch-size", type=int, default=512)
     args = parser.parse_args(argv)
     start = time.time()
 
@@ -98,9 +155,14 @@ def main(argv=None) -> int:
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(args.dtype_policy)
     try:
+        start_weights, pretraining = None, None
+        if args.pretrain_seconds > 0:
+            start_weights, pretraining = pretrained_start(args, data, start)
         for sanm in (False, True):
             keras.utils.set_random_seed(args.seed)
             base = keras_sanm.backbones.PreActResNet18(data.num_classes, width=args.width)
+            if start_weights is not None:
+                base.set_weights(start_weights)
             model = keras_sanm.wrap(base, method="ce", sanm=sanm, seed=args.seed,
                                     preprocessing=keras_sanm.ImagePreprocessing(
                                         mean=data.mean, std=data.std))
@@ -166,6 +228,7 @@ def main(argv=None) -> int:
             "wall_seconds": sum(run["seconds"]),
             "epoch_seconds": run["seconds"],
             "train_samples_per_second": epochs * len(noisy) / sum(run["seconds"]),
+            "init": "simclr" if pretraining else None, "pretraining": pretraining,
         }
         with open(os.path.join(folder, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
@@ -184,8 +247,14 @@ def main(argv=None) -> int:
                     width=args.width, lr_drop_fraction=0.5 if drops else None)
     command = "python -m keras_sanm.benchmarks.gpu_check " + " ".join(
         argv if argv is not None else sys.argv[1:])
+    start_text = ("Both models start from random weights." if pretraining is None else
+                  f"Both models start from the same SimCLR pretraining: {pretraining['epochs']} "
+                  f"epochs on the {len(noisy)} training images without labels in "
+                  f"{pretraining['seconds']:.0f} s; kNN accuracy of the features "
+                  f"{100 * pretraining['knn_before']:.2f}% before, "
+                  f"{100 * pretraining['knn_after']:.2f}% after.")
     page = markdown(rows, provenance(command, "gpu-check", budget)
-                    + f"\n\nTotal time {time.time() - start:.0f} s (budget "
+                    + f"\n\n{start_text} Total time {time.time() - start:.0f} s (budget "
                     f"{args.budget_seconds:.0f} s).")
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(page)

@@ -120,4 +120,6 @@ def pretrain(base_model: keras.Model, images, epochs: int = 100, batch_size: int
                    "it (its order and random state are not checkpointed).")
     model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3, weight_decay=1e-6))
     model.train_on(source)
-    return model.fit(source, epochs=epochs, callbacks=list(callbacks or []), verbose=verbose)
+    # The batches shuffle themselves (a dataset is taken in its own order).
+    return model.fit(source, epochs=epochs, callbacks=list(callbacks or []), verbose=verbose,
+                     shuffle=False)

@@ -35,22 +35,28 @@ class UnlabeledBatches(keras.utils.PyDataset):
         self.batch_size = min(int(batch_size), len(images))
         self._rng = np.random.default_rng(seed)
         self._order = self._rng.permutation(len(images))
+        self._order_stale = False
 
     def __len__(self) -> int:
         return len(self.images) // self.batch_size
 
     def __getitem__(self, index):
+        if self._order_stale:  # drawn when first needed, so a resumed run draws the same
+            self._order, self._order_stale = self._rng.permutation(len(self.images)), False
         rows = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
         return (np.asarray(self.images[rows]),)
 
     def on_epoch_end(self):
-        self._order = self._rng.permutation(len(self.images))
+        # Keras may signal an epoch's end more than once (when fit starts, too).
+        self._order_stale = True
 
     def get_state(self) -> dict:
-        return {"order": self._order.copy(), "rng": self._rng.bit_generator.state}
+        return {"order": self._order.copy(), "order_stale": self._order_stale,
+                "rng": self._rng.bit_generator.state}
 
     def set_state(self, state: dict) -> None:
         self._order = np.asarray(state["order"])
+        self._order_stale = bool(state["order_stale"])
         self._rng.bit_generator.state = state["rng"]
 
 
