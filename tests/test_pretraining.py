@@ -291,3 +291,29 @@ def test_pretrain_command_then_train_from_its_weights(tmp_path, capsys):
     with pytest.raises(SystemExit, match="pretrained for backbone small_cnn"):
         cli.main([*train[:-6], "--backbone", "cnn9", "--epochs", "1", "--init", str(out),
                   "--output", str(tmp_path / "other")])
+
+
+@pytest.mark.only_backend("tensorflow", reason="the budget rule's bookkeeping; the "
+                          "pretraining it reads is tested on every backend")
+def test_the_budget_rule_takes_the_cheapest_width_8_read_out_near_the_best(tmp_path):
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import pretraining_budget as budget
+
+    def write(width, extra, epochs, values):
+        path = tmp_path / f"w{width}_x{extra}_e{epochs}"
+        path.mkdir()
+        lines = ["epoch,knn_accuracy,probe_accuracy"]
+        lines += [f"{e},{k},{k}" for e, k in values]
+        (path / "readouts.csv").write_text("\n".join(lines) + "\n")
+
+    write(8, 0, 200, [(0, 0.22), (10, 0.33), (100, 0.392), (200, 0.39)])
+    write(8, 8000, 60, [(0, 0.22), (5, 0.34), (30, 0.40), (60, 0.395)])
+    write(16, 0, 200, [(0, 0.25), (200, 0.60)])  # a reference: never chosen
+    rows = budget.readouts(os.fspath(tmp_path))
+    chosen = budget.choose(rows)
+    # Best width-8 kNN 0.40; within 1 point: 2000 x 100 (work 200,000) is cheapest.
+    assert (chosen["width"], chosen["images"], chosen["epochs"]) == (8, 2000, 100)
+    assert budget.main(["--out", os.fspath(tmp_path)]) == 0
+    assert "| 8 | 2000 | 100 **chosen** | 200000 | 39.20 |" in (tmp_path / "budget.md").read_text()

@@ -4,7 +4,7 @@ The snippets share one namespace (later ones use `model` and `base` from the
 first). The test supplies what the README leaves to the reader: small arrays
 named as in the text (`x_train`, `y_noisy`, ...), a `photos` folder, and the
 figures' models; it shortens what would take hours on a CPU (every `fit`
-runs one epoch, PreAct ResNet-18 at width 4, 256 CIFAR-10 images). Nothing
+(and `pretrain`) runs one epoch, PreAct ResNet-18 at width 4, 256 CIFAR-10 images). Nothing
 else in the snippets is changed.
 """
 
@@ -21,6 +21,7 @@ from PIL import Image
 import keras_sanm
 from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.datasets import ImageDataset
+from keras_sanm.pretraining import SimCLRPretrainer
 from keras_sanm.trainer import NoisyLabelTrainer
 
 from conftest import learnable_problem
@@ -71,6 +72,7 @@ def test_readme_snippets_run(tmp_path, monkeypatch):
     assert len(snippets) >= 7, "README snippets were not found"
     monkeypatch.setattr(NoisyLabelTrainer, "fit", one_epoch(NoisyLabelTrainer.fit))
     monkeypatch.setattr(AlternatingTrainer, "fit", one_epoch(AlternatingTrainer.fit))
+    monkeypatch.setattr(SimCLRPretrainer, "fit", one_epoch(SimCLRPretrainer.fit))
     monkeypatch.setattr(keras_sanm.backbones, "PreActResNet18",
                         functools.partial(keras_sanm.backbones.PreActResNet18, width=4))
     monkeypatch.setattr(keras_sanm.datasets, "load", small_load)
