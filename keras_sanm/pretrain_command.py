@@ -27,7 +27,8 @@ def add_parser(sub, positive_int, non_negative_int, existing_path, backends, bac
     """Adds the `pretrain` command to the CLI's subparsers."""
     parser = sub.add_parser("pretrain", help="self-supervised (SimCLR) pretraining of a "
                             "backbone on a dataset's images, for train --init")
-    parser.add_argument("--dataset", default="cifar10", choices=datasets)
+    parser.add_argument("--dataset", default="cifar10", choices=datasets,
+                        help="dataset whose training images are used (default: cifar10)")
     parser.add_argument("--data-dir", default=None, type=existing_path,
                         help="local copy (<dataset>_jpeg.npz) or tensorflow-datasets folder")
     parser.add_argument("--train-size", type=positive_int, default=None,
@@ -36,22 +37,28 @@ def add_parser(sub, positive_int, non_negative_int, existing_path, backends, bac
                         help="test images the read-outs measure on (default: 2000)")
     parser.add_argument("--extra-images", type=non_negative_int, default=0,
                         help="further training-split images, without labels (default: 0)")
-    parser.add_argument("--backbone", default="preact_resnet18", choices=backbones)
+    parser.add_argument("--backbone", default="preact_resnet18", choices=backbones,
+                        help="network to pretrain (default: preact_resnet18)")
     parser.add_argument("--width", type=positive_int, default=None,
                         help="base channel count of preact_resnet18 / resnet18")
-    parser.add_argument("--epochs", type=positive_int, default=100)
-    parser.add_argument("--batch-size", type=positive_int, default=256)
-    parser.add_argument("--temperature", type=float, default=0.5)
+    parser.add_argument("--epochs", type=positive_int, default=100,
+                        help="passes over the images (default: 100)")
+    parser.add_argument("--batch-size", type=positive_int, default=256,
+                        help="images per batch, each giving two views (default: 256)")
+    parser.add_argument("--temperature", type=float, default=0.5,
+                        help="NT-Xent temperature (default: 0.5)")
     parser.add_argument("--readout-every", type=positive_int, default=10,
                         help="epochs between kNN read-outs (default: 10)")
     parser.add_argument("--probe", action="store_true",
                         help="also a linear probe at each read-out (slower)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the subset draw (as train's), the weights and the views")
     parser.add_argument("--output", required=True, help="run folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run checkpointed in --output")
     parser.add_argument("--backend", choices=backends, default=None, help=backend_help)
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                        help="progress: 0 silent, 1 bar, 2 a line per epoch (default: 1)")
 
 
 def pretraining_images(args):

@@ -109,6 +109,10 @@ def test_cli_argument_errors():
     (["demo", "--noise-rate", "1.5"], "--noise-rate: must be in [0, 1)"),
     (["demo", "--epochs", "0"], "--epochs: must be at least 1"),
     (["plot", "some_run", "--samples", "0"], "--samples: must be at least 1"),
+    (["pretrain", "--output", "o", "--epochs", "0"], "--epochs: must be at least 1"),
+    (["pretrain", "--output", "o", "--extra-images", "-1"], "--extra-images: must be at least 0"),
+    (["pretrain"], "the following arguments are required: --output"),
+    (["train", "--init", "no/such/folder"], "--init: no such file or folder"),
 ])
 def test_cli_refuses_bad_values_as_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
