@@ -11,6 +11,7 @@ import time
 
 from keras_sanm import methods, protocols
 from keras_sanm import pretrain_command as pretrain_cli
+from keras_sanm.methods.dividemix import WARMUP_AUGMENTS
 from keras_sanm.methods.spec import MASKED_TARGETS, MASKED_TARGETS_BEFORE_THE_OPTION
 
 BACKENDS = ("jax", "tensorflow", "torch")
@@ -121,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
                             + ": targets of the masked copies before modulation: the refined "
                               "label, sharpened w*y + (1-w)*p (default), or the given label "
                               "(docs/results.md)")
+    train.add_argument("--warmup-augment", default=None, choices=WARMUP_AUGMENTS,
+                       help="SANM(DivideMix)'s warm-up augmentation (default strong_warmup: the "
+                            "SANM code's today; autoaugment: its AutoAugment without the clip, "
+                            "as when the paper came out; weak: DivideMix's)")
     train.add_argument("--protocol", default=None, choices=sorted(protocols.PROTOCOLS),
                        help="a real-world dataset's training protocol (keras_sanm.protocols): "
                             "its backbone, batch size and epochs (unless given) and its "
@@ -337,7 +342,7 @@ def _training_data(args, model, data, noisy):
 RUN_SETTINGS = ("dataset", "train_size", "test_size", "method", "sanm", "sanm_without",
                 "masked_targets", "mask_aspect", "protocol", "preset",
                 "backbone", "width", "batch_size", "warmup_epochs", "seed", "dtype_policy",
-                "lr_drop_epochs", "init")
+                "lr_drop_epochs", "init", "warmup_augment")
 
 
 def _masked_targets(args) -> str | None:
@@ -420,6 +425,13 @@ def train_command(args) -> dict:
         raise SystemExit("--masked-targets sets the masked copies' targets of a SANM version "
                          f"that trains them on the given labels: use it with {with_targets} "
                          "and without --no-sanm.")
+    if args.warmup_augment is not None and (args.method != "dividemix" or not args.sanm):
+        raise SystemExit("--warmup-augment sets SANM(DivideMix)'s warm-up: use it with "
+                         "--method dividemix and without --no-sanm.")
+    if args.warmup_augment is not None and "strong_warmup" in args.sanm_without \
+            and args.warmup_augment != "weak":
+        raise SystemExit("--sanm-without strong_warmup is the weak warm-up; leave out "
+                         f"--warmup-augment {args.warmup_augment}.")
     if args.protocol is not None:
         protocol = protocols.get(args.protocol)
         if args.dataset != protocol.dataset:
@@ -496,6 +508,8 @@ def train_command(args) -> dict:
         config["masked_targets"] = args.masked_targets
     if args.mask_aspect is not None:
         config["mask_aspect"] = args.mask_aspect
+    if args.warmup_augment is not None:
+        config["warmup_augment"] = args.warmup_augment
     previous_policy = keras.config.dtype_policy()
     if args.dtype_policy:
         keras.config.set_dtype_policy(args.dtype_policy)
@@ -557,6 +571,7 @@ def train_command(args) -> dict:
         "sanm_without": args.sanm_without,
         "masked_targets": getattr(model, "masked_targets", None),
         "mask_aspect": args.mask_aspect, "protocol": args.protocol, "init": args.init,
+        "warmup_augment": getattr(model, "warmup_augment", None) if args.sanm else None,
         "learning_rates": sorted({float(v) for v in history.get("learning_rate", [])}, reverse=True),
         **{name: float(history[name][-1]) for name in LabelFitMonitor.NAMES if name in history},
         "best_test_accuracy": max(test_acc), "last_test_accuracy": test_acc[-1],

@@ -17,6 +17,7 @@ from keras_sanm.validation import (
     is_dataset,
     is_image_array,
     is_lazy_images,
+    leading_images,
 )
 
 
@@ -112,15 +113,8 @@ class TrainingInput:
     def first_images(self, dataset, count: int = 1024) -> np.ndarray:
         """The images of a dataset's first batches (at least `count` where it has
         them), each batch checked as `(images, labels)` before training starts."""
-        parts, total = [], 0
-        for images, _ in self.iterate_batches(dataset, checked=True):
-            parts.append(images)
-            total += len(images)
-            if total >= count:
-                break
-        if not parts:
-            raise ValueError("The dataset yields no batches.")
-        return np.concatenate(parts)
+        return leading_images(
+            (images for images, _ in self.iterate_batches(dataset, checked=True)), count)
 
     def check_inputs(self, x, what: str = "images") -> None:
         """Refuses images (an array or the first batch of a dataset) of another scale

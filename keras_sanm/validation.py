@@ -59,6 +59,30 @@ def check_dataset_batch(batch, image_shape: tuple | None = None,
     return images, labels
 
 
+def leading_images(image_batches, count: int = 1024) -> np.ndarray:
+    """The images of the first batches of an iterator, at least `count` where it has them.
+
+    Args:
+        image_batches: an iterator of `(B, H, W, C)` numpy batches (checked by the caller).
+        count: how many images are enough.
+
+    Returns:
+        The batches concatenated.
+
+    Raises:
+        ValueError: the iterator yields no batch.
+    """
+    parts, total = [], 0
+    for images in image_batches:
+        parts.append(images)
+        total += len(images)
+        if total >= count:
+            break
+    if not parts:
+        raise ValueError("The dataset yields no batches.")
+    return np.concatenate(parts)
+
+
 def is_image_array(x) -> bool:
     """A numpy array or an array-like read on access (`is_lazy_images`)."""
     return isinstance(x, np.ndarray) or is_lazy_images(x)

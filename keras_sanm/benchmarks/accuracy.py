@@ -51,6 +51,7 @@ import time
 from collections.abc import Sequence
 
 from keras_sanm import methods as method_specs  # their declarations import no Keras
+from keras_sanm.methods.dividemix import WARMUP_AUGMENTS
 from keras_sanm.methods.spec import MASKED_TARGETS, MASKED_TARGETS_BEFORE_THE_OPTION
 
 METHOD_LABELS = {name: method_specs.get(name).label for name in method_specs.names()}
@@ -150,6 +151,8 @@ class Cell:
             (`"refined"`, `keras_sanm.methods.spec.MASKED_TARGETS`).
         start: the base network's start: `""` random weights, `"simclr"`
             a `keras-sanm pretrain` of the seed (`--init`).
+        warmup: SANM(DivideMix)'s warm-up augmentation as an arm
+            (`--warmup-augment`); `""` for the default (`"strong_warmup"`).
     """
 
     method: str
@@ -159,13 +162,15 @@ class Cell:
     without: str = ""
     masked_targets: str = ""
     start: str = ""
+    warmup: str = ""
 
     @property
     def name(self) -> str:
         ablation = f"_without-{self.without.replace(',', '-')}" if self.without else ""
         targets = f"_{self.masked_targets}-targets" if self.masked_targets else ""
         start = f"_{self.start}-start" if self.start else ""
-        return (f"{self.method}{'_sanm' if self.sanm else ''}{ablation}{targets}{start}_"
+        warmup = f"_{self.warmup}-warmup" if self.warmup else ""
+        return (f"{self.method}{'_sanm' if self.sanm else ''}{ablation}{targets}{warmup}{start}_"
                 f"{self.noise.replace(':', '')}_s{self.seed}")
 
 
@@ -176,10 +181,13 @@ ABLATIONS = tuple(dict.fromkeys(
 # Targets of the masked copies other than the default (the refined label) of
 # the SANM versions that take them (`keras-sanm train --masked-targets`).
 OTHER_MASKED_TARGETS = MASKED_TARGETS[1:]
+# SANM(DivideMix)'s warm-up augmentations other than the default, as arms.
+OTHER_WARMUPS = WARMUP_AUGMENTS[1:]
 
 
 def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False,
-         masked_targets: Sequence[str] = (), start: str = "") -> list[Cell]:
+         masked_targets: Sequence[str] = (), start: str = "",
+         warmups: Sequence[str] = ()) -> list[Cell]:
     """All cells, plain before SANM, in (noise, seed, method) order.
 
     Args:
@@ -192,13 +200,16 @@ def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False,
             (CE, ...) also gets it with each of these targets of the masked
             copies (e.g. `["label"]`) besides the default.
         start: every cell's start (`Cell.start`).
+        warmups: DivideMix also gets SANM(DivideMix) with each of these
+            warm-up augmentations (`OTHER_WARMUPS`).
 
     Returns:
         The cells in run order.
     """
     parts = ABLATIONS if ablation is True else tuple(ablation or ())
     for given, known, what in ((parts, ABLATIONS, "parts"),
-                               (masked_targets, OTHER_MASKED_TARGETS, "targets")):
+                               (masked_targets, OTHER_MASKED_TARGETS, "targets"),
+                               (warmups, OTHER_WARMUPS, "warm-ups")):
         unknown = [p for p in given if p not in known]
         if unknown:
             raise ValueError(f"unknown {what} {unknown}; choose from {known}.")
@@ -212,6 +223,8 @@ def grid(budget: Budget, methods, ablation: bool | Sequence[str] = False,
                           if part in spec.sanm_parts]
                 if spec.masked_targets:
                     cells += [Cell(m, True, n, seed, masked_targets=t) for t in masked_targets]
+                if m == "dividemix":
+                    cells += [Cell(m, True, n, seed, warmup=w) for w in warmups]
     return [dataclasses.replace(cell, start=start) for cell in cells]
 
 
@@ -233,6 +246,8 @@ def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str,
         args += ["--sanm-without", cell.without]
     if cell.masked_targets:
         args += ["--masked-targets", cell.masked_targets]
+    if cell.warmup:
+        args += ["--warmup-augment", cell.warmup]
     if cell.start:
         if not init:
             raise ValueError(f"{cell.name} starts from a pretraining: give its --init folder.")
@@ -283,6 +298,7 @@ def run_row(cell: Cell, run_dir: str) -> dict:
         "masked_targets": _summary_targets(cell, summary),
         # "simclr": the run's base started from a `keras-sanm pretrain` (`--init`).
         "start": "simclr" if summary.get("init") else "",
+        "warmup": cell.warmup,
         "noise": cell.noise, "seed": cell.seed,
         "best": summary["best_test_accuracy"], "last": summary["last_test_accuracy"],
         "last10": summary["mean_last10_test_accuracy"],
@@ -367,7 +383,8 @@ def _cell_targets(cell: Cell) -> str:
 
 
 # Columns of a run row that `known_rows` reads back as text whatever they hold.
-_TEXT_COLUMNS = ("method", "without", "masked_targets", "start", "noise", "backend", "backbone",
+_TEXT_COLUMNS = ("method", "without", "masked_targets", "start", "warmup", "noise", "backend",
+                 "backbone",
                  "commit",
                  "device", "date",
                  "memorised_curve")
@@ -405,9 +422,9 @@ def known_rows(path: str, budget: Budget) -> dict[str, dict]:
             # Rows from before the option's default became "refined" trained on the label.
             targets = targets or MASKED_TARGETS_BEFORE_THE_OPTION
         row["masked_targets"] = targets
-        row["start"] = row.get("start") or ""
+        row["start"], row["warmup"] = row.get("start") or "", row.get("warmup") or ""
         cell = Cell(row["method"], row["sanm"], row["noise"], row["seed"], row["without"] or "",
-                    "" if targets == MASKED_TARGETS[0] else targets, row["start"])
+                    "" if targets == MASKED_TARGETS[0] else targets, row["start"], row["warmup"])
         expected = {"backend": budget.backend, "backbone": budget.backbone,
                     "train_size": budget.train_size, "epochs": budget.epochs.get(cell.method)}
         found = {key: row.get(key) for key in expected}
@@ -425,9 +442,13 @@ def _row_text(row: dict) -> str:
     return json.dumps(row, sort_keys=True, default=str)
 
 
-def _variant(row: dict) -> tuple[str, str, str]:
-    """What sets a run apart beyond method and noise: (without, masked_targets, start)."""
-    return row.get("without") or "", row.get("masked_targets") or "", row.get("start") or ""
+# What sets a run apart beyond method, SANM and noise (`_variant`).
+VARIANT_FIELDS = ("without", "masked_targets", "warmup", "start")
+
+
+def _variant(row: dict) -> tuple[str, ...]:
+    """The row's `VARIANT_FIELDS` values (`""` where unset)."""
+    return tuple(row.get(field) or "" for field in VARIANT_FIELDS)
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -441,12 +462,12 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     """Mean and sample std over seeds per (method, sanm, noise)."""
     groups: dict = {}
     for row in rows:
-        key = (row["method"], row["sanm"], *_variant(row), row["noise"])
+        key = (row["method"], row["sanm"], _variant(row), row["noise"])
         groups.setdefault(key, []).append(row)
     out = []
-    for (method, sanm, without, targets, start, noise), group in groups.items():
-        entry = {"method": method, "sanm": sanm, "without": without,
-                 "masked_targets": targets, "start": start, "noise": noise,
+    for (method, sanm, variant, noise), group in groups.items():
+        entry = {"method": method, "sanm": sanm, **dict(zip(VARIANT_FIELDS, variant)),
+                 "noise": noise,
                  "seeds": len(group),
                  "epochs": max(r.get("epochs", 0) for r in group)}
         for key in ("best", "last", "last10", "best_epoch", "train_accuracy", "memorised", "warmup_end",
@@ -471,12 +492,12 @@ def gain_rows(rows: list[dict]) -> list[dict]:
     for row in rows:
         key = (row["method"], row["noise"], row["seed"], row.get("start") or "")
         if row["sanm"] and key in plain:
-            group = (row["method"], *_variant(row), row["noise"])
+            group = (row["method"], _variant(row), row["noise"])
             pairs.setdefault(group, []).append((plain[key], row))
     out = []
-    for (method, without, targets, start, noise), group in pairs.items():
-        entry = {"method": method, "without": without, "masked_targets": targets,
-                 "start": start, "noise": noise, "seeds": len(group)}
+    for (method, variant, noise), group in pairs.items():
+        entry = {"method": method, **dict(zip(VARIANT_FIELDS, variant)), "noise": noise,
+                 "seeds": len(group)}
         for key in ("best", "last"):
             plain_mean, plain_std = _mean_std(p[key] for p, _ in group)
             sanm_mean, sanm_std = _mean_std(s[key] for _, s in group)
@@ -496,6 +517,8 @@ def _sanm_label(entry: dict) -> str:
         return "yes, without " + " and ".join(p.replace("_", " ") for p in entry["without"].split(","))
     if entry.get("masked_targets"):
         return f"yes, {entry['masked_targets']} targets on masked copies"
+    if entry.get("warmup"):
+        return f"yes, {entry['warmup'].replace('_', ' ')} warm-up"
     return "yes"
 
 
@@ -546,7 +569,7 @@ def markdown(rows: list[dict], header: str) -> str:
                       f"{100 * g[f'{key}_spread']:.2f}",
                       "yes" if g[f"{key}_beats_spread"] else "no"]
         label = _method_label(g) + (
-            f" (SANM {_sanm_label(g)[5:]})" if any(_variant(g)[:2]) else "")
+            f" (SANM {_sanm_label(g)[5:]})" if any(_variant(g)[:3]) else "")
         lines.append(f"| {label} | {g['noise']} | {g['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -560,7 +583,7 @@ def curve_lines(rows: list[dict]) -> list[str]:
     groups: dict = {}
     for row in rows:
         curve = json.loads(row.get("memorised_curve") or "{}")
-        key = (row["method"], row["sanm"], *_variant(row), row["noise"])
+        key = (row["method"], row["sanm"], _variant(row), row["noise"])
         groups.setdefault(key, []).append({int(e): v for e, v in curve.items()})
     shared = {key: sorted(set.intersection(*(set(c) for c in curves)))
               for key, curves in groups.items()}
@@ -570,12 +593,12 @@ def curve_lines(rows: list[dict]) -> list[str]:
     lines = ["", "Wrong labels memorised (%) after each measured epoch, mean over seeds:", "",
              "| method | SANM | noise | seeds | " + " | ".join(str(e) for e in epochs) + " |",
              "|" + " --- |" * (4 + len(epochs))]
-    for (method, sanm, without, targets, start, noise), curves in groups.items():
+    for (method, sanm, variant, noise), curves in groups.items():
         cells = [f"{100 * statistics.fmean(c[e] for c in curves):.1f}"
-                 if e in shared[(method, sanm, without, targets, start, noise)] else "–"
+                 if e in shared[(method, sanm, variant, noise)] else "–"
                  for e in epochs]
-        label = _sanm_label({"sanm": sanm, "without": without, "masked_targets": targets})
-        method_label = _method_label({"method": method, "start": start})
+        entry = {"method": method, "sanm": sanm, **dict(zip(VARIANT_FIELDS, variant))}
+        label, method_label = _sanm_label(entry), _method_label(entry)
         lines.append(f"| {method_label} | {label} | {noise} | {len(curves)} | "
                      + " | ".join(cells) + " |")
     return lines
@@ -671,6 +694,10 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", default="both", choices=("both", "plain", "sanm"),
                         help="run only the plain or only the SANM cells (e.g. the two halves "
                              "of a grid as two processes with separate --out folders)")
+    parser.add_argument("--warmup-augments", default="", metavar="WARMUPS",
+                        help="DivideMix: also SANM(DivideMix) with each of these comma-separated "
+                             f"warm-up augmentations ({', '.join(OTHER_WARMUPS)}) besides the "
+                             "default strong_warmup")
     parser.add_argument("--init", default=None, metavar="FOLDER",
                         help="every cell starts from a keras-sanm pretrain folder of its seed "
                              "('{seed}' in FOLDER stands for it, e.g. results/simclr_s{seed}); "
@@ -709,9 +736,10 @@ def main(argv=None) -> int:
     try:
         cells = grid(budget, methods, [p for p in args.ablation.split(",") if p],
                      [t for t in args.masked_targets.split(",") if t],
-                     start="simclr" if args.init else "")
+                     start="simclr" if args.init else "",
+                     warmups=[w for w in args.warmup_augments.split(",") if w])
     except ValueError as error:
-        raise SystemExit(f"--ablation / --masked-targets: {error}") from None  # usage error
+        raise SystemExit(f"--ablation / --masked-targets / --warmup-augments: {error}") from None
     cells = [c for c in cells if args.variants == "both" or c.sanm == (args.variants == "sanm")]
     if args.cells:
         wanted = args.cells.split(",")

@@ -10,7 +10,7 @@ import numpy as np
 from keras_sanm.data.image_files import ImageFiles
 from keras_sanm.data.image_folder import IMAGE_EXTENSIONS, LabeledImages
 from keras_sanm.data.indexed_dataset import IndexedDataset
-from keras_sanm.validation import check_images, is_dataset, is_image_array
+from keras_sanm.validation import check_images, is_dataset, is_image_array, leading_images
 
 
 class UnlabeledBatches(keras.utils.PyDataset):
@@ -70,28 +70,21 @@ def folder_images(directory: str, image_size: tuple[int, int]) -> ImageFiles:
     return ImageFiles(paths, image_size)
 
 
-def _first_images(dataset, count: int = 1024) -> np.ndarray:
-    """The images of a dataset's first batches (labels, if any, left aside), checked."""
+def _checked_image_batches(dataset):
+    """A dataset's batches as numpy images (labels, if any, left aside), each checked."""
     batches = ((dataset[i] for i in range(len(dataset)))
                if isinstance(dataset, keras.utils.PyDataset) else iter(dataset))
-    parts, total = [], 0
     for batch in batches:
         if isinstance(batch, dict):
             raise ValueError(
                 f"The dataset yields dicts (keys {sorted(batch)}); map it to images or "
                 "(images, labels), e.g. dataset.map(lambda d: d['image']).")
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        images = keras.ops.convert_to_numpy(images)
+        images = keras.ops.convert_to_numpy(batch[0] if isinstance(batch, (tuple, list))
+                                            else batch)
         if images.ndim == 3:
             raise ValueError("The dataset yields single images, not batches: batch it first "
                              "(e.g. dataset.batch(256)).")
-        parts.append(images)
-        total += len(images)
-        if total >= count:
-            break
-    if not parts:
-        raise ValueError("The dataset yields no batches.")
-    return np.concatenate(parts)
+        yield images
 
 
 def pretraining_source(images, batch_size: int | None, image_shape: tuple, seed=None):
@@ -125,7 +118,7 @@ def pretraining_source(images, batch_size: int | None, image_shape: tuple, seed=
     if is_dataset(images):
         if batch_size is not None:
             raise ValueError("batch_size is set by the dataset; pass it only with arrays.")
-        sample = check_images(_first_images(images), image_shape)
+        sample = check_images(leading_images(_checked_image_batches(images)), image_shape)
         return images, sample
     if not is_image_array(images):
         raise ValueError(

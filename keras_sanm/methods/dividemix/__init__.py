@@ -48,6 +48,9 @@ def training_data(model, images, labels, batch_size, num_classes, seed, clean_la
                         clean_labels=clean_labels)
 
 
+# SANM(DivideMix)'s warm-up augmentations (`warmup_augment`, `--warmup-augment`), default first.
+WARMUP_AUGMENTS = ("strong_warmup", "autoaugment", "weak")
+
 SPEC = MethodSpec(
     name="dividemix", label="DivideMix",
     plain="DivideMixTrainer", with_sanm="SANMDivideMixTrainer",

@@ -15,6 +15,7 @@ from keras_sanm.data.augment import black_level
 from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.masking import modulate_labels
+from keras_sanm.methods.dividemix import WARMUP_AUGMENTS
 from keras_sanm.methods.dividemix.co_divide import CoDivide
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
 from keras_sanm.sanm_branch import SANMBranch
@@ -461,6 +462,13 @@ class SANMDivideMixTrainer(SANMBranch, DivideMixTrainer):
         strong_views: the six strong views (else two weak ones).
         strong_warmup: the SANM code's warm-up augmentation and clipping.
         masking: the masked copies and the reconstruction loss.
+        warmup_augment: the warm-up's augmentation, as an experiment arm:
+            `"strong_warmup"` (the SANM code's today: colour jitter, crop,
+            flip and a random affine, with gradients clipped to norm 1),
+            `"autoaugment"` (the CIFAR AutoAugment policy without the clip,
+            what the SANM code ran when the paper came out) or `"weak"`
+            (DivideMix's crop and flip; the same as `strong_warmup=False`).
+            `None`: from `strong_warmup`.
         **kwargs: passed to `DivideMixTrainer`.
 
     Example:
@@ -480,10 +488,19 @@ class SANMDivideMixTrainer(SANMBranch, DivideMixTrainer):
         strong_views: bool = True,
         strong_warmup: bool = True,
         masking: bool = True,
+        warmup_augment: str | None = None,
         **kwargs,
     ):
+        if warmup_augment is None:
+            warmup_augment = "strong_warmup" if strong_warmup else "weak"
+        if warmup_augment not in WARMUP_AUGMENTS:
+            raise ValueError(f"warmup_augment must be one of {WARMUP_AUGMENTS}; "
+                             f"got {warmup_augment!r}.")
+        if not strong_warmup and warmup_augment != "weak":
+            raise ValueError("strong_warmup=False is DivideMix's weak warm-up; give "
+                             f"warmup_augment={warmup_augment!r} without it.")
         if warmup_clip_norm == "reference":
-            warmup_clip_norm = 1.0 if strong_warmup else None
+            warmup_clip_norm = 1.0 if warmup_augment == "strong_warmup" else None
         super().__init__(
             networks, num_classes, reconstruction_weight=reconstruction_weight,
             clip_negative_targets=clip_negative_targets, mask_config=mask_config,
@@ -492,11 +509,12 @@ class SANMDivideMixTrainer(SANMBranch, DivideMixTrainer):
         self.strong_views, self.strong_warmup = bool(strong_views), bool(strong_warmup)
         self.masking = bool(masking)
         self.views = STRONG_VIEWS if self.strong_views else DivideMixTrainer.views
-        self.warmup_augment = "strong_warmup" if self.strong_warmup else "weak"
+        self.warmup_augment = warmup_augment
 
     def get_config(self) -> dict:
         return {**super().get_config(), "strong_views": self.strong_views,
-                "strong_warmup": self.strong_warmup, "masking": self.masking}
+                "strong_warmup": self.strong_warmup, "masking": self.masking,
+                "warmup_augment": self.warmup_augment}
 
     def division_loss(self, batch, k: int):
         count = len(self.views)
