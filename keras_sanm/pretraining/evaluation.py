@@ -15,8 +15,6 @@ import os
 import keras
 import numpy as np
 
-from keras_sanm.data.image_files import ImageBatches
-
 
 def representations(encode, images, batch_size: int = 256) -> np.ndarray:
     """L2-normalised features of images, in inference mode.
@@ -31,8 +29,8 @@ def representations(encode, images, batch_size: int = 256) -> np.ndarray:
         `(N, D)` float32 unit vectors.
     """
     parts = []
-    for (batch,) in (ImageBatches(images, None, batch_size)[i]
-                     for i in range(-(-len(images) // batch_size))):
+    for start in range(0, len(images), batch_size):
+        batch = np.asarray(images[start:start + batch_size])
         features = keras.ops.convert_to_numpy(encode(batch, training=False))
         parts.append(np.asarray(features, np.float32).reshape(len(batch), -1))
     features = np.concatenate(parts)
