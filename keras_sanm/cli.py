@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "Losses are computed in float32 either way")
     train.add_argument("--init", default=None, type=_existing_path, metavar="PATH",
                        help="start from pretrained weights: a keras-sanm pretrain folder or "
-                            "a .weights.h5 file of the same backbone")
+                            "a .weights.h5 file of the same backbone (both networks of a "
+                            "two-network method start from them)")
     train.add_argument("--output", default=None, help="run folder (default runs/<name>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --output from its last checkpoint (written "
@@ -520,9 +521,10 @@ def train_command(args) -> dict:
             base.load_weights(pretrain_cli.init_weights(
                 args.init, args.backbone, args.width, data.num_classes, data.x_train.shape[1:]))
             print(f"base network initialised from {args.init}")
+        # A pretrained start is every network's start (as C2D loads one checkpoint twice).
         model = keras_sanm.wrap(
             base, method=args.method, sanm=args.sanm, seed=args.seed, preset=args.preset,
-            protocol=args.protocol, **config
+            protocol=args.protocol, second_network="copy" if args.init else None, **config
         )
     finally:
         keras.config.set_dtype_policy(previous_policy)

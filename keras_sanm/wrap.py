@@ -8,6 +8,7 @@ from keras_sanm import methods, protocols
 from keras_sanm.feature_map import build_feature_network, find_feature_layer, layer_output
 from keras_sanm.preprocessing import ImagePreprocessing
 from keras_sanm.presets import preset_config
+from keras_sanm.pretrained_mark import was_pretrained
 
 
 def _outputs_logits(model: keras.Model) -> bool:
@@ -18,16 +19,32 @@ def _outputs_logits(model: keras.Model) -> bool:
     return activation is not keras.activations.softmax
 
 
-def _copy_network(model: keras.Model) -> keras.Model:
-    """A second, independently initialised network of the same architecture."""
+SECOND_NETWORKS = ("fresh", "copy")
+
+
+def _copy_network(model: keras.Model, start: str) -> keras.Model:
+    """A second network of the same architecture: freshly initialised, or a
+    copy of `model`'s weights (`start="copy"`)."""
     try:
-        return keras.models.clone_model(model)
+        copy = keras.models.clone_model(model)
     except Exception as error:  # noqa: BLE001 - re-raised with guidance
         raise ValueError(
             "A two-network method builds a second copy of the model with "
             "keras.models.clone_model, which failed; pass a Functional or "
             f"Sequential model. ({error})"
         ) from error
+    if start == "copy":
+        copy.set_weights(model.get_weights())
+    return copy
+
+
+def _second_network_start(base_model: keras.Model, second_network: str | None) -> str:
+    if second_network is None:
+        return "copy" if was_pretrained(base_model) else "fresh"
+    if second_network not in SECOND_NETWORKS:
+        raise ValueError(f"second_network must be one of {SECOND_NETWORKS} or None; "
+                         f"got {second_network!r}.")
+    return second_network
 
 
 def _with_softmax(model: keras.Model) -> keras.Model:
@@ -53,6 +70,7 @@ def wrap(
     double_softmax: bool = False,
     encoder_weights: str | None = None,
     preprocessing=None,
+    second_network: str | None = None,
     **config,
 ) -> keras.Model:
     """Wraps a classifier for training on noisy labels.
@@ -67,8 +85,8 @@ def wrap(
             selection, mixup and feature consistency; it reads the feature
             map, so the base model needs one also with `sanm=False`), or a
             two-network method trained on
-            the base model and an independently initialised copy:
-            `"coteaching"`, `"dividemix"`, `"elr_plus"`. Options a method
+            the base model and a second network of its architecture (see
+            `second_network`): `"coteaching"`, `"dividemix"`, `"elr_plus"`. Options a method
             needs and the user did not give are set at the first `fit` and
             printed: CDR's `noise_rate` and Co-teaching's `forget_rate` are
             estimated from the model's label quality after two epochs,
@@ -104,6 +122,13 @@ def wrap(
             a dataset name for its published constants (`"cifar10"`), or
             `"none"`. The model applies it in `fit`, `evaluate`, `predict`
             and `label_quality`, and refuses images of another scale.
+        second_network: how a two-network method's second network starts:
+            `"fresh"` (its own random initialisation, as DivideMix and
+            Co-teaching from scratch) or `"copy"` (the base model's weights,
+            as C2D starts both networks from one self-supervised checkpoint;
+            use it for any pretrained base). `None` (default): `"copy"` for
+            a base trained by `keras_sanm.pretrain` in this session, else
+            `"fresh"`. Single-network methods ignore it.
         **config: method options, e.g. `augment` (training arrays: `"weak"`
             pad-4 crop and flip, or `None`; default the method's reference:
             weak, none for Co-teaching, DivideMix's own views),
@@ -150,6 +175,7 @@ def wrap(
         )
     if from_logits is None:
         from_logits = _outputs_logits(base_model)
+    second_start = _second_network_start(base_model, second_network)
     if double_softmax:
         base_model, from_logits = _with_softmax(base_model), True
     if preset is not None and protocol is not None:
@@ -168,7 +194,7 @@ def wrap(
         find_feature_layer(base_model, feature_layer)  # clear error before copying
     bases = [base_model]
     for _ in range(getattr(trainer, "network_count", 1) - 1):
-        bases.append(_copy_network(base_model))
+        bases.append(_copy_network(base_model, second_start))
     if encoder_weights is not None:
         for model in bases:
             _load_encoder_weights(model, feature_layer, encoder_weights)

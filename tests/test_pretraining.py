@@ -288,6 +288,14 @@ def test_pretrain_command_then_train_from_its_weights(tmp_path, capsys):
     moved = np.abs(keras.ops.convert_to_numpy(first) - keras.ops.convert_to_numpy(start)).mean()
     apart = np.abs(keras.ops.convert_to_numpy(fresh) - keras.ops.convert_to_numpy(start)).mean()
     assert moved < apart / 5
+    # A two-network method starts both networks from the pretrained weights.
+    cli.main([*train[:-6], "--method", "dividemix", "--epochs", "1",
+              "--batch-size", "16", "--verbose", "0", "--init", str(out),
+              "--output", str(tmp_path / "two")])
+    two = keras_sanm.load_model(tmp_path / "two" / "model.keras")
+    for network in two.networks:
+        kernel = keras.ops.convert_to_numpy(network.get_layer("conv1").kernel)
+        assert np.abs(kernel - keras.ops.convert_to_numpy(start)).mean() < apart / 5
     with pytest.raises(SystemExit, match="pretrained for backbone small_cnn"):
         cli.main([*train[:-6], "--backbone", "cnn9", "--epochs", "1", "--init", str(out),
                   "--output", str(tmp_path / "other")])

@@ -102,3 +102,36 @@ def test_compile_refuses_loss_and_unknown_metric():
     with pytest.raises(ValueError, match="Unsupported metric"):
         model.compile(metrics=["auc"])
     model.compile(metrics=["accuracy"])
+
+
+def _network_weights(model, k):
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in model.networks[k].weights]
+
+
+def _same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("sanm", [False, True])
+def test_second_network_starts_fresh_or_as_a_copy(sanm):
+    base = small_cnn()
+    fresh = keras_sanm.wrap(base, method="dividemix", sanm=sanm, seed=0)
+    assert not _same(_network_weights(fresh, 0), _network_weights(fresh, 1))
+    copied = keras_sanm.wrap(base, method="dividemix", sanm=sanm, seed=0,
+                             second_network="copy")
+    assert _same(_network_weights(copied, 0), _network_weights(copied, 1))
+    assert _same(_network_weights(copied, 1), [keras.ops.convert_to_numpy(v)
+                                                 for v in base.weights])
+    with pytest.raises(ValueError, match="second_network must be one of"):
+        keras_sanm.wrap(base, method="dividemix", second_network="same")
+
+
+def test_a_base_trained_by_pretrain_gives_both_networks_its_weights():
+    base = small_cnn()
+    images = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3), dtype="uint8")
+    keras_sanm.pretrain(base, images, epochs=1, batch_size=16, verbose=0, seed=0)
+    model = keras_sanm.wrap(base, method="coteaching", sanm=False, seed=0)
+    assert _same(_network_weights(model, 0), _network_weights(model, 1))
+    # Said otherwise, the user's choice holds.
+    fresh = keras_sanm.wrap(base, method="coteaching", sanm=False, second_network="fresh")
+    assert not _same(_network_weights(fresh, 0), _network_weights(fresh, 1))

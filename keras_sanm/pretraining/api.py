@@ -8,6 +8,7 @@ import numpy as np
 from keras_sanm.data.normalization import strided_sample
 from keras_sanm.messages import fit_verbosity, inform
 from keras_sanm.preprocessing import ImagePreprocessing
+from keras_sanm.pretrained_mark import mark_pretrained
 from keras_sanm.pretraining.inputs import UnlabeledBatches, pretraining_source
 from keras_sanm.pretraining.simclr import SimCLRPretrainer, representation_model
 
@@ -57,7 +58,10 @@ def pretrain(base_model: keras.Model, images, epochs: int = 100, batch_size: int
     NT-Xent loss, to tell each view's partner from the other views of the
     batch. Afterwards the head is dropped and `base_model` holds the
     pretrained features (its classifier layer is untouched): wrap it with
-    `keras_sanm.wrap` and train on the noisy labels. Labels, where the input
+    `keras_sanm.wrap` and train on the noisy labels. A two-network method
+    wrapped around it starts both networks from these weights
+    (`wrap(..., second_network="copy")`, the default for a model this
+    function trained; pass it yourself for a base saved and loaded again). Labels, where the input
     has them, are not used.
 
     Args:
@@ -120,6 +124,8 @@ def pretrain(base_model: keras.Model, images, epochs: int = 100, batch_size: int
                    "it (its order and random state are not checkpointed).")
     model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3, weight_decay=1e-6))
     model.train_on(source)
+    # `wrap` starts a two-network method's second network from these weights too.
+    mark_pretrained(base_model)
     # The batches shuffle themselves (a dataset is taken in its own order).
     return model.fit(source, epochs=epochs, callbacks=list(callbacks or []), verbose=verbose,
                      shuffle=False)
