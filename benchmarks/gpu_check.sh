@@ -2,7 +2,7 @@
 # A GPU check that fits ten minutes: SimCLR pretraining on the training images (150 s, no
 # labels; --pretrain-seconds 0 skips it), then CE vs SANM(CE) from it on full CIFAR-10, PreAct ResNet-18,
 # mixed_bfloat16, 50% symmetric noise, as many epochs as fit BUDGET seconds (both models
-# together), learning rate /10 at half of them. Writes OUT/results.md (keras-sanm bench
+# together), learning rate /10 at half of them. Writes OUT/results.md (python -m benchmarks
 # accuracy's tables) and each model's summary.json, history.json and log.csv.
 #
 #   bash benchmarks/gpu_check.sh DATA_DIR OUT [BUDGET_SECONDS] [extra gpu_check options]
@@ -25,5 +25,5 @@ fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 export KERAS_BACKEND=${KERAS_BACKEND:-jax} XLA_PYTHON_CLIENT_PREALLOCATE=false
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-"$python" -m keras_sanm.benchmarks.gpu_check --data-dir "$data_dir" --out "$out" \
+"$python" -m benchmarks.harness.gpu_check --data-dir "$data_dir" --out "$out" \
   --budget-seconds "$budget" "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Speed on a GPU in about five minutes: where the SANM(DivideMix) views come from (host
 # Pillow pipeline against the device path) and the median training step of CE, SANM(CE),
-# DivideMix and SANM(DivideMix) on each backend (keras-sanm bench speed), PreAct ResNet-18,
+# DivideMix and SANM(DivideMix) on each backend (python -m benchmarks speed), PreAct ResNet-18,
 # batch 64 + 64. Each part has its own time limit, so a slow backend cannot eat the rest.
 # Writes OUT/views.md, OUT/speed.md and OUT/speed.json.
 #

@@ -30,6 +30,9 @@ import sys
 import tempfile
 import time
 
+# Run as `python benchmarks/jax_step_profile.py`: the repository root holds `benchmarks.harness`.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def build_step(method: str, batch: int, width: int, sanm: bool = False):
     """One training step of `method` (with SANM when `sanm`) as `fit` runs it, on random uint8 images."""
@@ -37,7 +40,7 @@ def build_step(method: str, batch: int, width: int, sanm: bool = False):
     import numpy as np
 
     import keras_sanm
-    from keras_sanm.benchmarks.step_time import step_as_fit_runs_it
+    from benchmarks.harness.step_time import step_as_fit_runs_it
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (4 * batch, 32, 32, 3), dtype=np.uint8)

@@ -34,8 +34,13 @@ on TensorFlow; convolution operands left to XLA's fusion on JAX) and
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
+
+# Run as `python benchmarks/kernel_paths.py`: the repository root holds `benchmarks.harness`.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 VARIANTS = ("before", "after")
 
@@ -46,9 +51,9 @@ def build_steps(name: str, batch: int, width: int) -> dict:
     import numpy as np
 
     import keras_sanm
+    from benchmarks.harness.step_time import step_as_fit_runs_it
     from keras_sanm.backbones import PreActResNet18
     from keras_sanm.backbones import layers as backbone_layers
-    from keras_sanm.benchmarks.step_time import step_as_fit_runs_it
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (4 * batch, 32, 32, 3), dtype=np.uint8)

@@ -47,6 +47,9 @@ import tempfile
 import time
 import types
 
+# Run as `python benchmarks/reference_step_time.py`: the repository root holds `benchmarks.harness`.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 SANM_REPO = "https://github.com/yuanpengtu/SANM"
 DIVIDEMIX_REPO = "https://github.com/LiJunnan1992/DivideMix"
 STEPS = ("ce", "dividemix", "sanm_dividemix")
@@ -166,7 +169,7 @@ def package_steps() -> dict:
     import numpy as np
 
     import keras_sanm
-    from keras_sanm.benchmarks.step_time import step_as_fit_runs_it
+    from benchmarks.harness.step_time import step_as_fit_runs_it
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (4 * BATCH, 32, 32, 3), dtype=np.uint8)

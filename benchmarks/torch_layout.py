@@ -28,7 +28,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+
+# Run as `python benchmarks/torch_layout.py`: the repository root holds `benchmarks.harness`.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -86,7 +90,7 @@ def measure_steps(methods: list[str], rounds: int, batch: int, width: int) -> No
         method = name[len("sanm_"):] if sanm else name
         steps, weights = {}, None
         for variant in STEP_VARIANTS:
-            from keras_sanm.benchmarks.step_time import step_as_fit_runs_it
+            from benchmarks.harness.step_time import step_as_fit_runs_it
 
             keras.utils.set_random_seed(0)
             data_format = variant.split(",")[0]

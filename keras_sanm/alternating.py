@@ -29,7 +29,6 @@ class AlternatingTrainer(TwoNetworkTrainer):
     """
 
     phase_kinds: tuple[str, ...] = ("train",)
-    epochs = 1
     steps_train_one_network = True
 
     # ------------------------------------------------------------------ phases
@@ -144,7 +143,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
         # Batches are dicts, which Keras cannot trace the model with; every
         # sub-model is already built.
         self.build()
-        epochs = self.epochs if epochs is None else int(epochs)
+        epochs = self.reference_epochs if epochs is None else int(epochs)
         self.fit_schedule_to_run(epochs)
         data = self.training_data(x, y, batch_size, verbose=verbose)
         self.check_validation_data(validation_data)

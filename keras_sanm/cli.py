@@ -1,5 +1,6 @@
-"""Command line: `keras-sanm train`, `keras-sanm pretrain`, `keras-sanm demo`,
-`keras-sanm plot` and `keras-sanm bench speed|accuracy`."""
+"""Command line: `keras-sanm train`, `keras-sanm pretrain`, `keras-sanm demo`
+and `keras-sanm plot` (the research harness is `python -m benchmarks` in the
+repository, not part of the installed package)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,12 @@ BACKEND_HELP = ("Keras backend (default: KERAS_BACKEND, else Keras' configured o
                 "installed, else an installed one)")
 
 
+def _per_method(value) -> str:
+    """`"CE 300, CDR 200, ..."`: `value(spec)` of every registered method, for help texts."""
+    return ", ".join(f"{methods.get(name).label} {value(methods.get(name))}"
+                     for name in METHOD_NAMES)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from keras_sanm.presets import PRESETS  # plain Python: importing it does not import Keras
 
@@ -102,8 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "not for datasets that come with noisy labels")
     train.add_argument("--noise-file", default=None, help="JSON noisy labels to reuse (written if missing)")
     train.add_argument("--method", default="ce", choices=METHOD_NAMES,
-                       help="training method (Co-teaching's forget rate and CDR's noise rate "
-                            "default to the --noise rate)")
+                       help="training method ("
+                            + ", ".join(methods.get(name).label for name in METHOD_NAMES)
+                            + "; " + " and ".join(
+                                f"{spec.label}'s {spec.noise_rate_option}" for spec in
+                                map(methods.get, METHOD_NAMES) if spec.noise_rate_option)
+                            + " default to the --noise rate)")
     train.add_argument("--preset", default=None, choices=PRESETS, metavar="PRESET",
                        help="the reference hyper-parameters of a dataset and noise for the "
                             f"method (keras_sanm.presets): {', '.join(PRESETS)}")
@@ -135,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "per sample from U(d, 1/d) (default uniform:0.8, the paper's "
                             "best), 'fixed:d' or a number d (1 = square)")
     train.add_argument("--backbone", default=None, choices=BACKBONE_NAMES,
-                       help="network (default: cnn9 for coteaching, else preact_resnet18)")
+                       help="network (default: the method's, "
+                            + _per_method(lambda spec: spec.backbone) + ")")
     train.add_argument("--width", type=_positive_int, default=None,
                        help="base channels of preact_resnet18, resnet18 and vgg19 "
                             "(64, the paper's, by default; "
@@ -148,10 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also measure the fit of correct and wrong training labels every "
                             "N epochs (always measured after the last epoch)")
     train.add_argument("--epochs", type=_positive_int, default=None,
-                       help="default: the method's reference count (CE 300, DivideMix 301/361, "
-                            "Co-teaching 199, CDR 200, ELR+ 200)")
+                       help="default: the method's reference count ("
+                            + _per_method(lambda spec: spec.reference_epochs)
+                            + "; a --preset may set its own, e.g. SANM(DivideMix)'s 361)")
     train.add_argument("--batch-size", type=_positive_int, default=None,
-                       help="default: the method's (Co-teaching and ELR+ 128, else 64)")
+                       help="default: the method's ("
+                            + _per_method(lambda spec: spec.batch_size) + ")")
     train.add_argument("--train-size", type=_positive_int, default=None,
                        help="train on a random subset of this many images (default: all)")
     train.add_argument("--test-size", type=_positive_int, default=None,
@@ -210,25 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--seed", type=int, default=0, help="seed of the sample draw (default: 0)")
     plot.add_argument("--backend", choices=BACKENDS, default=None, help=BACKEND_HELP)
 
-    bench = sub.add_parser(
-        "bench", help="speed (step time and memory per method and backend), accuracy (CIFAR-10 "
-                      "grid), regime (CE runs that memorise wrong labels), keras-baseline "
-                      "(plain Keras fit), mechanism (what SANM's masked copies do) or classes "
-                      "(which classes a finished run predicts)",
-        description="keras-sanm bench speed|accuracy|regime|keras-baseline|mechanism|classes "
-                    "[options]; "
-                    "`keras-sanm bench speed --help` lists a benchmark's options.")
-    bench.add_argument("kind", choices=BENCHMARKS, help="which benchmark")
-    bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
     return parser
-
-
-# `keras-sanm bench KIND` -> module with a `main(argv)`.
-BENCHMARKS = {"speed": "keras_sanm.benchmarks.step_time", "accuracy": "keras_sanm.benchmarks.accuracy",
-              "regime": "keras_sanm.benchmarks.regime",
-              "keras-baseline": "keras_sanm.benchmarks.keras_baseline",
-              "mechanism": "keras_sanm.benchmarks.mechanism",
-              "classes": "keras_sanm.benchmarks.predicted_classes"}
 
 
 def _noisy_labels(args, data, out_dir):
@@ -529,8 +525,7 @@ def train_command(args) -> dict:
     finally:
         keras.config.set_dtype_policy(previous_policy)
     model.compile(lr_drop_epochs=args.lr_drop_epochs, protocol=args.protocol)
-    args.epochs = args.epochs or getattr(model, "reference_epochs", None) or getattr(
-        model, "epochs", 300)
+    args.epochs = args.epochs or model.reference_epochs
     train = _training_data(args, model, data, noisy)
     log_path = os.path.join(out_dir, "log.csv")
     if checkpoint is not None:
@@ -737,10 +732,6 @@ def _require_matplotlib() -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "bench":
-        import importlib
-
-        return importlib.import_module(BENCHMARKS[args.kind]).main(args.options)
     if args.command == "plot":
         _require_matplotlib()
     if args.backend:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_sanm import losses, protocols
+from keras_sanm import losses, methods, protocols
 from keras_sanm.backend import TrainStep
 from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
 from keras_sanm.distribution import check_batch_size
@@ -65,14 +65,13 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
     # The phase of the steps Keras' `fit` and `train_on_batch` run.
     default_phase = TRAIN
     # Reference optimisation for CIFAR (SANM-code / DM-code): the drop at 150
-    # belongs to a 300-epoch run and scales with the length of `fit`.
+    # belongs to a run of `reference_epochs` (300) and scales with the length of `fit`.
     paper_optimizer = {
         "learning_rate": 0.02,
         "momentum": 0.9,
         "weight_decay": 5e-4,
         "drop_epochs": (150,),
         "drop_factor": 0.1,
-        "reference_epochs": 300,
     }
 
     def __init__(
@@ -201,9 +200,12 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
         return {name: self._trackers[name].result() for name in logs}
 
     # ----------------------------------------------------------------- compile
-    def reference_run_length(self) -> int:
-        """The epoch count the reference learning-rate drops belong to."""
-        return self.paper_optimizer["reference_epochs"]
+    @property
+    def reference_epochs(self) -> int:
+        """The reference run length in epochs (the method's `MethodSpec`): the
+        command line's default, and the run the reference learning-rate drops
+        belong to. A method with an `epochs` option returns that option."""
+        return methods.get(self.method_name).reference_epochs
 
     def default_optimizer(self):
         """The method's reference optimizer, its epoch schedule and weight decay.
@@ -219,7 +221,7 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
         )
         schedule = EpochLearningRate(
             settings["learning_rate"], settings["drop_epochs"], settings["drop_factor"],
-            reference_epochs=self.reference_run_length(),
+            reference_epochs=self.reference_epochs,
         )
         return optimizer, schedule, settings["weight_decay"]
 

@@ -30,6 +30,20 @@ from keras import layers
 from PIL import Image
 
 
+def small_data_options(name, samples, batch_size, noise_rate=0.2):
+    """`wrap` options for a run of method `name` on `samples` images: the registry's
+    small-data options, and its noise-rate option (Co-teaching's forget rate, CDR's
+    noise rate) fixed at `noise_rate`, or estimated after one epoch (`None`)."""
+    from keras_sanm import methods
+
+    spec = methods.get(name)
+    options = spec.options_for_small_data(samples, batch_size)
+    if spec.noise_rate_option:
+        options.update({spec.noise_rate_option: noise_rate} if noise_rate is not None
+                       else {"estimate_after": 1})
+    return options
+
+
 def small_cnn(input_shape=(16, 16, 3), num_classes=4, name="small_cnn"):
     inputs = keras.Input(input_shape)
     x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)

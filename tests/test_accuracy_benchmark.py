@@ -1,4 +1,4 @@
-"""`keras-sanm bench accuracy`: grid arguments, aggregation, gain verdicts, resumable runs."""
+"""`python -m benchmarks accuracy`: grid arguments, aggregation, gain verdicts, resumable runs."""
 
 import csv
 import json
@@ -9,8 +9,9 @@ import shutil
 import keras
 import pytest
 
+from benchmarks.__main__ import main as bench
+from benchmarks.harness import accuracy
 from keras_sanm import cli
-from keras_sanm.benchmarks import accuracy
 
 from conftest import HARNESS_ONLY, write_jpeg_npz
 
@@ -287,7 +288,7 @@ def test_failed_cell_names_its_log(tmp_path):
         accuracy.main(["--budget", "smoke", "--data-dir", str(tmp_path), "--out",
                        str(tmp_path / "grid"), "--methods", "ce", "--seeds", "0"])
     with pytest.raises(SystemExit, match="no epochs for"):
-        cli.main(["bench", "accuracy", "--budget", "smoke", "--methods", "cdr"])
+        bench(["accuracy", "--budget", "cpu", "--methods", "cdr"])
 
 
 @pytest.mark.slow
@@ -388,7 +389,7 @@ def test_a_run_keeps_the_commit_that_started_it(tmp_path):
 
 @HARNESS_ONLY
 def test_pretrained_start_cells_pair_only_with_their_own_start():
-    from keras_sanm.benchmarks.accuracy import BUDGETS, Cell, gain_rows, markdown, train_arguments
+    from benchmarks.harness.accuracy import BUDGETS, Cell, gain_rows, markdown, train_arguments
 
     budget = BUDGETS["cpu-regime"]
     cell = Cell("dividemix", True, "sym:0.5", 1, start="simclr")

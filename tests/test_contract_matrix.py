@@ -18,22 +18,16 @@ import pytest
 from PIL import Image
 
 import keras_sanm
+from keras_sanm import methods
 from keras_sanm.data import normalize_images
 
-from conftest import learnable_problem, small_cnn
+from conftest import learnable_problem, small_cnn, small_data_options
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
 
 N_TRAIN, N_TEST, BATCH = 48, 16, 16
-# method -> wrap options (small batches and a one-epoch warm-up for the tiny data).
-METHODS = {
-    "ce": {},
-    "coteaching": {"forget_rate": 0.2},
-    "cdr": {"noise_rate": 0.2},
-    "elr_plus": {"batch_size": BATCH},
-    "dividemix": {"batch_size": BATCH, "warmup_epochs": 1},
-    "ssr": {"batch_size": BATCH, "k": 8},
-}
+# method -> wrap options (the registry's for small data: small batches, a one-epoch warm-up).
+METHODS = {name: small_data_options(name, N_TRAIN, BATCH) for name in methods.names()}
 
 
 class ArrayBatches(keras.utils.PyDataset):

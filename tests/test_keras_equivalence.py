@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_sanm
-from keras_sanm.benchmarks.keras_baseline import with_coupled_l2
+from benchmarks.harness.keras_baseline import with_coupled_l2
 
 from conftest import learnable_problem, small_cnn
 

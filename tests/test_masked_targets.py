@@ -144,7 +144,7 @@ def test_a_resumed_run_keeps_the_targets_it_started_with():
 
 @HARNESS_ONLY
 def test_the_grid_refuses_a_default_cell_folder_run_on_the_label(tmp_path):
-    from keras_sanm.benchmarks import accuracy
+    from benchmarks.harness import accuracy
 
     budget = accuracy.BUDGETS["smoke"]
     cell = accuracy.Cell("ce", True, "sym:0.5", 0)

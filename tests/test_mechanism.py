@@ -1,4 +1,4 @@
-"""`keras-sanm bench mechanism` and `backend.gradients`, on every backend."""
+"""`python -m benchmarks mechanism` and `backend.gradients`, on every backend."""
 
 
 import keras
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from keras import ops
 
+from benchmarks.__main__ import main as bench
+from benchmarks.harness import mechanism, predicted_classes
 from keras_sanm import backend, cli, losses
-from keras_sanm.benchmarks import mechanism, predicted_classes
 from keras_sanm.masking import modulate_labels
 from keras_sanm.noisy_mask import NoisyMask
 
@@ -78,13 +79,13 @@ def test_group_measures_split_the_sanm_gradient_exactly(finished_runs):
 def test_mechanism_command_measures_ce_and_sanm_runs(finished_runs, tmp_path):
     out = tmp_path / "mechanism.md"
     runs = [str(finished_runs["ce"]), str(finished_runs["sanm"])]
-    assert cli.main(["bench", "mechanism", *runs, "--samples", "8", "--out", str(out)]) == 0
+    assert bench(["mechanism", *runs, "--samples", "8", "--out", str(out)]) == 0
     rows = [line for line in out.read_text().splitlines() if line.startswith("| ce") or
             line.startswith("| sanm")]
     assert [row.split(" | ")[1:3] for row in rows] == [
         ["CE", "correct"], ["CE", "wrong"], ["SANM(CE)", "correct"], ["SANM(CE)", "wrong"]]
     with pytest.raises(SystemExit):
-        cli.main(["bench", "mechanism", str(tmp_path)])  # not a finished run
+        bench(["mechanism", str(tmp_path)])  # not a finished run
 
 
 @HARNESS_ONLY
@@ -98,7 +99,7 @@ def test_classes_command_counts_the_runs_own_predictions(finished_runs, tmp_path
     assert result["labels_in_predicted"] == int(np.isin(noisy, result["predicted"]).sum())
     assert result["last_labeled"] is None  # SANM(CE) has no labeled set
     out = tmp_path / "classes.md"
-    assert cli.main(["bench", "classes", run, "--out", str(out)]) == 0
+    assert bench(["classes", run, "--out", str(out)]) == 0
     row = out.read_text().splitlines()[2].split(" | ")
     assert row[2] == " ".join(map(str, result["test"])) and row[-1] == "– |"
 

@@ -13,24 +13,17 @@ import numpy as np
 import pytest
 
 import keras_sanm
-from keras_sanm import cli
+from keras_sanm import cli, methods
 from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.loss_scaling import LossScaleOptimizer
 from keras_sanm.optimizers import base_optimizers
 
-from conftest import learnable_problem, small_cnn
+from conftest import learnable_problem, small_cnn, small_data_options
 
 N, BATCH = 16, 8
 TOLERANCE = 0.08
-# method -> wrap options (DivideMix's first epoch is its warm-up).
-METHODS = {
-    "ce": {},
-    "coteaching": {"forget_rate": 0.2},
-    "cdr": {"noise_rate": 0.2},
-    "elr_plus": {"batch_size": BATCH},
-    "dividemix": {"batch_size": BATCH, "warmup_epochs": 1},
-    "ssr": {"batch_size": BATCH, "k": 4},
-}
+# method -> wrap options (the registry's for small data: DivideMix's first epoch is its warm-up).
+METHODS = {name: small_data_options(name, N, BATCH) for name in methods.names()}
 # Every method plain; SANM(CE) and SANM(DivideMix) (its warm-up clips the gradients).
 # The loss scaling is in each backend's step, which every method shares: the
 # three step kinds (Keras' fit with one optimizer, Co-teaching's one loss over

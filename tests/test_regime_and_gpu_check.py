@@ -1,11 +1,11 @@
-"""`keras-sanm bench regime` (criteria, resumable search) and the budgeted GPU check."""
+"""`python -m benchmarks regime` (criteria, resumable search) and the budgeted GPU check."""
 
 import json
 
 import pytest
 
-from keras_sanm import cli
-from keras_sanm.benchmarks import gpu_check, regime
+from benchmarks.__main__ import main as bench
+from benchmarks.harness import gpu_check, regime
 
 from conftest import HARNESS_ONLY, write_jpeg_npz
 
@@ -34,11 +34,11 @@ def test_verdict_needs_both_criteria():
 def test_regime_search_runs_ce_per_seed_and_stops_at_a_failing_seed(tmp_path):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz")
     out = tmp_path / "regime"
-    argv = ["bench", "regime", "--data-dir", str(tmp_path), "--out", str(out),
+    argv = ["regime", "--data-dir", str(tmp_path), "--out", str(out),
             "--candidates", "64x2x2,96x2x2", "--test-size", "40", "--seeds", "0,1",
             "--backend", __import__("keras").backend.backend()]
     # Criteria nothing can meet: each candidate stops after its first seed.
-    assert cli.main(argv + ["--fit-margin", "2"]) == 0
+    assert bench(argv + ["--fit-margin", "2"]) == 0
     page = (out / "regime.md").read_text()
     assert "No candidate qualifies." in page and page.count("| 64x2x2 | 0 |") == 1
     assert not (out / "64x2x2" / "ce_sym0.5_s1").exists()
@@ -48,7 +48,7 @@ def test_regime_search_runs_ce_per_seed_and_stops_at_a_failing_seed(tmp_path):
     assert 0.0 <= summary["memorised_wrong_labels"] <= 1.0
     assert summary["loss_wrong_labels"] > 0 and summary["loss_correct_labels"] > 0
     # Criteria every run meets: both seeds run, the cheaper candidate is chosen.
-    assert cli.main(argv + ["--fit-margin", "-2", "--drop-margin", "-2"]) == 0
+    assert bench(argv + ["--fit-margin", "-2", "--drop-margin", "-2"]) == 0
     page = (out / "regime.md").read_text()
     assert "| 96x2x2 | 1 |" in page and "Cheapest qualifying candidate: **64x2x2**." in page
 

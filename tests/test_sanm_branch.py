@@ -8,11 +8,9 @@ import keras_sanm
 from keras_sanm import methods
 from keras_sanm.sanm_branch import SANMBranch
 
-from conftest import small_cnn
+from conftest import small_cnn, small_data_options
 
-OPTIONS = {"coteaching": {"forget_rate": 0.2}, "cdr": {"noise_rate": 0.2},
-           "elr_plus": {"num_samples": 32}, "dividemix": {}, "ce": {},
-           "ssr": {"k": 8, "batch_size": 16}}
+OPTIONS = {name: small_data_options(name, 32, 16) for name in methods.names()}
 
 
 @pytest.mark.parametrize("name", methods.names())

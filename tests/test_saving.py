@@ -9,23 +9,20 @@ import numpy as np
 import pytest
 
 import keras_sanm
+from keras_sanm import methods
 
-from conftest import learnable_problem, small_cnn
+from conftest import learnable_problem, small_cnn, small_data_options
 
-METHOD_OPTIONS = {
-    "ce": {},
-    "cdr": {"noise_rate": 0.2},
-    "coteaching": {"forget_rate": 0.2},
-    "dividemix": {"warmup_epochs": 1, "batch_size": 8, "history_length": 2},
-    "elr_plus": {"num_samples": 32, "batch_size": 8},
-}
+# method -> wrap options (the registry's for small data; DivideMix keeps a short loss history).
+METHOD_OPTIONS = {name: small_data_options(name, 32, 8) for name in methods.names()}
+METHOD_OPTIONS["dividemix"]["history_length"] = 2
 
 
 def training_inputs(method):
     x, y = learnable_problem(n=32)
     if method == "dividemix":  # its SANM views (AutoAugment, RandAugment) work on uint8 images
         x = np.clip(x * 40 + 128, 0, 255).astype("uint8")
-    batch_size = None if method in ("dividemix", "elr_plus") else 8
+    batch_size = None if methods.get(method).batch_size_option else 8
     return x, y, batch_size
 
 

@@ -1,4 +1,4 @@
-"""`keras-sanm bench speed`: peak-memory measurement, the summary table, a real one-step run."""
+"""`python -m benchmarks speed`: peak-memory measurement, the summary table, a real one-step run."""
 
 import json
 
@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_sanm import cli
-from keras_sanm.benchmarks import memory, step_time
+from benchmarks.__main__ import main as bench
+from benchmarks.harness import memory, step_time
 
 from conftest import HARNESS_ONLY
 
@@ -38,13 +38,17 @@ def test_speed_table_rows_per_method_and_backend():
     assert lines[2] == "| CE | jax | 1.000 | 3.500 | 900 | 1500 |"
     assert lines[3] == "| CE | torch | 1.000 | 3.500 | – | 1500 |"
     assert len(lines) == 4  # methods that were not measured get no row
+    result.update(ce_batch_build_s=0.01, sanm_ce_batch_build_s=0.02, sanm_ce_over_ce=3.5,
+                  mask_and_modulation_s=0.35)
+    assert step_time.sanm_table([result]).splitlines()[2] == (
+        "| CE | jax | 3.50x | 0.010 / 0.020 | 10.0% |")
 
 
 @needs_proc
 @HARNESS_ONLY
 def test_bench_speed_measures_one_step_per_variant(tmp_path, capsys):
     out = tmp_path / "speed.json"
-    code = cli.main(["bench", "speed", "--backends", keras.backend.backend(), "--methods", "ce",
+    code = bench(["speed", "--backends", keras.backend.backend(), "--methods", "ce",
                      "--steps", "1", "--batch-size", "8", "--backbone", "small_cnn",
                      "--output", str(out)])
     assert code == 0
@@ -54,6 +58,8 @@ def test_bench_speed_measures_one_step_per_variant(tmp_path, capsys):
         assert result[f"{name}_step_s"] > 0
         assert result[f"{name}_peak_rss_mib"] > 100  # a process with a Keras backend loaded
         assert 0 <= result[f"{name}_step_memory_mib"] < result[f"{name}_peak_rss_mib"]
-    assert "| CE | " + keras.backend.backend() in capsys.readouterr().out
+    assert result["mask_and_modulation_s"] > 0 and result["ce_batch_build_s"] >= 0
+    printed = capsys.readouterr().out
+    assert printed.count("| CE | " + keras.backend.backend()) == 2  # both tables
     with pytest.raises(SystemExit, match="unknown"):
-        cli.main(["bench", "speed", "--methods", "ce,foo"])
+        bench(["speed", "--methods", "ce,foo"])

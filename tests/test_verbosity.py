@@ -12,18 +12,13 @@ import numpy as np
 import pytest
 
 import keras_sanm
+from keras_sanm import methods
 
-from conftest import learnable_problem, small_cnn
+from conftest import learnable_problem, small_cnn, small_data_options
 
-# method -> wrap options that make every decision happen within two short epochs.
-OPTIONS = {
-    "ce": {},
-    "cdr": {"estimate_after": 1},
-    "coteaching": {"estimate_after": 1},
-    "dividemix": {"warmup_epochs": 1, "batch_size": 16},
-    "elr_plus": {"batch_size": 16},
-    "ssr": {"batch_size": 16, "k": 4},
-}
+# method -> wrap options that make every decision happen within two short epochs
+# (the registry's for small data; the noise rates estimated after one epoch).
+OPTIONS = {name: small_data_options(name, 32, 16, noise_rate=None) for name in methods.names()}
 # What each method's fit reports at verbose > 0 (besides the preprocessing).
 REPORTS = {"cdr": "noise_rate=", "coteaching": "forget_rate=", "elr_plus": "num_samples="}
 

@@ -8,8 +8,8 @@ import keras
 import pytest
 
 import keras_sanm
+from benchmarks.harness.accuracy import BUDGETS, Cell, grid, markdown, train_arguments
 from keras_sanm import cli
-from keras_sanm.benchmarks.accuracy import BUDGETS, Cell, grid, markdown, train_arguments
 from keras_sanm.data.strong_augment import autoaugment_view, warmup_view
 from keras_sanm.methods import dividemix
 

@@ -35,6 +35,12 @@ class MethodSpec:
         backbone: the reference backbone on CIFAR (a `keras_sanm.backbones`
             name), the command line's default.
         batch_size: the reference batch size, the command line's default.
+        reference_epochs: the reference run length in epochs on CIFAR: the
+            command line's default `--epochs`, and the run the reference
+            learning-rate schedule belongs to (its drops scale with the
+            length of each `fit`). A method with an `epochs` option (DivideMix,
+            ELR+, SSR) takes it as that option's default; a preset may set
+            its own (SANM(DivideMix) 361).
         batch_size_option: the trainer takes `batch_size` itself (the
             alternating methods build their own batches).
         augment: the reference augmentation of training arrays (`"weak"` or
@@ -56,6 +62,13 @@ class MethodSpec:
         protocol_options: `protocol_options(dataset) -> options`: the method's
             own reference settings on a real-world dataset (a
             `keras_sanm.protocols` dataset; `{}` where it has none), or `None`.
+        small_data_options: `small_data_options(samples, batch_size) ->
+            options` that let a run on a few dozen images go through every
+            phase of the method within two epochs (DivideMix: a one-epoch
+            warm-up; SSR: no more neighbours than the data has), or `None`
+            where the defaults do. For tests and smoke runs; with
+            `noise_rate_option` set they still estimate the rate unless it
+            is given.
         training_data: `training_data(model, images, labels, batch_size,
             num_classes, seed, clean_labels)` -> the data object the command
             line trains on (with true labels for reporting), or `None` for
@@ -68,6 +81,7 @@ class MethodSpec:
     with_sanm: str
     backbone: str = "preact_resnet18"
     batch_size: int = 64
+    reference_epochs: int = 300
     batch_size_option: bool = False
     augment: str | None = "weak"
     noise_rate_option: str | None = None
@@ -77,11 +91,18 @@ class MethodSpec:
     masked_targets: bool = False
     needs_features: bool = False
     training_data: Callable | None = None
+    small_data_options: Callable[[int, int], dict] | None = None
     protocol_options: Callable[[str], dict] | None = None
 
     @property
     def module(self) -> str:
         return f"keras_sanm.methods.{self.name}.trainers"
+
+    def options_for_small_data(self, samples: int, batch_size: int) -> dict:
+        """`small_data_options(samples, batch_size)`, `{}` where the method has none."""
+        if self.small_data_options is None:
+            return {}
+        return self.small_data_options(samples, batch_size)
 
     def trainers(self) -> tuple[type, type]:
         """`(plain, with_sanm)` trainer classes (imports Keras)."""

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from keras_sanm import methods
 from keras_sanm.viz.curves import plot_training_curves, read_log
 
 FIGURE_NAMES = ("curves", "activation_maps", "reconstructions")
@@ -25,9 +26,8 @@ def _summary(run_dir: str) -> dict:
 
 def run_label(summary: dict) -> str:
     """`SANM(DivideMix)`-style name of a run's method."""
-    names = {"ce": "CE", "coteaching": "Co-teaching", "cdr": "CDR", "dividemix": "DivideMix",
-             "elr_plus": "ELR+"}
-    method = names.get(summary.get("method"), str(summary.get("method")))
+    name = str(summary.get("method"))
+    method = methods.get(name).label if name in methods.names() else name
     return f"SANM({method})" if summary.get("sanm") else method
 
 

@@ -11,7 +11,7 @@ def preset(dataset: str, mode: str, rate: float, sanm: bool) -> dict:
 SPEC = MethodSpec(
     name="cdr", label="CDR",
     plain="CDRTrainer", with_sanm="SANMCDRTrainer",
-    masked_targets=True,
+    masked_targets=True, reference_epochs=200,
     noise_rate_option="noise_rate", preset=preset,
 )
 

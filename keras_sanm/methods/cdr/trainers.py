@@ -118,7 +118,6 @@ _CDR_OPTIMIZER = {
     "weight_decay": 1e-3,
     "drop_epochs": (39, 79),
     "drop_factor": 0.1,
-    "reference_epochs": 200,
 }
 
 
@@ -151,7 +150,6 @@ class CDRTrainer(_CriticalParameters, CrossEntropyTrainer):
 
     method_name = "cdr"
     paper_optimizer = _CDR_OPTIMIZER
-    reference_epochs = 200
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
@@ -172,4 +170,3 @@ class SANMCDRTrainer(_CriticalParameters, SANMCrossEntropyTrainer):
 
     method_name = "cdr"
     paper_optimizer = _CDR_OPTIMIZER
-    reference_epochs = 200

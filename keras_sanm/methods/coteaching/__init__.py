@@ -13,6 +13,7 @@ SPEC = MethodSpec(
     plain="CoteachingTrainer", with_sanm="SANMCoteachingTrainer",
     masked_targets=True,
     backbone="cnn9", batch_size=128,
+    reference_epochs=199,  # CT-code: epochs 1..199 of a 200-epoch loop
     augment=None,  # the reference trains on unaugmented images
     noise_rate_option="forget_rate", preset=preset,
 )

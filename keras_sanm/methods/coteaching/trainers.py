@@ -101,7 +101,6 @@ class CoteachingTrainer(TwoNetworkTrainer):
 
     method_name = "coteaching"
     reference_augment = None  # the reference trains on unaugmented images
-    reference_epochs = 199  # CT-code: epochs 1..199 of a 200-epoch loop
     log_names = ("loss", "accuracy", "accuracy_2", "forget_rate")
 
     def __init__(

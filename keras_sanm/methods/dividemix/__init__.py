@@ -51,12 +51,17 @@ def training_data(model, images, labels, batch_size, num_classes, seed, clean_la
 # SANM(DivideMix)'s warm-up augmentations (`warmup_augment`, `--warmup-augment`), default first.
 WARMUP_AUGMENTS = ("strong_warmup", "autoaugment", "weak")
 
+def small_data_options(samples: int, batch_size: int) -> dict:
+    """Small batches and a one-epoch warm-up: the second epoch co-divides."""
+    return {"batch_size": batch_size, "warmup_epochs": 1}
+
+
 SPEC = MethodSpec(
     name="dividemix", label="DivideMix",
     plain="DivideMixTrainer", with_sanm="SANMDivideMixTrainer",
-    batch_size_option=True, preset=preset, preset_by_noise=True,
+    batch_size_option=True, reference_epochs=301, preset=preset, preset_by_noise=True,
     sanm_parts=("strong_views", "strong_warmup", "masking"),
-    training_data=training_data,
+    training_data=training_data, small_data_options=small_data_options,
 )
 
 __getattr__ = lazy_trainers_module("dividemix")

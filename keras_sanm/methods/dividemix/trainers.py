@@ -15,7 +15,7 @@ from keras_sanm.data.augment import black_level
 from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.masking import modulate_labels
-from keras_sanm.methods.dividemix import WARMUP_AUGMENTS
+from keras_sanm.methods.dividemix import SPEC, WARMUP_AUGMENTS
 from keras_sanm.methods.dividemix.co_divide import CoDivide
 from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
 from keras_sanm.sanm_branch import SANMBranch
@@ -108,7 +108,7 @@ class DivideMixTrainer(AlternatingTrainer):
         batch_size: int = 64,
         warmup_batch_size: int | None = None,
         warmup_clip_norm: float | None = None,
-        epochs: int = 301,
+        epochs: int = SPEC.reference_epochs,
         view_augmentation: str = "auto",
         **kwargs,
     ):
@@ -162,8 +162,10 @@ class DivideMixTrainer(AlternatingTrainer):
             "view_augmentation": self.view_augmentation,
         }
 
-    def reference_run_length(self) -> int:
-        """The reference drops the learning rate at epoch 150 of `epochs` (301, SANM 361)."""
+    @property
+    def reference_epochs(self) -> int:
+        """The `epochs` option: the reference drops the learning rate at epoch 150
+        of it (301, SANM 361)."""
         return self.epochs
 
     def epoch_log_names(self) -> list[str]:

@@ -13,11 +13,18 @@ def preset(dataset: str, mode: str, rate: float, sanm: bool) -> dict:
             "drop_epoch": 150, "epochs": 200}
 
 
+def small_data_options(samples: int, batch_size: int) -> dict:
+    """Batches smaller than the data (ELR+ builds its own), and the data size (its
+    per-sample targets; `fit` would set it, a model built without `fit` needs it)."""
+    return {"batch_size": batch_size, "num_samples": samples}
+
+
 SPEC = MethodSpec(
     name="elr_plus", label="ELR+",
     plain="ELRPlusTrainer", with_sanm="SANMELRPlusTrainer",
     masked_targets=True,
-    batch_size=128, batch_size_option=True, preset=preset,
+    batch_size=128, batch_size_option=True, reference_epochs=200, preset=preset,
+    small_data_options=small_data_options,
 )
 
 __getattr__ = lazy_trainers_module("elr_plus")

@@ -12,6 +12,7 @@ from keras_sanm.backend import gather_replicas, no_gradient
 from keras_sanm.callbacks import EpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.messages import inform
+from keras_sanm.methods.elr_plus import SPEC
 from keras_sanm.mixmatch import mix
 from keras_sanm.sanm_branch import SANMBranch
 from keras_sanm.validation import is_dataset, is_image_array
@@ -111,7 +112,7 @@ class ELRPlusTrainer(AlternatingTrainer):
         target_weighted_labels: bool | None = None,
         batch_size: int = 128,
         drop_epoch: int = 150,
-        epochs: int = 200,
+        epochs: int = SPEC.reference_epochs,
         **kwargs,
     ):
         super().__init__(networks, num_classes, **kwargs)
@@ -180,7 +181,12 @@ class ELRPlusTrainer(AlternatingTrainer):
     def default_optimizer(self):
         optimizer = keras.optimizers.SGD(learning_rate=0.02, momentum=0.9)
         return optimizer, EpochLearningRate(
-            0.02, (self.drop_epoch,), 0.1, reference_epochs=self.epochs), 5e-4
+            0.02, (self.drop_epoch,), 0.1, reference_epochs=self.reference_epochs), 5e-4
+
+    @property
+    def reference_epochs(self) -> int:
+        """The `epochs` option (the drop at `drop_epoch` belongs to it)."""
+        return self.epochs
 
     # -------------------------------------------------------------------- step
     def averaged_scores(self, k: int, images):

@@ -26,11 +26,17 @@ def protocol_options(dataset: str) -> dict:
     return dict(DATASET_OPTIONS.get(dataset, {}))
 
 
+def small_data_options(samples: int, batch_size: int) -> dict:
+    """Batches smaller than the data and no more than 8 neighbours (k <= samples / 4)."""
+    return {"batch_size": batch_size, "k": max(1, min(8, samples // 4))}
+
+
 SPEC = MethodSpec(
     name="ssr", label="SSR",
     plain="SSRTrainer", with_sanm="SANMSSRTrainer",
-    batch_size=128, batch_size_option=True, needs_features=True,
+    batch_size=128, batch_size_option=True, reference_epochs=300, needs_features=True,
     training_data=training_data, protocol_options=protocol_options,
+    small_data_options=small_data_options,
 )
 
 __getattr__ = lazy_trainers_module("ssr")

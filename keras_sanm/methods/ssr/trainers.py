@@ -13,6 +13,7 @@ from keras_sanm import losses
 from keras_sanm.callbacks import CosineEpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
 from keras_sanm.data.ssr_data import SSRData
+from keras_sanm.methods.ssr import SPEC
 from keras_sanm.methods.ssr.selection import SSRSelection
 from keras_sanm.mixmatch import mix
 from keras_sanm.sanm_branch import SANMBranch
@@ -77,7 +78,7 @@ class SSRTrainer(NoisyLabelTrainer):
     def __init__(self, network, num_classes: int, relabel_threshold: float = 0.9,
                  select_threshold: float = 1.0, k: int = 200, class_prior: bool = True,
                  alpha: float = 4.0, consistency_weight: float = 1.0, hidden_dim: int = 256,
-                 projection_dim: int = 128, batch_size: int = 128, epochs: int = 300,
+                 projection_dim: int = 128, batch_size: int = 128, epochs: int = SPEC.reference_epochs,
                  **kwargs):
         kwargs.pop("returns_features", None)  # always: the features are SSR's
         if len(getattr(network, "outputs", None) or ()) != 2:
@@ -112,13 +113,19 @@ class SSRTrainer(NoisyLabelTrainer):
                 "projection_dim": self.projection_dim, "batch_size": self.batch_size,
                 "epochs": self.epochs}
 
+    @property
+    def reference_epochs(self) -> int:
+        """The `epochs` option: the cosine schedule's length."""
+        return self.epochs
+
     def default_optimizer(self):
         """SGD 0.02 with momentum 0.9, a cosine decay to 4e-4 over the run, weight decay 5e-4."""
         settings = self.paper_optimizer
         optimizer = keras.optimizers.SGD(learning_rate=settings["learning_rate"],
                                          momentum=settings["momentum"])
         schedule = CosineEpochLearningRate(settings["learning_rate"],
-                                           settings["minimum_learning_rate"], self.epochs)
+                                           settings["minimum_learning_rate"],
+                                           self.reference_epochs)
         return optimizer, schedule, settings["weight_decay"]
 
     # ----------------------------------------------------------------- step

@@ -17,7 +17,7 @@ label's quality. For each finished `keras-sanm train` run this prints:
 * `last labeled`: the last epoch's labeled-set size of network 1 (DivideMix
   runs; from `log.csv`).
 
-    keras-sanm bench classes results/grid_dm/dividemix_sym0.8_s0 \\
+    python -m benchmarks classes results/grid_dm/dividemix_sym0.8_s0 \\
         results/grid_dm/dividemix_sanm_sym0.8_s0
 """
 
@@ -30,7 +30,7 @@ import sys
 
 import numpy as np
 
-from keras_sanm.benchmarks.mechanism import check_finished_runs, load_finished_run, show_page
+from benchmarks.harness.mechanism import check_finished_runs, load_finished_run, show_page
 
 # A class counts as predicted when at least this share of the test images gets it.
 PREDICTED_SHARE = 0.01
@@ -87,7 +87,7 @@ def markdown(results: list[tuple[str, dict]]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="keras-sanm bench classes", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks classes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="finished `keras-sanm train` folders")
     parser.add_argument("--out", default=None, help="also write the table to this file")

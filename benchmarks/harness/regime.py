@@ -21,7 +21,7 @@ chosen. Finished runs are reused, so the search
 resumes; `<out>/regime.md` and `<out>/regime.csv` list every candidate tried,
 failures included.
 
-    keras-sanm bench regime --data-dir ../shared/data/cifar10 --out results/regime \\
+    python -m benchmarks regime --data-dir ../shared/data/cifar10 --out results/regime \\
         --candidates 2500x16x100,1000x16x100
 """
 
@@ -32,7 +32,7 @@ import dataclasses
 import os
 import sys
 
-from keras_sanm.benchmarks.accuracy import Budget, Cell, count_text, provenance, run_cell
+from benchmarks.harness.accuracy import Budget, Cell, count_text, provenance, run_cell
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +119,7 @@ def markdown(results: list[tuple[Candidate, dict, dict]], header: str, chosen) -
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="keras-sanm bench regime", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks regime", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", required=True,
                         type=lambda t: [Candidate.parse(p) for p in t.split(",")],
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
         else:
             qualifying.append(candidate)
     chosen = min(qualifying, key=lambda c: c.work) if qualifying else None
-    command = "keras-sanm bench regime " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks regime " + " ".join(argv if argv is not None else sys.argv[1:])
     header = provenance(command, "regime search", budget_for(
         args.candidates[0], args.backend, args.test_size, args.noise, seeds[0]))
     header = header.split("\n\n", 1)[1]  # the budget line describes one candidate only

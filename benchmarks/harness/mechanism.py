@@ -26,7 +26,7 @@ A CE run has no mask of its own; it is measured with the package's default
 passes use inference mode (moving batch-norm statistics), so the groups do
 not leak into each other's statistics.
 
-    keras-sanm bench mechanism results/grid/ce_sym0.5_s0 results/grid/ce_sanm_sym0.5_s0
+    python -m benchmarks mechanism results/grid/ce_sym0.5_s0 results/grid/ce_sanm_sym0.5_s0
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def markdown(results: list[tuple[str, dict]]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="keras-sanm bench mechanism", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks mechanism", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="finished `keras-sanm train` folders")
     parser.add_argument("--samples", type=int, default=256,

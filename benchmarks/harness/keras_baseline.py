@@ -15,9 +15,9 @@ loss. Two kinds of weight decay:
   strongly, so the two are different regularisers with the same number.
 
 The run folder gets the same `summary.json` / `history.json` / `log.csv` as
-`keras-sanm train`, so `keras-sanm bench accuracy` tables can read it.
+`keras-sanm train`, so `python -m benchmarks accuracy` tables can read it.
 
-    keras-sanm bench keras-baseline --data-dir ../shared/data/cifar10 --out results/keras_ce \\
+    python -m benchmarks keras-baseline --data-dir ../shared/data/cifar10 --out results/keras_ce \\
         --train-size 1000 --width 16 --epochs 100 --weight-decay-style coupled
 """
 
@@ -85,7 +85,7 @@ class ImagesAndLabels(keras.utils.PyDataset):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="keras-sanm bench keras-baseline", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks keras-baseline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="../shared/data/cifar10")
     parser.add_argument("--out", required=True, help="run folder")

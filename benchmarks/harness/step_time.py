@@ -8,28 +8,27 @@ whole process: framework, model, optimizer, step, and whatever the variants
 measured before it in the same process left allocated; `memory.PeakMemory`).
 The variants run in the same order on every backend (the methods in
 `--methods` order, plain before SANM), so compare backends within a method.
-A summary table lists them side by side:
+Every method is measured the same way, without naming it, from what the
+method registry (`keras_sanm.methods`) declares (`step_as_fit_runs_it`):
+the model's own input path builds a batch of random uint8 images with random
+label quality (so SANM draws boxes of every size and DivideMix splits the
+data), timed as the data side's batch build, and the step is the one `fit`
+would run on it (Co-teaching: both networks on one batch; DivideMix and ELR+:
+one network's step with its peer's guesses or averaged network). The option
+the reference sets to the noise rate is 0.5. Two tables:
 
-* `ce`: the median time of a compiled CE and SANM(CE) training step, images/s,
-  the ratio SANM(CE)/CE, and the time of the masking and label modulation
-  alone (a compiled function of `NoisyMask` + `modulate_labels`).
-* `dividemix`: the median time of one DivideMix and one SANM(DivideMix)
-  training step after warm-up (B labeled + B unlabeled samples; the trained
-  network's step with its peer's guesses), and the time the data side needs
-  to build one batch (augmented views). The reference PyTorch code's steps
-  are measured beside the package's by `benchmarks/reference_step_time.py`.
-* every other method: the median time of one training step, plain and with
-  SANM (Co-teaching: both networks on one batch; ELR+: one network's step
-  with its peer's averaged network), and the ratio.
+* step time and peak memory, plain and with SANM, per method and backend;
+* per method and backend: the SANM/plain step ratio, the batch build time,
+  and the share of the SANM step that SANM's masking and label modulation
+  alone take (a compiled function of `NoisyMask` + `modulate_labels`,
+  measured once per backend).
 
-Every method but CE's table is measured the same way, without naming it
-(`step_as_fit_runs_it`): the model's own input path builds a batch of
-random uint8 images with random label quality, and the step is the one
-`fit` would run on it.
+The reference PyTorch code's DivideMix steps are measured beside the
+package's by `benchmarks/reference_step_time.py`.
 
-    keras-sanm bench speed                               # all methods, all three backends
-    keras-sanm bench speed --backbone small_cnn --steps 3  # a quick summary
-    python benchmarks/step_time.py --backends jax --steps 5 --methods dividemix
+    python -m benchmarks speed                               # all methods, all three backends
+    python -m benchmarks speed --backbone small_cnn --steps 3  # a quick summary
+    python -m benchmarks speed --backends jax --steps 5 --methods dividemix
 """
 
 from __future__ import annotations
@@ -43,8 +42,10 @@ import subprocess
 import sys
 import time
 
+from benchmarks.harness.memory import PeakMemory
 from keras_sanm import methods
-from keras_sanm.benchmarks.memory import PeakMemory
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def median_time(fn, steps: int, warmup: int = 2) -> float:
@@ -84,7 +85,7 @@ def step_as_fit_runs_it(model, images, labels, batch: int, rng):
     if hasattr(model, "epoch_plan"):
         data = model.training_data(images, labels, batch, verbose=0)
         data.label_quality[:] = rng.random(data.label_quality.shape)
-        phase, plan_steps, make_batch = model.epoch_plan(data, model.epochs // 2)[0]
+        phase, plan_steps, make_batch = model.epoch_plan(data, model.reference_epochs // 2)[0]
         start = time.perf_counter()
         arrays = make_batch(plan_steps[0])
         built = time.perf_counter() - start
@@ -135,16 +136,15 @@ def measure(steps: int, batch: int, methods=("ce", "dividemix"), jit_compile="au
 
     result = {"backend": keras.backend.backend(), "batch": batch, "steps": steps,
               "jit_compile": jit_compile, "backbone": backbone}
-    if "ce" in methods:
-        result.update(measure_ce(steps, batch, jit_compile, backbone))
     for method in methods:
-        if method != "ce":
-            result.update(measure_method(method, steps, batch, jit_compile, backbone))
+        result.update(measure_method(method, steps, batch, jit_compile, backbone))
+    result["mask_and_modulation_s"] = measure_masking(steps, batch, backbone)
     return result
 
 
-def measure_ce(steps: int, batch: int, jit_compile="auto",
-               backbone: str = "preact_resnet18") -> dict:
+def measure_masking(steps: int, batch: int, backbone: str = "preact_resnet18") -> float:
+    """Median seconds of SANM's masking and label modulation alone (no network step),
+    compiled like a model's predict step, on random features and label quality."""
     import keras
     import numpy as np
 
@@ -153,18 +153,7 @@ def measure_ce(steps: int, batch: int, jit_compile="auto",
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, 32, 32, 3)).astype("float32")
-    y = rng.integers(0, 10, batch).astype("int32")
-    w = rng.random(batch).astype("float32")
-    result = {}
-    for name, sanm in (("ce", False), ("sanm_ce", True)):
-        keras.utils.set_random_seed(0)
-        model = keras_sanm.wrap(keras_sanm.backbones.get(backbone, 10, (32, 32, 3)), sanm=sanm, seed=0)
-        model.compile(jit_compile=jit_compile)
-        step = lambda: model.train_on_batch(x, y, sample_weight=w if sanm else None)  # noqa: E731
-        result.update(measure_step(name, step, steps))
-        result[f"{name}_images_per_s"] = batch / result[f"{name}_step_s"]
-
-    # Masking + modulation alone, compiled like a model's predict step.
+    quality_values = rng.random(batch).astype("float32")
     images = keras.Input((32, 32, 3), batch_size=batch)
     feature_shape = tuple(keras_sanm.backbones.get(backbone, 10, (32, 32, 3))
                           .get_layer("feature_map").output.shape[1:])
@@ -176,71 +165,30 @@ def measure_ce(steps: int, batch: int, jit_compile="auto",
                modulate_labels(targets, masked["peak_ratio"])]
     mask_model = keras.Model([images, features, quality, targets], outputs)
     feats = rng.normal(size=(batch, *feature_shape)).astype("float32")
-    onehot = np.eye(10, dtype="float32")[y]
-    result["mask_and_modulation_s"] = median_time(
-        lambda: mask_model.predict_on_batch([x, feats, w, onehot]), max(steps, 20)
-    )
-    result["sanm_over_ce"] = result["sanm_ce_step_s"] / result["ce_step_s"]
-    # SANM(CE) trains on 3 images (clean, peak-masked, valley-masked) per input image.
-    result["sanm_over_ce_per_trained_image"] = result["sanm_over_ce"] / 3.0
-    result["mask_share_of_sanm_step"] = result["mask_and_modulation_s"] / result["sanm_ce_step_s"]
-    return result
+    onehot = np.eye(10, dtype="float32")[rng.integers(0, 10, batch)]
+    return median_time(
+        lambda: mask_model.predict_on_batch([x, feats, quality_values, onehot]), max(steps, 20))
 
 
-def dividemix_table(results: list[dict]) -> str:
-    # (Against the reference code: benchmarks/reference_step_time.py measures both
-    # on the same machine; no figure from elsewhere is compared here.)
-    rows = [
-        "| backend | DivideMix step (s) | SANM(DivideMix) step (s) | "
-        "batch build DM / SANM-DM (s) |",
-        "| --- | --- | --- | --- |",
-    ]
-    for r in results:
-        rows.append(
-            f"| {r['backend']} | {r['dividemix_step_s']:.3f} | "
-            f"{r['sanm_dividemix_step_s']:.3f} | "
-            f"{r['dividemix_batch_build_s']:.3f} / {r['sanm_dividemix_batch_build_s']:.3f} |"
-        )
-    return "\n".join(rows)
-
-
-def others_table(results: list[dict]) -> str:
-    names = {method: label for method, label in VARIANTS if method not in ("ce", "dividemix")}
-    rows = ["| backend | method | plain step (s) | SANM step (s) | SANM/plain |",
+def sanm_table(results: list[dict]) -> str:
+    """Per method and backend: what SANM adds to a step, and the data side's batch build."""
+    rows = ["| method | backend | SANM/plain step | batch build plain / SANM (s) | "
+            "masking share of the SANM step |",
             "| --- | --- | --- | --- | --- |"]
-    for r in results:
-        for method, label in names.items():
-            if f"{method}_step_s" in r:
-                rows.append(
-                    f"| {r['backend']} | {label} | {r[f'{method}_step_s']:.3f} | "
-                    f"{r[f'sanm_{method}_step_s']:.3f} | "
-                    f"{r[f'sanm_{method}_over_{method}']:.2f}x |"
-                )
+    for method, label in VARIANTS:
+        for r in results:
+            if f"{method}_step_s" not in r:
+                continue
+            sanm = f"sanm_{method}"
+            rows.append(
+                f"| {label} | {r['backend']} | {r[f'{sanm}_over_{method}']:.2f}x | "
+                f"{r[f'{method}_batch_build_s']:.3f} / {r[f'{sanm}_batch_build_s']:.3f} | "
+                f"{r['mask_and_modulation_s'] / r[f'{sanm}_step_s']:.1%} |")
     return "\n".join(rows)
 
 
-def table(results: list[dict]) -> str:
-    rows = [
-        "| backend | CE step (s) | CE img/s | SANM(CE) step (s) | SANM(CE) img/s | "
-        "SANM/CE | SANM/CE per trained image | mask+modulation (ms) | mask share |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in results:
-        rows.append(
-            f"| {r['backend']} | {r['ce_step_s']:.3f} | {r['ce_images_per_s']:.1f} | "
-            f"{r['sanm_ce_step_s']:.3f} | {r['sanm_ce_images_per_s']:.1f} | "
-            f"{r['sanm_over_ce']:.2f}x | {r['sanm_over_ce_per_trained_image']:.2f}x | "
-            f"{1000 * r['mask_and_modulation_s']:.2f} | {r['mask_share_of_sanm_step']:.1%} |"
-        )
-    return "\n".join(rows)
-
-
-# Every registered method, CE and DivideMix first (they have tables of their own:
-# SANM(CE)'s masking share, DivideMix against the reference code).
-VARIANTS = tuple(
-    (name, methods.get(name).label)
-    for name in ("ce", "dividemix", *(n for n in methods.names() if n not in ("ce", "dividemix")))
-)
+# Every registered method, in the registry's order.
+VARIANTS = tuple((name, methods.get(name).label) for name in methods.names())
 
 
 def _mib(value) -> str:
@@ -264,7 +212,7 @@ def speed_table(results: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="keras-sanm bench speed", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks speed", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="jax,torch,tensorflow")
     parser.add_argument("--steps", type=int, default=10)
@@ -291,11 +239,12 @@ def main(argv=None) -> int:
         print(f"measuring {backend} ...", flush=True)
         env = dict(os.environ, KERAS_BACKEND=backend)
         proc = subprocess.run(
-            [sys.executable, "-m", "keras_sanm.benchmarks.step_time", "--child",
+            [sys.executable, "-m", "benchmarks.harness.step_time", "--child",
              "--steps", str(args.steps), "--batch-size", str(args.batch_size),
              "--methods", args.methods, "--jit-compile", args.jit_compile,
              "--backbone", args.backbone],
             env=env, capture_output=True, text=True,
+            cwd=REPOSITORY,  # where `benchmarks.harness` is importable
         )
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode or not lines:
@@ -306,14 +255,7 @@ def main(argv=None) -> int:
           f"{args.backbone}, batch {args.batch_size}, median of {args.steps} steps, "
           f"jit_compile={args.jit_compile}\n")
     print(speed_table(results) + "\n")
-    if "ce_step_s" in results[0]:
-        print(table(results))
-    if "dividemix_step_s" in results[0]:
-        print()
-        print(dividemix_table(results))
-    if any(f"{m}_step_s" in results[0] for m, _ in VARIANTS if m not in ("ce", "dividemix")):
-        print()
-        print(others_table(results))
+    print(sanm_table(results))
     if args.output:
         with open(args.output, "w") as f:
             json.dump(results, f, indent=1)

@@ -30,9 +30,9 @@ Named budgets (`BUDGETS`):
   images at 50% noise, one seed (long enough for CE to fit wrong labels).
 * `smoke`: a few seconds per cell, for tests.
 
-    python benchmarks/accuracy.py --budget cpu --data-dir ../shared/data/cifar10 --out results/cpu
-    python benchmarks/accuracy.py --budget gpu --data-dir ../shared/data/cifar10 --out results/gpu
-    python benchmarks/accuracy.py --budget cpu --seeds 0 --noises sym:0.5 --methods ce   # a slice
+    python -m benchmarks accuracy --budget cpu --data-dir ../shared/data/cifar10 --out results/cpu
+    python -m benchmarks accuracy --budget gpu --data-dir ../shared/data/cifar10 --out results/gpu
+    python -m benchmarks accuracy --budget cpu --seeds 0 --noises sym:0.5 --methods ce   # a slice
 """
 
 from __future__ import annotations
@@ -112,13 +112,13 @@ BUDGETS = {
         backend="torch", backbone="small_cnn", train_size=1000, test_size=2000,
         noises=("sym:0.5",), seeds=(0,), epochs={"ce": 60}, warmup_epochs={},
     ),
-    # The memorisation regime chosen by `keras-sanm bench regime` with CE alone
+    # The memorisation regime chosen by `python -m benchmarks regime` with CE alone
     # (docs/results.md): the cheapest candidate where CE fits wrong labels and
     # loses accuracy for it on both seeds. Fixed before any SANM run.
     "cpu-regime": Budget(
         backend="tensorflow", backbone="preact_resnet18", train_size=2000, test_size=2000,
         noises=("sym:0.5", "sym:0.8"), seeds=(0, 1),
-        epochs={"ce": 100, "dividemix": 100, "coteaching": 100, "cdr": 100, "elr_plus": 100},
+        epochs=dict.fromkeys(method_specs.names(), 100),
         warmup_epochs={"dividemix": 10}, width=8, lr_drop_fraction=0.5, track_fit_every=10,
     ),
     "gpu": Budget(
@@ -130,7 +130,8 @@ BUDGETS = {
     "smoke": Budget(
         backend=os.environ.get("KERAS_BACKEND", "torch"), backbone="small_cnn",
         train_size=96, test_size=40, noises=("sym:0.5",), seeds=(0, 1),
-        epochs={"ce": 2, "dividemix": 2}, warmup_epochs={"dividemix": 1}, batch_size=16,
+        epochs=dict.fromkeys(method_specs.names(), 2), warmup_epochs={"dividemix": 1},
+        batch_size=16,
     ),
 }
 
@@ -663,7 +664,7 @@ def provenance(command: str, budget_name: str, budget: Budget) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="keras-sanm bench accuracy", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks accuracy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", default="cpu", choices=sorted(BUDGETS),
                         help="named grid (see above; default: cpu)")
@@ -748,7 +749,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"--cells: {missing} are not cells of this grid; it has "
                              f"{[c.name for c in cells]}.")
         cells = [c for c in cells if c.name in wanted]
-    command = "keras-sanm bench accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
     header = provenance(command, args.budget, budget)
     rows = []
     start = time.time()

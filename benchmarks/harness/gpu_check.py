@@ -19,9 +19,9 @@ models, and the learning rate of both drops by 10 at epoch `E // 2`, the
 reference schedule (150 of 300) scaled to the run (with `E < 4` there is no
 drop: it would fall inside the calibration epochs). Each model's run folder
 gets `summary.json`, `history.json` and `log.csv` as from `keras-sanm
-train`, and `<out>/results.md` the tables of `keras-sanm bench accuracy`.
+train`, and `<out>/results.md` the tables of `python -m benchmarks accuracy`.
 
-    python -m keras_sanm.benchmarks.gpu_check --data-dir DATA --out results/gpu_check \\
+    python -m benchmarks.harness.gpu_check --data-dir DATA --out results/gpu_check \\
         --budget-seconds 480
     bash benchmarks/gpu_check.sh DATA results/gpu_check 480   # on the GPU machine
 """
@@ -109,7 +109,7 @@ def pretrained_start(args, data, start: float):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m keras_sanm.benchmarks.gpu_check",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.harness.gpu_check",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="../shared/data/cifar10")
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     import keras_sanm
-    from keras_sanm.benchmarks.accuracy import Budget, Cell, markdown, provenance, run_row
+    from benchmarks.harness.accuracy import Budget, Cell, markdown, provenance, run_row
     from keras_sanm.callbacks import EpochLearningRate, LabelFitMonitor
     from keras_sanm.data import IndexedDataset, inject_noise
 
@@ -245,7 +245,7 @@ def main(argv=None) -> int:
                     seeds=(args.seed,), epochs={"ce": epochs}, warmup_epochs={},
                     batch_size=args.batch_size, dtype_policy=args.dtype_policy,
                     width=args.width, lr_drop_fraction=0.5 if drops else None)
-    command = "python -m keras_sanm.benchmarks.gpu_check " + " ".join(
+    command = "python -m benchmarks.harness.gpu_check " + " ".join(
         argv if argv is not None else sys.argv[1:])
     start_text = ("Both models start from random weights." if pretraining is None else
                   f"Both models start from the same SimCLR pretraining: {pretraining['epochs']} "
