@@ -40,7 +40,7 @@ def main(argv=None) -> dict:
 
     import keras
 
-    from keras_sanm.training_backup import TrainingBackup
+    from keras_sanm.training.backup import TrainingBackup
 
     model = build(args.method, args.backbone, args.samples)
     with tempfile.TemporaryDirectory() as folder:

@@ -1,7 +1,7 @@
 """Forward + backward time of the reconstruction decoder, native vs sub-pixel.
 
 The reference decoder (4x4x512 -> 32x32x3) on a batch of feature maps, both
-ways of computing its transposed convolutions (`keras_sanm.transposed_conv`),
+ways of computing its transposed convolutions (`keras_sanm.sanm.transposed_conv`),
 per Keras backend (one subprocess each). The gradient is taken with respect
 to the input and all decoder weights of a mean squared error.
 
@@ -22,7 +22,7 @@ def measure(batch: int, steps: int) -> dict:
     import keras
     import numpy as np
 
-    from keras_sanm.decoder import ReconstructionDecoder
+    from keras_sanm.sanm.decoder import ReconstructionDecoder
 
     backend = keras.backend.backend()
     rng = np.random.default_rng(0)

@@ -22,7 +22,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --f
 timeout "${VIEWS_LIMIT:-90}" "$python" benchmarks/view_pipeline.py --backends "$backends" --rounds 5 \
   --batch-size "$batch" | tee "$out/views.md" || echo "views: stopped at the time limit" >&2
 for backend in ${backends//,/ }; do
-  timeout "${SPEED_LIMIT:-70}" "$python" -m keras_sanm.cli bench speed --backends "$backend" --steps "$steps" \
+  timeout "${SPEED_LIMIT:-70}" "$python" -m benchmarks speed --backends "$backend" --steps "$steps" \
     --batch-size "$batch" --methods ce,dividemix --output "$out/speed_$backend.json" \
     | tee -a "$out/speed.md" || echo "speed on $backend: stopped at the time limit" >&2
 done

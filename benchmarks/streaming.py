@@ -103,17 +103,17 @@ def child(args) -> dict:
     import keras
 
     import keras_sanm
-    import keras_sanm.trainer
-    from keras_sanm.data.co_divide import CoDivideData
-    from keras_sanm.data.co_divide import EvalView as DivideEval
+    import keras_sanm.training.trainer
     from keras_sanm.data.indexed_dataset import EvalView, IndexedDataset
+    from keras_sanm.methods.dividemix.data import CoDivideData
+    from keras_sanm.methods.dividemix.data import EvalView as DivideEval
 
     for owner, name in ((IndexedDataset, "batch_at"), (EvalView, "__getitem__"),
                         (CoDivideData, "warmup_batch"), (CoDivideData, "training_batch"),
                         (DivideEval, "__getitem__")):
         Timed.wrap(owner, name, _images_in)
     copy = {"seconds": 0.0}
-    original_copy = keras_sanm.trainer.cache_dataset
+    original_copy = keras_sanm.training.trainer.cache_dataset
 
     def timed_copy(*a, **k):
         start = time.perf_counter()
@@ -121,7 +121,7 @@ def child(args) -> dict:
         copy["seconds"] += time.perf_counter() - start
         return out
 
-    keras_sanm.trainer.cache_dataset = timed_copy
+    keras_sanm.training.trainer.cache_dataset = timed_copy
     batch_size = 64
     data = keras_sanm.data.load_image_folder(args.folder, lazy=True)
     images, labels = data.images, data.labels

@@ -6,7 +6,7 @@ images per step. This measures, on one machine and alternating the sides:
 
 * host: `CoDivideData.training_batch` (NumPy crops, Pillow operations one
   image at a time, on the thread that feeds the step, as `fit` runs it);
-* device: `keras_sanm.device_views.training_views` on the `2B` raw images,
+* device: `keras_sanm.methods.dividemix.device_views.training_views` on the `2B` raw images,
   compiled as the step is (JAX: `jax.jit`, TensorFlow: `tf.function`,
   torch: eager), per backend, on whatever device the backend uses.
 
@@ -59,8 +59,8 @@ def measure(batch_size: int, rounds: int) -> dict:
     import keras
     from keras import ops
 
-    from keras_sanm import device_views
     from keras_sanm.backend import device_kind
+    from keras_sanm.methods.dividemix import device_views
     from keras_sanm.methods.dividemix.trainers import STRONG_VIEWS
 
     backend = keras.backend.backend()

@@ -21,7 +21,10 @@ Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
   `reconstruction_loss`: SANM's components as layers and functions.
 * `backbones` (`PreActResNet18`, `ResNet18`, `VGG19`, `ResNet50`, `CNN9`,
   `with_classifier`, `load_torch_resnet18_weights`), `data` (`inject_noise`,
-  `IndexedDataset`, ...), `datasets` (`load`), `masking`, `label_quality`.
+  `IndexedDataset`, ...), `datasets` (`load`), `label_quality`.
+* `sanm` (the mask, label modulation, decoder: `sanm.masking`, ...),
+  `training` (the trainer base, its input, saving, callbacks) and `methods`
+  (one folder per method, `methods.names()`).
 * `presets` (a method's reference hyper-parameters per CIFAR noise cell) and
   `protocols` (a real-world dataset's backbone, batch, epochs and optimizer:
   `compile(protocol="clothing1m" | "animal10n")`).
@@ -43,21 +46,23 @@ from keras_sanm.version import __version__
 _ATTRIBUTES = {
     "wrap": "keras_sanm.wrap",
     "load_model": "keras_sanm.saving",
-    "ImagePreprocessing": "keras_sanm.preprocessing",
-    "TrainingBackup": "keras_sanm.training_backup",
-    "NoisyMask": "keras_sanm.noisy_mask",
-    "ReconstructionDecoder": "keras_sanm.decoder",
-    "reconstruction_loss": "keras_sanm.decoder",
-    "modulate_labels": "keras_sanm.masking",
+    "ImagePreprocessing": "keras_sanm.data.preprocessing",
+    "TrainingBackup": "keras_sanm.training.backup",
+    "NoisyMask": "keras_sanm.sanm.noisy_mask",
+    "ReconstructionDecoder": "keras_sanm.sanm.decoder",
+    "reconstruction_loss": "keras_sanm.sanm.decoder",
+    "modulate_labels": "keras_sanm.sanm.masking",
     "find_label_issues": "keras_sanm.label_issues",
     "estimate_noise_rate": "keras_sanm.label_issues",
     "pretrain": "keras_sanm.pretraining",
 }
 _SUBMODULES = (
-    "backbones", "data", "datasets", "masking", "label_quality", "label_issues", "callbacks",
-    "preprocessing",
-    "presets", "protocols", "viz", "distribution", "pretraining",
+    "backbones", "data", "datasets", "sanm", "training", "methods", "label_quality",
+    "label_issues", "presets", "protocols", "viz", "distribution", "pretraining",
 )
+# Public submodules that moved (`keras_sanm.masking` is `keras_sanm.sanm.masking`):
+# the old names still work, with a FutureWarning, for one release.
+_MOVED_SUBMODULES = ("masking", "callbacks", "preprocessing")
 
 __all__ = ["__version__", *_ATTRIBUTES, *_SUBMODULES]
 
@@ -67,6 +72,11 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
     elif name in _SUBMODULES:
         value = importlib.import_module(f"keras_sanm.{name}")
+    elif name in _MOVED_SUBMODULES:
+        from keras_sanm._moved import MOVED_MODULES, warn_moved
+
+        warn_moved(f"keras_sanm.{name}")
+        return importlib.import_module(MOVED_MODULES[f"keras_sanm.{name}"])  # warns each time
     else:
         raise AttributeError(f"module 'keras_sanm' has no attribute {name!r}")
     globals()[name] = value
@@ -95,8 +105,8 @@ class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
 
     Registering imports the trainers, which import most of the package, so it
     must not run while a `keras_sanm` submodule is still executing (e.g.
-    `import keras_sanm.trainer`, whose own `import keras` would otherwise ask
-    for `keras_sanm.trainer` half-built). The finder therefore also watches
+    `import keras_sanm.training.trainer`, whose own `import keras` would otherwise ask
+    for `keras_sanm.training.trainer` half-built). The finder therefore also watches
     the package's submodules: Keras' import inside one only marks the
     registration as due, and it runs when the outermost submodule import in
     progress ends. The finder leaves `sys.meta_path` once it has registered.

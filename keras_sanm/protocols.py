@@ -101,7 +101,7 @@ class TrainingProtocol:
         """`(optimizer, schedule_callback, weight_decay)` as `compile` takes them."""
         import keras
 
-        from keras_sanm.callbacks import EpochLearningRate
+        from keras_sanm.training.callbacks import EpochLearningRate
 
         if self.optimizer == "adam":
             optimizer = keras.optimizers.Adam(learning_rate=self.learning_rate)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import keras
 
 from keras_sanm import methods, protocols
-from keras_sanm.feature_map import build_feature_network, find_feature_layer, layer_output
-from keras_sanm.preprocessing import ImagePreprocessing
+from keras_sanm.backbones.feature_map import build_feature_network, find_feature_layer, layer_output
+from keras_sanm.data.preprocessing import ImagePreprocessing
 from keras_sanm.presets import preset_config
-from keras_sanm.pretrained_mark import was_pretrained
+from keras_sanm.pretraining.mark import was_pretrained
 
 
 def _outputs_logits(model: keras.Model) -> bool:

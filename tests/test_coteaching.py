@@ -33,7 +33,7 @@ def test_forget_rate_schedule_matches_the_reference():
 
 
 def test_adam_schedule_matches_the_reference():
-    schedule = keras_sanm.callbacks.AdamDecaySchedule(0.001, 80, 200)
+    schedule = keras_sanm.training.callbacks.AdamDecaySchedule(0.001, 80, 200)
     assert schedule.values(0) == (0.001, 0.9)
     assert schedule.values(78) == (0.001, 0.9)  # reference epoch 79
     rate, beta = schedule.values(79)  # reference epoch 80: decay starts

@@ -4,8 +4,8 @@ import pytest
 from keras import ops
 
 from keras_sanm import backbones
-from keras_sanm.decoder import ReconstructionDecoder, decoder_layout, reconstruction_loss
-from keras_sanm.feature_map import find_feature_layer
+from keras_sanm.backbones.feature_map import find_feature_layer
+from keras_sanm.sanm.decoder import ReconstructionDecoder, decoder_layout, reconstruction_loss
 
 
 def test_reference_layout_preact_resnet18():
@@ -76,7 +76,7 @@ def test_subpixel_decoder_equals_native(feature_shape, image_shape):
 
 
 def test_subpixel_layer_rejects_unknown_implementation():
-    from keras_sanm.transposed_conv import SubPixelConv2DTranspose
+    from keras_sanm.sanm.transposed_conv import SubPixelConv2DTranspose
 
     with pytest.raises(ValueError, match="implementation"):
         SubPixelConv2DTranspose(4, 3, implementation="fast")

@@ -1,4 +1,4 @@
-"""Strong views drawn on the device (`keras_sanm.device_views`) against the Pillow path."""
+"""Strong views drawn on the device (`keras_sanm.methods.dividemix.device_views`) against the Pillow path."""
 
 import keras
 import numpy as np
@@ -8,11 +8,11 @@ from PIL import Image
 from scipy.stats import ks_2samp
 
 import keras_sanm
-from keras_sanm import device_views, image_ops
 from keras_sanm.backend import device_kind
 from keras_sanm.data import CoDivideData, autoaugment_view, randaugment_view
 from keras_sanm.data.augment import weak_augment
 from keras_sanm.data.strong_augment import CIFAR10_POLICY, RANDAUGMENT_POOL, _aa_op, _ra_op
+from keras_sanm.methods.dividemix import device_views, image_ops
 
 from conftest import small_cnn
 

@@ -7,10 +7,12 @@ from keras import ops
 
 import keras_sanm
 from keras_sanm.data import CoDivideData, weak_augment
+from keras_sanm.methods.dividemix.mixmatch import mixmatch_losses, rampup_weight
 from keras_sanm.methods.dividemix.trainers import sanm_mixmatch_groups
-from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
-from keras_sanm.optimizers import NetworkOptimizers
-from keras_sanm.phases import Phase
+from keras_sanm.training.mixup import mix
+from keras_sanm.training.optimizers import NetworkOptimizers
+from keras_sanm.training.phases import Phase
+from keras_sanm.training.refinement import co_refine, sharpen
 
 from conftest import learnable_problem, small_cnn
 
@@ -340,7 +342,7 @@ def test_network_optimizers_errors():
 def test_beta_sampler_matches_the_beta_distribution(alpha):
     from scipy import stats
 
-    from keras_sanm.mixmatch import beta_sample, random_permutation
+    from keras_sanm.training.mixup import beta_sample, random_permutation
 
     seed = keras.random.SeedGenerator(1)
     draws = np.array([float(beta_sample(alpha, alpha, seed)) for _ in range(400)])

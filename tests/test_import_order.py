@@ -10,7 +10,7 @@ After each child the helper imports the other libraries the child loaded
 (the backend, NumPy, scikit-learn, ...), with Keras blocked meanwhile
 (TensorFlow imports Keras at its end when it can), so the next children
 import only Keras and the package. One plain fresh process (no preloading)
-checks the reported case, `import keras_sanm.trainer`, as users run it.
+checks the reported case, `import keras_sanm.training.trainer`, as users run it.
 """
 
 import json
@@ -145,9 +145,9 @@ def test_plain_keras_load_model_after_importing_any_submodule_first(first_import
 
 def test_plain_keras_load_model_in_a_process_that_imported_the_trainer_module_first(
         saved_models):
-    # The reported case in a plain process: `import keras_sanm.trainer` imports
+    # The reported case in a plain process: `import keras_sanm.training.trainer` imports
     # Keras while it is itself half-executed; no warning, both models load.
-    code = ("import keras_sanm.trainer\nimport keras\nimport sys\n"
+    code = ("import keras_sanm.training.trainer\nimport keras\nimport sys\n"
             f"print(*[type(keras.saving.load_model(p)).__name__ for p in {saved_models!r}])")
     done = subprocess.run(
         [sys.executable, "-W", "error:keras_sanm could not:UserWarning", "-c", code],

@@ -6,7 +6,7 @@ import pytest
 
 import keras_sanm
 from keras_sanm.data import normalize_images
-from keras_sanm.preprocessing import ImagePreprocessing
+from keras_sanm.data.preprocessing import ImagePreprocessing
 
 from conftest import learnable_problem, small_cnn
 

@@ -10,7 +10,7 @@ import pytest
 
 import keras_sanm
 from keras_sanm import backbones
-from keras_sanm.feature_map import build_feature_network, find_feature_layer
+from keras_sanm.backbones.feature_map import build_feature_network, find_feature_layer
 
 keras_hub = pytest.importorskip("keras_hub")
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them

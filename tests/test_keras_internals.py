@@ -14,7 +14,7 @@ the internal that moved, before the feature that reads it breaks elsewhere:
   per-sample targets to a built model (`ELRPlusTrainer`), as Keras' own
   `quantize` does.
 * `Model._inbound_nodes[-1].output_tensors`: the output of a nested model's
-  call in the outer model (`keras_sanm.feature_map`).
+  call in the outer model (`keras_sanm.backbones.feature_map`).
 * `Model._initial_epoch`: read by `fit` as its first epoch; `TrainingBackup`
   resumes through it, as Keras' `BackupAndRestore` does.
 * `Variable._value`: the backend tensor of a variable, replaced on PyTorch by
@@ -140,7 +140,7 @@ def test_jax_reports_whether_its_client_started():
 
 
 def test_network_optimizers_route_each_group_to_its_own_optimizer():
-    from keras_sanm.optimizers import NetworkOptimizers
+    from keras_sanm.training.optimizers import NetworkOptimizers
 
     first, second = keras.Variable([1.0, 1.0], name="first"), keras.Variable([1.0], name="second")
     optimizer = NetworkOptimizers([keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.5)])

@@ -5,7 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_sanm import knn_selection, losses
+from keras_sanm.methods.ssr import knn_selection
+from keras_sanm.training import losses
 
 
 def brute_force_votes(features, labels, num_classes, k, class_prior):

@@ -16,8 +16,8 @@ import pytest
 
 import keras_sanm
 from keras_sanm import methods
-from keras_sanm.mixmatch import co_refine
-from keras_sanm.phases import Phase
+from keras_sanm.training.phases import Phase
+from keras_sanm.training.refinement import co_refine
 
 from conftest import CLI_ONLY, HARNESS_ONLY, learnable_problem, small_cnn
 
@@ -120,6 +120,7 @@ def test_a_resumed_run_keeps_the_targets_it_started_with():
     import argparse
 
     from keras_sanm import cli
+    from keras_sanm.cli import train as train_command
 
     def args(method="ce", sanm=True, masked_targets=None):
         namespace = argparse.Namespace(**dict.fromkeys(cli.RUN_SETTINGS), noise=None)
@@ -127,18 +128,18 @@ def test_a_resumed_run_keeps_the_targets_it_started_with():
         return namespace
 
     # New runs record the targets they train with, the default included.
-    assert cli._run_config(args(), [0])["masked_targets"] == "refined"
-    assert cli._run_config(args(masked_targets="label"), [0])["masked_targets"] == "label"
-    assert cli._run_config(args(sanm=False), [0])["masked_targets"] is None
-    assert cli._run_config(args("dividemix"), [0])["masked_targets"] is None
+    assert train_command._run_config(args(), [0])["masked_targets"] == "refined"
+    assert train_command._run_config(args(masked_targets="label"), [0])["masked_targets"] == "label"
+    assert train_command._run_config(args(sanm=False), [0])["masked_targets"] is None
+    assert train_command._run_config(args("dividemix"), [0])["masked_targets"] is None
     # A run checkpointed while the label was the default recorded none: it
     # continues on the label, under the settings it recorded.
     old = {"run_config": {"masked_targets": None}}
-    assert cli._resumes_label_targets_by_default(args(), old)
-    assert cli._run_config(args(masked_targets="label"), [0], True)["masked_targets"] is None
+    assert train_command._resumes_label_targets_by_default(args(), old)
+    assert train_command._run_config(args(masked_targets="label"), [0], True)["masked_targets"] is None
     for later in (args(sanm=False), args("dividemix"), args(masked_targets="refined")):
-        assert not cli._resumes_label_targets_by_default(later, old)
-    assert not cli._resumes_label_targets_by_default(args(), {"run_config": {
+        assert not train_command._resumes_label_targets_by_default(later, old)
+    assert not train_command._resumes_label_targets_by_default(args(), {"run_config": {
         "masked_targets": "refined"}})
 
 

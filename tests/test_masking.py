@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_sanm import masking
-from keras_sanm.noisy_mask import NoisyMask
+from keras_sanm.sanm import masking
+from keras_sanm.sanm.noisy_mask import NoisyMask
 
 
 def np_(x):

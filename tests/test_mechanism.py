@@ -8,9 +8,10 @@ from keras import ops
 
 from benchmarks.__main__ import main as bench
 from benchmarks.harness import mechanism, predicted_classes
-from keras_sanm import backend, cli, losses
-from keras_sanm.masking import modulate_labels
-from keras_sanm.noisy_mask import NoisyMask
+from keras_sanm import backend, cli
+from keras_sanm.sanm.masking import modulate_labels
+from keras_sanm.sanm.noisy_mask import NoisyMask
+from keras_sanm.training import losses
 
 from conftest import HARNESS_ONLY, write_jpeg_npz
 

@@ -1,7 +1,7 @@
 """float16 mixed precision: every method's steps scale the loss, as Keras' `fit` does.
 
 Under `mixed_float16` every step optimizer is a `LossScaleOptimizer`
-(keras_sanm/loss_scaling.py). One epoch on tiny data from the float32 run's
+(keras_sanm/training/loss_scaling.py). One epoch on tiny data from the float32 run's
 weights, on the same batches, moves the weights as float32 does up to
 float16 rounding; a step whose scaled gradients overflow changes neither the
 weights nor the optimizer slots and halves the scale; the scale doubles
@@ -14,9 +14,9 @@ import pytest
 
 import keras_sanm
 from keras_sanm import cli, methods
-from keras_sanm.alternating import AlternatingTrainer
-from keras_sanm.loss_scaling import LossScaleOptimizer
-from keras_sanm.optimizers import base_optimizers
+from keras_sanm.training.alternating import AlternatingTrainer
+from keras_sanm.training.loss_scaling import LossScaleOptimizer
+from keras_sanm.training.optimizers import base_optimizers
 
 from conftest import learnable_problem, small_cnn, small_data_options
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import keras_sanm
-from keras_sanm.callbacks import NonFiniteLossError
-from keras_sanm.training_backup import TrainingBackup
+from keras_sanm.training.backup import TrainingBackup
+from keras_sanm.training.callbacks import NonFiniteLossError
 
 from conftest import learnable_problem, small_cnn
 

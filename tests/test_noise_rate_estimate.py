@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import keras_sanm
-from keras_sanm.callbacks import NoiseRateEstimate
 from keras_sanm.methods.coteaching.trainers import forget_rate_at
+from keras_sanm.training.callbacks import NoiseRateEstimate
 
 from conftest import learnable_problem, small_cnn
 

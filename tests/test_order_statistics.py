@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_sanm.order_statistics import kth_largest
+from keras_sanm.methods.cdr.order_statistics import kth_largest
 
 
 def by_sort(values, k):

@@ -9,7 +9,7 @@ import pytest
 
 import keras_sanm
 from keras_sanm import cli, protocols
-from keras_sanm.optimizers import NetworkOptimizers
+from keras_sanm.training.optimizers import NetworkOptimizers
 
 from conftest import CLI_ONLY, small_cnn
 

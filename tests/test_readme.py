@@ -19,10 +19,10 @@ import pytest
 from PIL import Image
 
 import keras_sanm
-from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.datasets import ImageDataset
 from keras_sanm.pretraining import SimCLRPretrainer
-from keras_sanm.trainer import NoisyLabelTrainer
+from keras_sanm.training.alternating import AlternatingTrainer
+from keras_sanm.training.trainer import NoisyLabelTrainer
 
 from conftest import learnable_problem
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips them
 # Kills the process (SIGKILL, no clean-up) at a chosen moment, then runs the CLI.
 KILLER = """
 import os, signal, sys
-import keras_sanm.data.indexed_dataset as indexed, keras_sanm.callbacks as callbacks
+import keras_sanm.data.indexed_dataset as indexed, keras_sanm.training.callbacks as callbacks
 from keras_sanm import cli
 kind, when = sys.argv[1], int(sys.argv[2])
 if kind == "batch":  # inside an epoch: when the training data builds batch number `when`

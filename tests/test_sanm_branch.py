@@ -6,7 +6,7 @@ import pytest
 
 import keras_sanm
 from keras_sanm import methods
-from keras_sanm.sanm_branch import SANMBranch
+from keras_sanm.sanm.branch import SANMBranch
 
 from conftest import small_cnn, small_data_options
 
@@ -60,7 +60,7 @@ def test_the_branch_options_are_checked_and_saved():
 
 @pytest.mark.parametrize("name", methods.names())
 def test_sanm_refits_label_quality_unless_the_method_estimates_it(name):
-    from keras_sanm.callbacks import LabelQualityUpdate
+    from keras_sanm.training.callbacks import LabelQualityUpdate
 
     plain_class, sanm_class = methods.get(name).trainers()
     model = keras_sanm.wrap(small_cnn(), method=name, seed=0, **OPTIONS[name])

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import keras_sanm
-from keras_sanm.callbacks import CosineEpochLearningRate
 from keras_sanm.data import IndexedDataset
-from keras_sanm.data.ssr_data import SSRData
+from keras_sanm.methods.ssr.data import SSRData
 from keras_sanm.methods.ssr.trainers import SANMSSRTrainer, SSRTrainer
-from keras_sanm.mixmatch import mix
+from keras_sanm.training.callbacks import CosineEpochLearningRate
+from keras_sanm.training.mixup import mix
 
 from conftest import learnable_problem, small_cnn
 

@@ -4,7 +4,7 @@ import pytest
 
 import keras_sanm
 from keras_sanm.data import IndexedDataset
-from keras_sanm.phases import TRAIN
+from keras_sanm.training.phases import TRAIN
 
 from conftest import learnable_problem, small_cnn
 
@@ -245,8 +245,8 @@ def test_refined_masked_targets_stop_the_copies_pulling_towards_doubted_labels(p
 
 
 def test_label_fit_monitor_measures_raw_images_as_the_model_takes_them():
-    from keras_sanm.callbacks import LabelFitMonitor
     from keras_sanm.label_quality import per_sample_cross_entropy
+    from keras_sanm.training.callbacks import LabelFitMonitor
 
     rng = np.random.default_rng(0)
     true = rng.integers(0, 4, 96)

@@ -7,8 +7,8 @@ import pytest
 import keras_sanm
 from keras_sanm.data import IndexedDataset
 from keras_sanm.methods.elr_plus.trainers import exponential_rampup
-from keras_sanm.phases import Phase
-from keras_sanm.turn_loop import fit_in_turns, resume_epoch
+from keras_sanm.training.phases import Phase
+from keras_sanm.training.turn_loop import fit_in_turns, resume_epoch
 
 from conftest import learnable_problem, small_cnn
 

@@ -9,7 +9,7 @@ import pytest
 import keras_sanm
 from keras_sanm.data import CoDivideData, IndexedDataset
 from keras_sanm.label_quality import clean_probability
-from keras_sanm.training_backup import TrainingBackup
+from keras_sanm.training.backup import TrainingBackup
 
 from conftest import learnable_problem, small_cnn
 

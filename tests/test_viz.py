@@ -10,7 +10,8 @@ from keras import ops
 from matplotlib.patches import Rectangle
 
 import keras_sanm
-from keras_sanm import cli, masking, viz
+from keras_sanm import cli, viz
+from keras_sanm.sanm import masking
 
 from conftest import CLI_ONLY, small_cnn, write_jpeg_npz
 

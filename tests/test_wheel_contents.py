@@ -25,7 +25,7 @@ def test_the_wheel_holds_the_package_and_nothing_of_the_harness(tmp_path):
     assert {p for p in packages if not p.endswith(".dist-info")} == {"keras_sanm"}
     assert not [n for n in names if "benchmarks" in n or n.startswith(("tests/", "docs/"))]
     # What a user imports is there: the public API, every method's folder, the CLI.
-    for module in ("keras_sanm/__init__.py", "keras_sanm/wrap.py", "keras_sanm/cli.py",
+    for module in ("keras_sanm/__init__.py", "keras_sanm/wrap.py", "keras_sanm/cli/__init__.py",
                    "keras_sanm/pretraining/api.py", "keras_sanm/backend/jax.py",
                    "keras_sanm/backbones/preact_resnet.py", "keras_sanm/data/image_folder.py"):
         assert module in names, module

@@ -138,8 +138,8 @@ def main(argv=None) -> int:
 
     import keras_sanm
     from benchmarks.harness.accuracy import Budget, Cell, markdown, provenance, run_row
-    from keras_sanm.callbacks import EpochLearningRate, LabelFitMonitor
     from keras_sanm.data import IndexedDataset, inject_noise
+    from keras_sanm.training.callbacks import EpochLearningRate, LabelFitMonitor
 
     mode, rate = args.noise.split(":")
     data = keras_sanm.datasets.load("cifar10", args.data_dir, args.train_size, args.test_size,

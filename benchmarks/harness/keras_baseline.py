@@ -33,8 +33,8 @@ import keras
 import numpy as np
 
 import keras_sanm
-from keras_sanm.callbacks import EpochLearningRate, LabelFitMonitor
 from keras_sanm.data import IndexedDataset, inject_noise, normalize_images
+from keras_sanm.training.callbacks import EpochLearningRate, LabelFitMonitor
 
 
 def with_coupled_l2(model, weight_decay: float):

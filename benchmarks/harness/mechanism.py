@@ -70,7 +70,7 @@ def load_finished_run(run_dir: str):
 
 
 def _noisy_mask(model, seed: int):
-    from keras_sanm.noisy_mask import NoisyMask
+    from keras_sanm.sanm.noisy_mask import NoisyMask
 
     return getattr(model, "noisy_mask", None) or NoisyMask(seed=seed)
 
@@ -83,7 +83,7 @@ def _flat(grads) -> np.ndarray:
 
 def feature_network(model):
     """The wrapped network as a `(feature_map, scores)` model (a CE model has none of its own)."""
-    from keras_sanm.feature_map import build_feature_network
+    from keras_sanm.backbones.feature_map import build_feature_network
 
     return model.network if model.returns_features else build_feature_network(model.network)
 
@@ -105,8 +105,9 @@ def group_measures(model, mask, images, labels, quality, batch_size: int = 64) -
     """
     from keras import ops
 
-    from keras_sanm import backend, losses
-    from keras_sanm.masking import modulate_labels
+    from keras_sanm import backend
+    from keras_sanm.sanm.masking import modulate_labels
+    from keras_sanm.training import losses
 
     network = feature_network(model)
     variables = network.trainable_variables

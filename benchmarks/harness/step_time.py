@@ -149,7 +149,7 @@ def measure_masking(steps: int, batch: int, backbone: str = "preact_resnet18") -
     import numpy as np
 
     import keras_sanm
-    from keras_sanm.masking import modulate_labels
+    from keras_sanm.sanm.masking import modulate_labels
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, 32, 32, 3)).astype("float32")

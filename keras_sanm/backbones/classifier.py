@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_sanm.feature_map import token_grid
+from keras_sanm.backbones.feature_map import token_grid
 
 
 def with_classifier(backbone: keras.Model, num_classes: int, name: str | None = None,

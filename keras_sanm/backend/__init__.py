@@ -11,7 +11,7 @@ A training method defines, once and with `keras.ops` only,
 * `after_step(phase)` (when `has_after_step`): state updates that need the
   weights after the optimizer step (weight averages).
 
-Each receives the step's `keras_sanm.phases.Phase` (what it trains).
+Each receives the step's `keras_sanm.training.phases.Phase` (what it trains).
 `TrainStep` below turns these into `phase_train_step(phase, ...)` and
 Keras' `train_step` (the `default_phase`) / `test_step` for the current
 backend: `jax.value_and_grad` over a `StatelessScope` and
@@ -84,7 +84,7 @@ store_conv_kernel_natively = _module.store_conv_kernel_natively
 
 # XLA on CPU computes the gradients of strided transposed convolutions
 # through a slow generic path (about 4x the time of the same work written as
-# an ordinary convolution, see keras_sanm/transposed_conv.py); oneDNN
+# an ordinary convolution, see keras_sanm/sanm/transposed_conv.py); oneDNN
 # (PyTorch) and TensorFlow's own kernels are faster with the native op.
 SUBPIXEL_TRANSPOSED_CONV = _BACKEND == "jax"
 

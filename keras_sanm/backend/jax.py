@@ -15,7 +15,7 @@ apply_cpu_convolution_default()  # before the first JAX computation (see xla_cpu
 import jax  # noqa: E402
 import keras  # noqa: E402
 
-from keras_sanm.loss_scaling import loss_scale, transform_unscaled  # noqa: E402
+from keras_sanm.training.loss_scaling import loss_scale, transform_unscaled  # noqa: E402
 
 
 def replica_count() -> int:

@@ -11,7 +11,7 @@ import contextlib
 import numpy as np
 import tensorflow as tf
 
-from keras_sanm.loss_scaling import loss_scale, transform_unscaled
+from keras_sanm.training.loss_scaling import loss_scale, transform_unscaled
 
 # One strategy per device set and process: strategies created side by side in
 # one process can mix up their collective operations.

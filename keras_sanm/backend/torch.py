@@ -16,7 +16,7 @@ import weakref
 import keras
 import torch
 
-from keras_sanm.loss_scaling import loss_scale, transform_unscaled
+from keras_sanm.training.loss_scaling import loss_scale, transform_unscaled
 
 # Models whose variables were broadcast from rank 0 by their first step.
 _SYNCED = weakref.WeakSet()

@@ -1,7 +1,6 @@
 """Data: image folders, noise injection, noise files, sample-indexed training batches, augmentation."""
 
 from keras_sanm.data.augment import weak_augment
-from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.dataset_cache import CachedImages, cache_dataset
 from keras_sanm.data.image_files import ImageFiles
 from keras_sanm.data.image_folder import LabeledImages, load_image_folder
@@ -22,6 +21,7 @@ from keras_sanm.data.real_noise import (
     load_webvision,
 )
 from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
+from keras_sanm.methods.dividemix.data import CoDivideData
 
 __all__ = [
     "CachedImages",

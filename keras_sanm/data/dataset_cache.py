@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from keras_sanm.data.indexing import row_indices
-from keras_sanm.validation import check_dataset_batch
+from keras_sanm.data.validation import check_dataset_batch
 
 
 class CachedImages:

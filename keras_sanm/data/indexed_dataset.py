@@ -10,7 +10,7 @@ import numpy as np
 
 from keras_sanm.data.augment import augment_from_black, black_level, weak_augment
 from keras_sanm.data.normalization import raw_batch
-from keras_sanm.validation import check_images, check_labels
+from keras_sanm.data.validation import check_images, check_labels
 
 AUGMENTATIONS = {None: None, "none": None, "weak": weak_augment}
 

@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 
-from keras_sanm.validation import check_labels
+from keras_sanm.data.validation import check_labels
 
 # CIFAR-10 class-dependent flips (DM-code): truck->automobile, bird->airplane,
 # deer->horse, cat<->dog.

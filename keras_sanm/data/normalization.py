@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_sanm.validation import is_lazy_images
+from keras_sanm.data.validation import is_lazy_images
 
 NORMALIZATION = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),

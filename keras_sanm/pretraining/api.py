@@ -6,10 +6,10 @@ import keras
 import numpy as np
 
 from keras_sanm.data.normalization import strided_sample
+from keras_sanm.data.preprocessing import ImagePreprocessing
 from keras_sanm.messages import fit_verbosity, inform
-from keras_sanm.preprocessing import ImagePreprocessing
-from keras_sanm.pretrained_mark import mark_pretrained
 from keras_sanm.pretraining.inputs import UnlabeledBatches, pretraining_source
+from keras_sanm.pretraining.mark import mark_pretrained
 from keras_sanm.pretraining.simclr import SimCLRPretrainer, representation_model
 
 METHODS = ("simclr",)

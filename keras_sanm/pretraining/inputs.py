@@ -10,7 +10,7 @@ import numpy as np
 from keras_sanm.data.image_files import ImageFiles
 from keras_sanm.data.image_folder import IMAGE_EXTENSIONS, LabeledImages
 from keras_sanm.data.indexed_dataset import IndexedDataset
-from keras_sanm.validation import check_images, is_dataset, is_image_array, leading_images
+from keras_sanm.data.validation import check_images, is_dataset, is_image_array, leading_images
 
 
 class UnlabeledBatches(keras.utils.PyDataset):

@@ -13,9 +13,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_sanm.feature_map import find_feature_layer, layer_output
+from keras_sanm.backbones.feature_map import find_feature_layer, layer_output
 from keras_sanm.pretraining.views import simclr_view
-from keras_sanm.seed_state import SeedStateSaving
+from keras_sanm.training.seed_state import SeedStateSaving
 
 
 def nt_xent(projections, temperature: float = 0.5):
@@ -50,7 +50,7 @@ def representation_model(base_model: keras.Model) -> keras.Model:
     The input of the model's last layer when that is a dense layer on a
     vector (the classifiers of `keras_sanm.backbones`, `with_classifier`,
     keras-hub's image classifiers); otherwise the global average of its
-    last spatial feature map (`keras_sanm.feature_map.find_feature_layer`).
+    last spatial feature map (`keras_sanm.backbones.feature_map.find_feature_layer`).
 
     Args:
         base_model: a built Functional or Sequential classifier.

@@ -11,9 +11,9 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_sanm import masking
-from keras_sanm.feature_map import build_feature_network
-from keras_sanm.validation import check_images
+from keras_sanm.backbones.feature_map import build_feature_network
+from keras_sanm.data.validation import check_images
+from keras_sanm.sanm import masking
 
 
 @dataclasses.dataclass
@@ -69,7 +69,7 @@ def feature_network(model, network_index: int = 0) -> keras.Model:
 
 def _mask_layer(model, seed: int):
     """A fresh `NoisyMask` with the model's mask settings (so the model's random state is untouched)."""
-    from keras_sanm.noisy_mask import NoisyMask
+    from keras_sanm.sanm.noisy_mask import NoisyMask
 
     own = getattr(model, "noisy_mask", None)
     config = {} if own is None else dict(own.get_config())

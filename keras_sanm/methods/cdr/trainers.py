@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_sanm.callbacks import NoiseRateEstimate
+from keras_sanm.methods.cdr.order_statistics import kth_largest
 from keras_sanm.methods.ce.trainers import CrossEntropyTrainer, SANMCrossEntropyTrainer
-from keras_sanm.order_statistics import kth_largest
+from keras_sanm.training.callbacks import NoiseRateEstimate
 
 
 def critical_gradient_mask(gradients, values, noise_rate):

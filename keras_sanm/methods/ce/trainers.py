@@ -5,14 +5,14 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_sanm import losses
 from keras_sanm.label_quality import (
     GMM_PARAMETER_COUNT,
     gmm_clean_posterior,
     gmm_parameters,
 )
-from keras_sanm.sanm_branch import SANMBranch
-from keras_sanm.trainer import NoisyLabelTrainer
+from keras_sanm.sanm.branch import SANMBranch
+from keras_sanm.training import losses
+from keras_sanm.training.trainer import NoisyLabelTrainer
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")

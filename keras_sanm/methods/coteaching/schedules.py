@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_sanm.optimizers import base_optimizers, set_learning_rate
+from keras_sanm.training.optimizers import base_optimizers, set_learning_rate
 
 
 class ForgetRateSchedule(keras.callbacks.Callback):

@@ -9,11 +9,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sanm import losses
-from keras_sanm.callbacks import NoiseRateEstimate
 from keras_sanm.methods.coteaching.schedules import AdamDecaySchedule, ForgetRateSchedule
-from keras_sanm.sanm_branch import SANMBranch
-from keras_sanm.two_networks import TwoNetworkTrainer
+from keras_sanm.sanm.branch import SANMBranch
+from keras_sanm.training import losses
+from keras_sanm.training.callbacks import NoiseRateEstimate
+from keras_sanm.training.two_networks import TwoNetworkTrainer
 
 
 def small_loss_selection(per_sample_loss, keep_count):

@@ -8,18 +8,20 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_sanm import device_views, losses
-from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.backend import device_kind, no_gradient
 from keras_sanm.data.augment import black_level
-from keras_sanm.data.co_divide import CoDivideData
 from keras_sanm.data.indexed_dataset import IndexedDataset
-from keras_sanm.masking import modulate_labels
-from keras_sanm.methods.dividemix import SPEC, WARMUP_AUGMENTS
+from keras_sanm.data.validation import is_dataset, is_image_array
+from keras_sanm.methods.dividemix import SPEC, WARMUP_AUGMENTS, device_views
 from keras_sanm.methods.dividemix.co_divide import CoDivide
-from keras_sanm.mixmatch import co_refine, mix, mixmatch_losses, rampup_weight, sharpen
-from keras_sanm.sanm_branch import SANMBranch
-from keras_sanm.validation import is_dataset, is_image_array
+from keras_sanm.methods.dividemix.data import CoDivideData
+from keras_sanm.methods.dividemix.mixmatch import mixmatch_losses, rampup_weight
+from keras_sanm.sanm.branch import SANMBranch
+from keras_sanm.sanm.masking import modulate_labels
+from keras_sanm.training import losses
+from keras_sanm.training.alternating import AlternatingTrainer
+from keras_sanm.training.mixup import mix
+from keras_sanm.training.refinement import co_refine, sharpen
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
@@ -64,7 +66,7 @@ class DivideMixTrainer(AlternatingTrainer):
         view_augmentation: where the training views are drawn: `"host"`
             (NumPy/Pillow per image in the data pipeline, the reference's
             transforms), `"device"` (in the compiled step on the whole batch,
-            `keras_sanm/device_views.py`: the same distributions; the data
+            `keras_sanm/methods/dividemix/device_views.py`: the same distributions; the data
             sends each image once instead of once per view) or `"auto"`
             (device on a GPU/TPU, host on a CPU, where Pillow is faster:
             docs/benchmarks.md, "Strong views"; host for images the user

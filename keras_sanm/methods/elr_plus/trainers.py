@@ -6,16 +6,16 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sanm import losses
-from keras_sanm.alternating import AlternatingTrainer
 from keras_sanm.backend import gather_replicas, no_gradient
-from keras_sanm.callbacks import EpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
+from keras_sanm.data.validation import is_dataset, is_image_array
 from keras_sanm.messages import inform
 from keras_sanm.methods.elr_plus import SPEC
-from keras_sanm.mixmatch import mix
-from keras_sanm.sanm_branch import SANMBranch
-from keras_sanm.validation import is_dataset, is_image_array
+from keras_sanm.sanm.branch import SANMBranch
+from keras_sanm.training import losses
+from keras_sanm.training.alternating import AlternatingTrainer
+from keras_sanm.training.callbacks import EpochLearningRate
+from keras_sanm.training.mixup import mix
 
 
 def exponential_rampup(step, length: float):

@@ -5,7 +5,7 @@ from keras_sanm.methods.spec import MethodSpec, lazy_trainers_module
 
 def training_data(model, images, labels, batch_size, num_classes, seed, clean_labels):
     """`SSRData` with the model's views (true labels kept for the selection's statistics)."""
-    from keras_sanm.data.ssr_data import SSRData
+    from keras_sanm.methods.ssr.data import SSRData
 
     views = ("autoaugment", "weak") if model.augment else ("none", "none")
     return SSRData(images, labels, batch_size, num_classes, strong=views[0], weak=views[1],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_sanm.knn_selection import knn_label_votes, relabel, select_clean
+from keras_sanm.methods.ssr.knn_selection import knn_label_votes, relabel, select_clean
 
 
 class SSRSelection(keras.callbacks.Callback):

@@ -9,16 +9,16 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sanm import losses
-from keras_sanm.callbacks import CosineEpochLearningRate
 from keras_sanm.data.indexed_dataset import IndexedDataset
-from keras_sanm.data.ssr_data import SSRData
+from keras_sanm.data.validation import check_class_count, is_dataset, is_image_array
 from keras_sanm.methods.ssr import SPEC
+from keras_sanm.methods.ssr.data import SSRData
 from keras_sanm.methods.ssr.selection import SSRSelection
-from keras_sanm.mixmatch import mix
-from keras_sanm.sanm_branch import SANMBranch
-from keras_sanm.trainer import NoisyLabelTrainer, Untracked
-from keras_sanm.validation import check_class_count, is_dataset, is_image_array
+from keras_sanm.sanm.branch import SANMBranch
+from keras_sanm.training import losses
+from keras_sanm.training.callbacks import CosineEpochLearningRate
+from keras_sanm.training.mixup import mix
+from keras_sanm.training.trainer import NoisyLabelTrainer, Untracked
 
 
 def _head(hidden: int, output: int, name: str) -> keras.Sequential:
@@ -83,7 +83,7 @@ class SSRTrainer(NoisyLabelTrainer):
         kwargs.pop("returns_features", None)  # always: the features are SSR's
         if len(getattr(network, "outputs", None) or ()) != 2:
             raise ValueError("SSR needs the network's feature map: pass a network returning "
-                             "(feature_map, scores) (keras_sanm.feature_map."
+                             "(feature_map, scores) (keras_sanm.backbones.feature_map."
                              "build_feature_network).")
         super().__init__(network, num_classes, returns_features=True, **kwargs)
         if not 0.0 < relabel_threshold <= 1.0 or not 0.0 <= select_threshold <= 1.0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_sanm.seed_state import SeedStateSaving
+from keras_sanm.training.seed_state import SeedStateSaving
 
 
 class TrainerSaving(SeedStateSaving):

@@ -5,17 +5,18 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_sanm import losses, methods, protocols
+from keras_sanm import methods, protocols
 from keras_sanm.backend import TrainStep
-from keras_sanm.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
+from keras_sanm.data.preprocessing import ImagePreprocessing
 from keras_sanm.distribution import check_batch_size
-from keras_sanm.loss_scaling import computes_in_float16, with_loss_scaling
 from keras_sanm.messages import reports_under_fit_verbosity
-from keras_sanm.phases import TRAIN
-from keras_sanm.preprocessing import ImagePreprocessing
-from keras_sanm.trainer_input import TrainingInput
-from keras_sanm.trainer_label_quality import LabelQualityEstimation
-from keras_sanm.trainer_saving import TrainerSaving
+from keras_sanm.training import losses
+from keras_sanm.training.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
+from keras_sanm.training.input import TrainingInput
+from keras_sanm.training.label_quality import LabelQualityEstimation
+from keras_sanm.training.loss_scaling import computes_in_float16, with_loss_scaling
+from keras_sanm.training.phases import TRAIN
+from keras_sanm.training.saving import TrainerSaving
 
 ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
 
@@ -160,7 +161,7 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
 
     # ------------------------------------------------------------ step pieces
     def compute_train_loss(self, data, phase):  # pragma: no cover - abstract
-        """`(loss, logs)` of one training step of `phase` (a `keras_sanm.phases.Phase`)."""
+        """`(loss, logs)` of one training step of `phase` (a `keras_sanm.training.phases.Phase`)."""
         raise NotImplementedError
 
     def cross_entropy_logs(self, images, labels, training: bool):
@@ -319,7 +320,7 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
             raise ValueError(f"weight_decay must be >= 0; got {weight_decay}.")
         self.l2_weight_decay = float(weight_decay or 0.0)
         optimizer = keras.optimizers.get(optimizer)
-        # float16 needs loss scaling (keras_sanm/loss_scaling.py); decided
+        # float16 needs loss scaling (keras_sanm/training/loss_scaling.py); decided
         # here from the layers, whatever the policy this model was made under.
         if kwargs.pop("auto_scale_loss", True) and computes_in_float16(self):
             optimizer = with_loss_scaling(optimizer)

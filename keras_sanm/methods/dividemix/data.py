@@ -11,7 +11,7 @@ from keras_sanm.data.eight_bit import EightBitPixels
 from keras_sanm.data.indexed_dataset import EvalView, restore_sampling_state, sampling_state
 from keras_sanm.data.normalization import infer_pixel_scale
 from keras_sanm.data.strong_augment import autoaugment_view, randaugment_view, warmup_view
-from keras_sanm.validation import check_images, check_labels
+from keras_sanm.data.validation import check_images, check_labels
 
 VIEW_AUGMENTATIONS = {
     "weak": weak_augment,

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sanm import losses
-from keras_sanm.loss_scaling import LossScaleOptimizer, rewrapped
-from keras_sanm.optimizers import NetworkOptimizers
-from keras_sanm.trainer import NoisyLabelTrainer, Untracked
+from keras_sanm.training import losses
+from keras_sanm.training.loss_scaling import LossScaleOptimizer, rewrapped
+from keras_sanm.training.optimizers import NetworkOptimizers
+from keras_sanm.training.trainer import NoisyLabelTrainer, Untracked
 
 
 class TwoNetworkTrainer(NoisyLabelTrainer):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_sanm import losses
-from keras_sanm.decoder import ReconstructionDecoder, reconstruction_loss
-from keras_sanm.masking import aspect_range, modulate_labels
 from keras_sanm.methods.spec import MASKED_TARGETS, MASKED_TARGETS_BEFORE_THE_OPTION
-from keras_sanm.mixmatch import co_refine
-from keras_sanm.noisy_mask import NoisyMask
+from keras_sanm.sanm.decoder import ReconstructionDecoder, reconstruction_loss
+from keras_sanm.sanm.masking import aspect_range, modulate_labels
+from keras_sanm.sanm.noisy_mask import NoisyMask
+from keras_sanm.training import losses
+from keras_sanm.training.refinement import co_refine
 
 
 class SANMBranch:

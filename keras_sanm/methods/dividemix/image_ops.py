@@ -5,7 +5,7 @@ defined by Pillow operations on one 8-bit image at a time
 (`keras_sanm/data/strong_augment.py`). These are the same operations on a
 `(B, H, W, C)` float batch holding 8-bit values, each with its own
 per-image parameters, statically shaped so they run inside a compiled
-training step on any backend (`keras_sanm/device_views.py` composes them).
+training step on any backend (`keras_sanm/methods/dividemix/device_views.py` composes them).
 Each follows Pillow's arithmetic (truncation, look-up tables, pixel
 centres) so a result is Pillow's up to float rounding at integer
 boundaries; `tests/test_image_ops.py` compares every one with Pillow.

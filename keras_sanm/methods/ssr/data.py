@@ -8,12 +8,12 @@ import warnings
 import keras
 import numpy as np
 
-from keras_sanm.data.co_divide import view_augmentation
 from keras_sanm.data.eight_bit import EightBitPixels
 from keras_sanm.data.indexed_dataset import restore_sampling_state, sampling_state
 from keras_sanm.data.normalization import infer_pixel_scale
-from keras_sanm.knn_selection import class_balanced_order
-from keras_sanm.validation import check_images, check_labels
+from keras_sanm.data.validation import check_images, check_labels
+from keras_sanm.methods.dividemix.data import view_augmentation
+from keras_sanm.methods.ssr.knn_selection import class_balanced_order
 
 
 class SSRData(EightBitPixels, keras.utils.PyDataset):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from keras import ops
 
 from keras_sanm.backend import compile_phase_step, distribute_batch
+from keras_sanm.data.validation import check_class_count
 from keras_sanm.distribution import check_batch_size
 from keras_sanm.messages import reports_under_fit_verbosity
-from keras_sanm.phases import Phase
-from keras_sanm.turn_loop import fit_in_turns
-from keras_sanm.two_networks import TwoNetworkTrainer
-from keras_sanm.validation import check_class_count
+from keras_sanm.training.phases import Phase
+from keras_sanm.training.turn_loop import fit_in_turns
+from keras_sanm.training.two_networks import TwoNetworkTrainer
 
 
 class AlternatingTrainer(TwoNetworkTrainer):
@@ -19,7 +19,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
     DivideMix and ELR+ train like this. A step trains one network, chosen by
     its phase `(kind, k)`, which the step receives as an argument; each
     phase has its own compiled step function (`train_phase_on_batch`).
-    `fit` runs the epochs with `keras_sanm.turn_loop.fit_in_turns`, because
+    `fit` runs the epochs with `keras_sanm.training.turn_loop.fit_in_turns`, because
     the number of steps per pass can change every epoch (Keras fixes it at
     the first epoch). Batches are dicts built by the data side in a
     background thread.

@@ -40,7 +40,7 @@ class MethodCallbacks:
 def resume_epoch(callbacks, initial_epoch: int) -> int:
     """The epoch to start from: the one a callback restored (`restored_epoch`), else `initial_epoch`.
 
-    `keras_sanm.callbacks.TrainingBackup` sets `restored_epoch` in
+    `keras_sanm.training.callbacks.TrainingBackup` sets `restored_epoch` in
     `on_train_begin` when it restores a checkpoint.
     """
     restored = [c.restored_epoch for c in callbacks

@@ -5,7 +5,7 @@
 Pillow one image at a time on the host) written in `keras.ops` with
 `keras.random` draws: each image draws its own sub-policy, operations,
 magnitudes and signs from the same distributions, and the operations are
-Pillow's (`keras_sanm/image_ops.py`). Statically shaped: every candidate
+Pillow's (`keras_sanm/methods/dividemix/image_ops.py`). Statically shaped: every candidate
 operation of a slot runs on the whole batch and each image keeps the one it
 drew, so a view is a fixed graph inside the compiled step. A trainer with
 `view_augmentation="device"` calls `training_views` in its step.
@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from keras import ops, random
 
-from keras_sanm import image_ops
 from keras_sanm.data.strong_augment import CIFAR10_POLICY, RANDAUGMENT_POOL
+from keras_sanm.methods.dividemix import image_ops
 
 _LEVELS = 10
 

@@ -8,8 +8,7 @@ import numpy as np
 from keras_sanm.data.dataset_cache import cache_dataset
 from keras_sanm.data.image_files import ImageBatches
 from keras_sanm.data.indexed_dataset import IndexedDataset
-from keras_sanm.messages import inform, reports_under_fit_verbosity
-from keras_sanm.validation import (
+from keras_sanm.data.validation import (
     check_class_count,
     check_dataset_batch,
     check_images,
@@ -19,6 +18,7 @@ from keras_sanm.validation import (
     is_lazy_images,
     leading_images,
 )
+from keras_sanm.messages import inform, reports_under_fit_verbosity
 
 
 class TrainingInput:

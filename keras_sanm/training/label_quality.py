@@ -6,8 +6,8 @@ import keras
 import numpy as np
 
 from keras_sanm.data.indexed_dataset import IndexedDataset
+from keras_sanm.data.validation import check_images, check_labels, is_dataset
 from keras_sanm.label_quality import clean_probability, per_sample_cross_entropy, split_statistics
-from keras_sanm.validation import check_images, check_labels, is_dataset
 
 
 class LabelQualityEstimation:
