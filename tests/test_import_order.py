@@ -30,9 +30,9 @@ from conftest import small_cnn
 # behind its functions and classes, those the README and docs name, and a
 # trainers module that the registration itself imports.
 SUBMODULES = sorted({
-    *keras_sanm._SUBMODULES, "backend", "benchmarks", "cli", "decoder", "device_views",
-    "knn_selection", "methods", "methods.dividemix.trainers", "noisy_mask", "saving",
-    "trainer", "training_backup", "wrap",
+    *keras_sanm._SUBMODULES, "backend", "cli", "sanm.decoder", "methods.dividemix.device_views",
+    "methods.ssr.knn_selection", "methods.dividemix.trainers", "sanm.noisy_mask", "saving",
+    "training.trainer", "training.backup", "wrap",
 })
 
 LOADED = ["DivideMixTrainer", "SANMCrossEntropyTrainer"]

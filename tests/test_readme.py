@@ -1,4 +1,5 @@
-"""Every Python snippet of the README runs, in order, as a reader would paste it.
+"""Every Python snippet of the README and the usage and input pages runs, in order,
+as a reader would paste it.
 
 The snippets share one namespace (later ones use `model` and `base` from the
 first). The test supplies what the README leaves to the reader: small arrays
@@ -32,9 +33,18 @@ LOAD = keras_sanm.datasets.load
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def readme_snippets() -> list[str]:
-    with open(os.path.join(ROOT, "README.md")) as f:
-        return re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+# The pages a reader follows from the README, in that order; their snippets
+# share one namespace as if pasted into one session.
+PAGES = ("README.md", "docs/usage.md", "docs/input.md")
+
+
+def readme_snippets() -> list[tuple[str, str]]:
+    """`(page, snippet)` for every Python snippet of `PAGES`, in order."""
+    snippets = []
+    for page in PAGES:
+        with open(os.path.join(ROOT, page)) as f:
+            snippets += [(page, s) for s in re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)]
+    return snippets
 
 
 def uint8_problem(n, seed):
@@ -93,7 +103,7 @@ def test_readme_snippets_run(tmp_path, monkeypatch):
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
     try:
-        for i, snippet in enumerate(snippets):
+        for i, (page, snippet) in enumerate(snippets):
             if "viz." in snippet:  # the figures compare a CE and a SANM(CE) model
                 ce = keras_sanm.wrap(keras_sanm.backbones.PreActResNet18(10), sanm=False)
                 sanm = keras_sanm.wrap(keras_sanm.backbones.PreActResNet18(10))
@@ -102,10 +112,10 @@ def test_readme_snippets_run(tmp_path, monkeypatch):
                                  history=ce.fit(x[:128], y_noisy, batch_size=32))
             try:
                 started = time.perf_counter()
-                exec(compile(snippet, f"README.md snippet {i + 1}", "exec"), namespace)
+                exec(compile(snippet, f"{page} snippet {i + 1}", "exec"), namespace)
                 print(f"snippet {i + 1}: {time.perf_counter() - started:.1f} s")
             except Exception as error:
-                raise AssertionError(f"README snippet {i + 1} failed:\n{snippet}") from error
+                raise AssertionError(f"{page}: snippet {i + 1} failed:\n{snippet}") from error
     finally:
         keras.distribution.set_distribution(None)
         matplotlib.pyplot.close("all")

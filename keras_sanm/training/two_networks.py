@@ -15,14 +15,15 @@ from keras_sanm.training.trainer import NoisyLabelTrainer, Untracked
 class TwoNetworkTrainer(NoisyLabelTrainer):
     """Two networks of one architecture inside one Keras model.
 
-    The base model and an independently initialised copy (made by `wrap`)
-    are sub-models, so `fit`, `save`, callbacks and distribution see one
-    model. Each network keeps its own optimizer state: `compile` turns the
-    optimizer into a `NetworkOptimizers` with one copy per network, grouped
-    by `network_variables(k)` (with SANM, network `k`'s decoder belongs to
-    its group: `SANMBranch.decoders[k]`). Label quality is estimated per network (`quality_members`):
-    the training data's `label_quality` has one column per network and a
-    step reads its peer's.
+    The base model and a second network of its architecture (made by `wrap`:
+    freshly initialised, or a copy of a pretrained base) are sub-models, so
+    `fit`, `save`, callbacks and distribution see one model. Each network
+    keeps its own optimizer state: `compile` turns the optimizer into a
+    `NetworkOptimizers` with one copy per network, grouped by
+    `network_variables(k)` (with SANM, network `k`'s decoder belongs to its
+    group: `SANMBranch.decoders[k]`). Label quality is estimated per network
+    (`quality_members`): the training data's `label_quality` has one column
+    per network and a step reads its peer's.
 
     Args:
         networks: two networks returning class scores (or `(feature_map,

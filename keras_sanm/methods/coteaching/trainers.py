@@ -80,8 +80,8 @@ class CoteachingTrainer(TwoNetworkTrainer):
     `forget_rate` (printed) and the schedule goes on from that epoch.
 
     Args:
-        networks: two networks (the base model and an independently
-            initialised copy), returning class scores.
+        networks: two networks of one architecture (`wrap` makes the second:
+            fresh, or a copy of a pretrained base), returning class scores.
         num_classes: number of classes.
         forget_rate: final forget rate `tau` in `[0, 1)`; `None` (default):
             estimated after `estimate_after` epochs (see above).

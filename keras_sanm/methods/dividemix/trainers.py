@@ -45,7 +45,7 @@ class DivideMixTrainer(AlternatingTrainer):
 
     Args:
         networks: two networks of the same architecture (independently
-            initialised), each returning class scores (or `(feature_map,
+            initialised, or both from one pretrained start), each returning class scores (or `(feature_map,
             scores)` when `returns_features`).
         num_classes: number of classes.
         warmup_epochs: epochs of warm-up (CIFAR-10 10, CIFAR-100 30).
