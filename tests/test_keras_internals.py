@@ -5,7 +5,7 @@ bounds Keras to the minor versions this test passed on. A failure here names
 the internal that moved, before the feature that reads it breaks elsewhere:
 
 * `Layer._flatten_layers(include_self=True)`: every layer of a model, nested
-  ones included, in Keras' order (`NoisyLabelTrainer.seed_generators`, the
+  ones included, in Keras' order (`keras_sanm.training.seed_state.seed_generators`, the
   order of the saved `seed_<i>` states). `Model.layers` lists only a model's
   direct layers, and a plain layer has no public list of its sublayers.
 * `Layer._seed_generators`: a layer's `SeedGenerator`s (same place); Keras

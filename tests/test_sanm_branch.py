@@ -70,8 +70,7 @@ def test_sanm_refits_label_quality_unless_the_method_estimates_it(name):
     expected = name not in ("dividemix", "ssr")
     assert model.refits_label_quality is expected and plain.refits_label_quality is False
     x = np.zeros((32, 16, 16, 3), "float32")
-    data = model.training_data(x, np.arange(32) % 4, 16) if hasattr(model, "epoch_plan") else \
-        model.training_source(x, np.arange(32) % 4, 16, shuffle=False)
+    data = model.training_data(x, np.arange(32) % 4, 16)
     model.compile()
     refits = [c for c in model.method_callbacks(data) if isinstance(c, LabelQualityUpdate)]
     assert len(refits) == int(expected)

@@ -10,6 +10,7 @@ import pytest
 
 import keras_sanm
 from keras_sanm import methods
+from keras_sanm.training.seed_state import seed_generators
 
 from conftest import learnable_problem, small_cnn, small_data_options
 
@@ -30,7 +31,7 @@ def state(model):
     """Every variable (weights, per-sample state, optimizer slots) and random-seed state."""
     variables = model.variables + model.optimizer.variables
     return [keras.ops.convert_to_numpy(v) for v in variables] + [
-        keras.ops.convert_to_numpy(g.state) for g in model.seed_generators()]
+        keras.ops.convert_to_numpy(g.state) for g in seed_generators(model)]
 
 
 def assert_same_state(a, b):

@@ -146,7 +146,7 @@ def test_ssr_loss_terms_are_the_official_formulas():
     x, y = uint8_problem(16, 5)
     model = make_model(batch_size=8, k=4, augment=None, consistency_weight=0.7)
     model.compile()
-    data = model.training_source(x, y, None, False, verbose=0)
+    data = model.training_data(x, y, None, False, verbose=0)
     data.set_selection(y, np.ones(16, bool), np.ones(16))
     batch = {name: keras.ops.convert_to_tensor(model.preprocessing(value))
              if name.endswith("views") else keras.ops.convert_to_tensor(value)

@@ -90,7 +90,7 @@ def step_as_fit_runs_it(model, images, labels, batch: int, rng):
         arrays = make_batch(plan_steps[0])
         built = time.perf_counter() - start
         return (lambda: model.train_phase_on_batch(phase, arrays)), built
-    source = model.training_source(images, labels, batch, shuffle=False, verbose=0)
+    source = model.training_data(images, labels, batch, False, verbose=0)
     source.label_quality[:] = rng.random(source.label_quality.shape)
     start = time.perf_counter()
     batch = source[0]  # (images, labels, quality), or a method's own (dict,)

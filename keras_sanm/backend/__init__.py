@@ -12,9 +12,10 @@ A training method defines, once and with `keras.ops` only,
   weights after the optimizer step (weight averages).
 
 Each receives the step's `keras_sanm.training.phases.Phase` (what it trains).
-`TrainStep` below turns these into `phase_train_step(phase, ...)` and
-Keras' `train_step` (the `default_phase`) / `test_step` for the current
-backend: `jax.value_and_grad` over a `StatelessScope` and
+`TrainStep` below (an object each trainer holds as `backend_step`) turns
+these into `phase_train_step(phase, ...)` and Keras' `train_step` (the
+`default_phase`) / `test_step` for the current backend:
+`jax.value_and_grad` over a `StatelessScope` and
 `optimizer.stateless_apply` on JAX, `tf.GradientTape` and `optimizer.apply`
 on TensorFlow, `loss.backward()` and `optimizer.apply` on PyTorch. A method
 may train a subset of its variables with its own optimizer per step

@@ -81,24 +81,36 @@ def _positions(variables, subset):
 
 
 class TrainStep:
-    """Keras JAX `train_step`/`test_step` built from the method's loss function."""
+    """Keras JAX `train_step`/`test_step` built from the method's loss function.
+
+    A `NoisyLabelTrainer` holds one and hands it Keras' `train_step` and
+    `test_step`; it reads the model's `compute_train_loss`, `step_variables`,
+    `transform_gradients`, `after_step` and `update_trackers`.
+
+    Args:
+        model: the training wrapper whose steps it runs.
+    """
+
+    def __init__(self, model):
+        self.model = model
 
     def train_step(self, state, data):
         """Keras' step: one step of the model's `default_phase`."""
-        return self.phase_train_step(self.default_phase, state, data)
+        return self.phase_train_step(self.model.default_phase, state, data)
 
     def phase_train_step(self, phase, state, data):
         """One training step of `phase` on `data`, as a pure function of `state`."""
+        model = self.model
         trainable, non_trainable, optimizer_values, metric_values = state
         trainable, optimizer_values = list(trainable), list(optimizer_values)
-        trained_variables, optimizer = self.step_variables(phase)
-        trained_at = _positions(self.trainable_variables, trained_variables)
+        trained_variables, optimizer = model.step_variables(phase)
+        trained_at = _positions(model.trainable_variables, trained_variables)
         n_train = len(trainable)
-        optimizer_at = _positions(self.optimizer.variables, optimizer.variables)
+        optimizer_at = _positions(model.optimizer.variables, optimizer.variables)
         # Under mixed_float16 the loss is scaled by the step optimizer's scale.
         scale = loss_scale(optimizer)
         if scale is not None:
-            (scale_at,) = _positions(self.optimizer.variables, [scale])
+            (scale_at,) = _positions(model.optimizer.variables, [scale])
             scale = optimizer_values[scale_at]
 
         def loss_fn(trained_values, trainable_values, non_trainable_values):
@@ -106,9 +118,9 @@ class TrainStep:
             for position, value in zip(trained_at, trained_values):
                 values[position] = value
             (loss, logs), new_values = _stateless(
-                self.trainable_variables + self.non_trainable_variables,
+                model.trainable_variables + model.non_trainable_variables,
                 values + list(non_trainable_values),
-                lambda: self.compute_train_loss(self.model_inputs(data), phase),
+                lambda: model.compute_train_loss(model.model_inputs(data), phase),
             )
             scaled = loss if scale is None else loss * scale
             return scaled, (logs, new_values[n_train:])
@@ -118,10 +130,10 @@ class TrainStep:
         (_, (logs, non_trainable)), grads = grad_fn(trained, trainable, non_trainable)
         # Inside the state: a transform may read the model's variables (CDR's rate).
         grads, _ = _stateless(
-            self.trainable_variables + self.non_trainable_variables,
+            model.trainable_variables + model.non_trainable_variables,
             trainable + list(non_trainable),
             lambda: transform_unscaled(
-                lambda g: self.transform_gradients(g, trained, phase), grads, scale),
+                lambda g: model.transform_gradients(g, trained, phase), grads, scale),
         )
         trained, new_optimizer_values = optimizer.stateless_apply(
             [optimizer_values[p] for p in optimizer_at], grads, trained
@@ -130,34 +142,35 @@ class TrainStep:
             trainable[position] = value
         for position, value in zip(optimizer_at, new_optimizer_values):
             optimizer_values[position] = value
-        if optimizer is not self.optimizer:
+        if optimizer is not model.optimizer:
             # The wrapping optimizer counts every step, like `apply` does.
-            (count_at,) = _positions(self.optimizer.variables, [self.optimizer.iterations])
+            (count_at,) = _positions(model.optimizer.variables, [model.optimizer.iterations])
             optimizer_values[count_at] = optimizer_values[count_at] + 1
-        if self.has_after_step:
-            variables = self.trainable_variables + self.non_trainable_variables
+        if model.has_after_step:
+            variables = model.trainable_variables + model.non_trainable_variables
             _, values = _stateless(variables, trainable + list(non_trainable),
-                                   lambda: self.after_step(phase))
+                                   lambda: model.after_step(phase))
             trainable, non_trainable = values[:n_train], values[n_train:]
         logs, metric_values = _stateless(
-            self.metrics_variables,
+            model.metrics_variables,
             metric_values,
-            lambda: self.update_trackers(logs, data),
+            lambda: model.update_trackers(logs, data),
         )
         return logs, (trainable, non_trainable, optimizer_values, metric_values)
 
     def test_step(self, state, data):
+        model = self.model
         trainable, non_trainable, metric_values = state
         variables = (
-            self.trainable_variables
-            + self.non_trainable_variables
-            + self.metrics_variables
+            model.trainable_variables
+            + model.non_trainable_variables
+            + model.metrics_variables
         )
         logs, values = _stateless(
             variables,
             list(trainable) + list(non_trainable) + list(metric_values),
-            lambda: self.update_trackers(
-                self.compute_test_logs(self.model_inputs(data)), data),
+            lambda: model.update_trackers(
+                model.compute_test_logs(model.model_inputs(data)), data),
         )
         n_fixed = len(trainable) + len(non_trainable)
         return logs, (trainable, non_trainable, values[n_fixed:])
@@ -193,14 +206,14 @@ def gradients(loss_fn, variables):
 def compile_phase_step(model, phase):
     """`run(batch) -> logs`: one training step of `phase` on the model's variables.
 
-    The step is `model.phase_train_step` with `phase` bound, jitted once per
+    The step is `model.backend_step.phase_train_step` with `phase` bound, jitted once per
     phase (as Keras' `make_train_function` jits `train_step`, the state
     donated). `run` reads the variables, runs the step and writes the new
     values back, as Keras' `train_on_batch` does, but without resetting the
     metrics: the logs are running means since the last `reset_metrics()`.
     """
     def step(state, data):
-        return model.phase_train_step(phase, state, data)
+        return model.backend_step.phase_train_step(phase, state, data)
 
     if model.jit_compile and not model.run_eagerly:
         step = jax.jit(step, donate_argnums=0)

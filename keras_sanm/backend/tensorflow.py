@@ -96,18 +96,30 @@ def distribute_batch(model, batch):
 
 
 class TrainStep:
-    """Keras TensorFlow `train_step`/`test_step` built from the method's loss."""
+    """Keras TensorFlow `train_step`/`test_step` built from the method's loss.
+
+    A `NoisyLabelTrainer` holds one and hands it Keras' `train_step` and
+    `test_step`; it reads the model's `compute_train_loss`, `step_variables`,
+    `transform_gradients`, `after_step` and `update_trackers`.
+
+    Args:
+        model: the training wrapper whose steps it runs.
+    """
+
+    def __init__(self, model):
+        self.model = model
 
     def train_step(self, data):
         """Keras' step: one step of the model's `default_phase`."""
-        return self.phase_train_step(self.default_phase, data)
+        return self.phase_train_step(self.model.default_phase, data)
 
     def phase_train_step(self, phase, data):
         """One training step of `phase` on `data` (one replica's slice under a strategy)."""
-        variables, optimizer = self.step_variables(phase)
+        model = self.model
+        variables, optimizer = model.step_variables(phase)
         scale = loss_scale(optimizer)  # (mixed_float16)
         with tf.GradientTape() as tape:
-            loss, logs = self.compute_train_loss(self.model_inputs(data), phase)
+            loss, logs = model.compute_train_loss(model.model_inputs(data), phase)
             if scale is not None:
                 loss = loss * scale
         grads = tape.gradient(loss, variables)
@@ -121,19 +133,20 @@ class TrainStep:
             grads = tf.distribute.get_replica_context().all_reduce("MEAN", grads)
         values = [v.value for v in variables]
         grads = transform_unscaled(
-            lambda g: self.transform_gradients(g, values, phase), grads, scale)
+            lambda g: model.transform_gradients(g, values, phase), grads, scale)
         if replicas > 1:
             # Keras' optimizer sums the replicas' gradients in `apply`.
             grads = [g / replicas for g in grads]
         optimizer.apply(grads, variables)
-        if optimizer is not self.optimizer:
-            self.optimizer.iterations.assign_add(1)
-        if self.has_after_step:
-            self.after_step(phase)
-        return self.update_trackers(logs, data)
+        if optimizer is not model.optimizer:
+            model.optimizer.iterations.assign_add(1)
+        if model.has_after_step:
+            model.after_step(phase)
+        return model.update_trackers(logs, data)
 
     def test_step(self, data):
-        return self.update_trackers(self.compute_test_logs(self.model_inputs(data)), data)
+        model = self.model
+        return model.update_trackers(model.compute_test_logs(model.model_inputs(data)), data)
 
 
 def compile_phase_step(model, phase):
@@ -149,7 +162,7 @@ def compile_phase_step(model, phase):
     strategy = model.distribute_strategy
 
     def step(data):
-        return model.phase_train_step(phase, data)
+        return model.backend_step.phase_train_step(phase, data)
 
     def run(batch):
         logs = strategy.run(step, args=(batch,))

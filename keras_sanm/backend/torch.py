@@ -174,26 +174,38 @@ def _match_slot_layouts(optimizer, variables) -> None:
 
 
 class TrainStep:
-    """Keras PyTorch `train_step`/`test_step` built from the method's loss."""
+    """Keras PyTorch `train_step`/`test_step` built from the method's loss.
+
+    A `NoisyLabelTrainer` holds one and hands it Keras' `train_step` and
+    `test_step`; it reads the model's `compute_train_loss`, `step_variables`,
+    `transform_gradients`, `after_step` and `update_trackers`.
+
+    Args:
+        model: the training wrapper whose steps it runs.
+    """
+
+    def __init__(self, model):
+        self.model = model
 
     def train_step(self, data):
         """Keras' step: one step of the model's `default_phase`."""
-        return self.phase_train_step(self.default_phase, data)
+        return self.phase_train_step(self.model.default_phase, data)
 
     def phase_train_step(self, phase, data):
         """One training step of `phase` on `data` (this process's rows under DDP)."""
+        model = self.model
         replicas = replica_count()
         full_data = data
         if replicas > 1:
-            if self not in _SYNCED:
-                _broadcast_state(self)
-                _SYNCED.add(self)
+            if model not in _SYNCED:
+                _broadcast_state(model)
+                _SYNCED.add(model)
             data = _local_rows(data, replicas)
-        variables, optimizer = self.step_variables(phase)
-        self.zero_grad()
+        variables, optimizer = model.step_variables(phase)
+        model.zero_grad()
         _STEP_REPLICAS[0] = replicas
         try:
-            loss, logs = self.compute_train_loss(self.model_inputs(data), phase)
+            loss, logs = model.compute_train_loss(model.model_inputs(data), phase)
         finally:
             _STEP_REPLICAS[0] = 1
         scale = loss_scale(optimizer)  # (mixed_float16)
@@ -207,28 +219,29 @@ class TrainStep:
                 grads = _all_reduce_mean(grads)
             values = [v.value for v in variables]
             grads = transform_unscaled(
-                lambda g: self.transform_gradients(g, values, phase), grads, scale)
+                lambda g: model.transform_gradients(g, values, phase), grads, scale)
             optimizer.apply(grads, variables)
             if optimizer not in _SLOTS_MATCHED:
                 _match_slot_layouts(optimizer, variables)
                 _SLOTS_MATCHED.add(optimizer)
-            if optimizer is not self.optimizer:
-                self.optimizer.iterations.assign_add(1)
-            if self.has_after_step:
-                self.after_step(phase)
+            if optimizer is not model.optimizer:
+                model.optimizer.iterations.assign_add(1)
+            if model.has_after_step:
+                model.after_step(phase)
             if replicas > 1:
-                _average_statistics(self)
+                _average_statistics(model)
         logs = {name: value.detach() for name, value in logs.items()}
         if replicas > 1:
             # Scalar logs of equal-sized slices: the global batch's means.
             names = list(logs)
             logs = dict(zip(names, _all_reduce_mean([logs[n] for n in names])))
-        return self.update_trackers(logs, full_data)
+        return model.update_trackers(logs, full_data)
 
     def test_step(self, data):
+        model = self.model
         with torch.no_grad():
-            return self.update_trackers(
-                self.compute_test_logs(self.model_inputs(data)), data)
+            return model.update_trackers(
+                model.compute_test_logs(model.model_inputs(data)), data)
 
 
 def compile_phase_step(model, phase):
@@ -240,7 +253,7 @@ def compile_phase_step(model, phase):
     the logs are running means since the last `reset_metrics()`.
     """
     def run(batch):
-        return model.phase_train_step(phase, batch)
+        return model.backend_step.phase_train_step(phase, batch)
 
     return torch.compile(run) if model.jit_compile and not model.run_eagerly else run
 

@@ -15,7 +15,7 @@ from keras import layers, ops
 
 from keras_sanm.backbones.feature_map import find_feature_layer, layer_output
 from keras_sanm.pretraining.views import simclr_view
-from keras_sanm.training.seed_state import SeedStateSaving
+from keras_sanm.training.seed_state import load_seed_states, save_seed_states, split_seed_states
 
 
 def nt_xent(projections, temperature: float = 0.5):
@@ -71,7 +71,7 @@ def representation_model(base_model: keras.Model) -> keras.Model:
     return keras.Model(inputs, features, name=f"{base_model.name}_representation")
 
 
-class SimCLRPretrainer(SeedStateSaving, keras.Model):
+class SimCLRPretrainer(keras.Model):
     """Trains a base model's features with SimCLR; the base model's layers train in place.
 
     `call(images)` draws two views of every image on the device, runs the
@@ -146,6 +146,16 @@ class SimCLRPretrainer(SeedStateSaving, keras.Model):
         """`{"data": batches}` when the batches have a state (`keras_sanm.TrainingBackup`)."""
         source = getattr(self, "_training_source", None)
         return {"data": source} if hasattr(source, "get_state") else {}
+
+    def save_own_variables(self, store) -> None:
+        """The model's own variables, then its view draws' seed states (resumable draws)."""
+        super().save_own_variables(store)
+        save_seed_states(self, store)
+
+    def load_own_variables(self, store) -> None:
+        variables, seeds = split_seed_states(store)
+        super().load_own_variables(variables)
+        load_seed_states(self, seeds)
 
     # ------------------------------------------------------------- the step
     def call(self, images, training=False):

@@ -10,9 +10,10 @@ from keras_sanm.sanm.masking import aspect_range, modulate_labels
 from keras_sanm.sanm.noisy_mask import NoisyMask
 from keras_sanm.training import losses
 from keras_sanm.training.refinement import co_refine
+from keras_sanm.training.trainer import NoisyLabelTrainer
 
 
-class SANMBranch:
+class SANMBranch(NoisyLabelTrainer):
     """SANM's branch: one `NoisyMask` and one reconstruction decoder per network.
 
     `SANM(X)` is `class SANMX(SANMBranch, X)` for every method `X`: the

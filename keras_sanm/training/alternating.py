@@ -6,8 +6,6 @@ from keras import ops
 
 from keras_sanm.backend import compile_phase_step, distribute_batch
 from keras_sanm.data.validation import check_class_count
-from keras_sanm.distribution import check_batch_size
-from keras_sanm.messages import reports_under_fit_verbosity
 from keras_sanm.training.phases import Phase
 from keras_sanm.training.turn_loop import fit_in_turns
 from keras_sanm.training.two_networks import TwoNetworkTrainer
@@ -24,12 +22,13 @@ class AlternatingTrainer(TwoNetworkTrainer):
     the first epoch). Batches are dicts built by the data side in a
     background thread.
 
-    A subclass defines `phase_kinds`, `training_data(x, y, batch_size, verbose)` and
+    A subclass defines `phase_kinds`, `training_data(x, y, batch_size, shuffle, verbose)` and
     `epoch_plan(data, epoch) -> [(phase, steps, make_batch), ...]`.
     """
 
     phase_kinds: tuple[str, ...] = ("train",)
     steps_train_one_network = True
+    one_step_per_call = True
 
     # ------------------------------------------------------------------ phases
     @property
@@ -68,7 +67,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
         phase = self.check_phase(phase)
         if not self.compiled:
             self.compile()
-        self.decide_preprocessing_from_batch(batch)
+        self.input_pipeline.decide_preprocessing_from_batch(batch)
         steps = self._held.train_functions
         if phase not in steps:
             steps[phase] = compile_phase_step(self, phase)
@@ -86,19 +85,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
             return ops.shape(batch["labels"])[0]
         return ops.shape(batch)[0]
 
-    def compile(self, optimizer=None, weight_decay=None, loss=None, metrics=None, **kwargs):
-        """As `TwoNetworkTrainer.compile`; one step per call."""
-        if kwargs.get("steps_per_execution", 1) != 1:
-            raise ValueError(
-                f"method={self.method_name!r} runs one step per call; "
-                "steps_per_execution must be 1."
-            )
-        super().compile(optimizer, weight_decay, loss, metrics, **kwargs)
-
     # --------------------------------------------------------------------- fit
-    def training_data(self, x, y, batch_size=None, verbose=1):  # pragma: no cover - abstract
-        raise NotImplementedError
-
     def check_training_data(self, data) -> None:
         """Checks the classes and image shape of the training data against the model."""
         check_class_count(data.num_classes, self.num_classes)
@@ -106,7 +93,7 @@ class AlternatingTrainer(TwoNetworkTrainer):
             raise ValueError(
                 f"Images have shape {data.images.shape[1:]}; the model expects {self.image_shape}."
             )
-        self.decide_preprocessing(data.images)
+        self.input_pipeline.decide_preprocessing(data.images)
 
     def epoch_plan(self, data, epoch: int):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -115,48 +102,42 @@ class AlternatingTrainer(TwoNetworkTrainer):
         """Names logged every epoch (NaN when a phase did not produce them)."""
         return list(self._trackers)
 
-    @reports_under_fit_verbosity
-    def fit(self, x=None, y=None, batch_size=None, epochs=None, callbacks=None,
-            validation_data=None, verbose="auto", initial_epoch: int = 0, **kwargs):
-        """Trains both networks, epoch by epoch, as the reference does.
+    @property
+    def default_epochs(self) -> int:
+        """The epochs of a `fit` that names none: the reference run's."""
+        return self.reference_epochs
 
-        Args:
-            x: numpy images with `y`, or the method's indexed data object.
-            y: noisy integer labels when `x` is an array.
-            batch_size: batch size for array input (default: the method's).
-            epochs: last epoch index; default the method's (reference) count.
-            callbacks: Keras callbacks (run after the method's own).
-            validation_data: `(x, y)` arrays or a dataset of `(x, y)`,
-                evaluated with both networks after every epoch (`val_accuracy`).
-            verbose: 0 silent, 1 or `"auto"` progress bar, 2 one line per epoch.
-            initial_epoch: epoch to start from.
+    # The `fit` options these methods take besides the data, epochs and callbacks.
+    fit_options = ("validation_data", "verbose", "initial_epoch")
 
-        Returns:
-            The Keras `History`.
+    def check_fit_options(self, shuffle: bool, options: dict) -> None:
+        """Refuses options the turn loop does not take, and an unshuffled run."""
+        unknown = sorted(set(options) - set(self.fit_options))
+        if unknown:
+            raise ValueError(f"method={self.method_name!r} fit() does not take {unknown}.")
+        if not shuffle:
+            raise ValueError(f"method={self.method_name!r} draws each epoch's batches in a new "
+                             "random order, as its reference does; shuffle=False is not "
+                             "supported.")
+
+    def run_epochs(self, data, epochs: int, method_callbacks: list, callbacks: list,
+                   options: dict):
+        """Trains both networks epoch by epoch, as the reference does
+        (`keras_sanm.training.turn_loop.fit_in_turns`).
+
+        `validation_data` (`(x, y)` arrays or a dataset of `(x, y)`) is
+        evaluated with both networks after every epoch (`val_accuracy`).
         """
-        if kwargs:
-            raise ValueError(
-                f"method={self.method_name!r} fit() does not take {sorted(kwargs)}."
-            )
-        if not self.compiled:
-            self.compile()
         # Batches are dicts, which Keras cannot trace the model with; every
         # sub-model is already built.
         self.build()
-        epochs = self.reference_epochs if epochs is None else int(epochs)
-        self.fit_schedule_to_run(epochs)
-        data = self.training_data(x, y, batch_size, verbose=verbose)
-        self.check_validation_data(validation_data)
-        check_batch_size(data.batch_size)
-        check_batch_size(getattr(data, "warmup_batch_size", None), "warmup_batch_size")
-        verbose = 1 if verbose == "auto" else verbose
-        method_callbacks = self.method_callbacks(data)
-        self.start_fit(data, method_callbacks)
+        verbose = options.get("verbose", "auto")
         return fit_in_turns(
             self, lambda epoch: self.epoch_plan(data, epoch), self.train_phase_on_batch,
             self.finished_epoch_logs, epochs, callbacks=callbacks,
-            method_callbacks=method_callbacks, validation_data=validation_data,
-            verbose=verbose, initial_epoch=initial_epoch,
+            method_callbacks=method_callbacks, validation_data=options.get("validation_data"),
+            verbose=1 if verbose == "auto" else verbose,
+            initial_epoch=options.get("initial_epoch", 0),
         )
 
     def finished_epoch_logs(self) -> dict:

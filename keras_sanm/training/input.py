@@ -1,4 +1,4 @@
-"""`TrainingInput`: what `fit`, `evaluate` and `predict` accept, checked and wrapped."""
+"""`InputPipeline`: what `fit`, `evaluate` and `predict` accept, checked and wrapped."""
 
 from __future__ import annotations
 
@@ -18,15 +18,30 @@ from keras_sanm.data.validation import (
     is_lazy_images,
     leading_images,
 )
-from keras_sanm.messages import inform, reports_under_fit_verbosity
+from keras_sanm.messages import inform
 
 
-class TrainingInput:
-    """The input part of `NoisyLabelTrainer`: numpy arrays, `ImageFiles`,
-    `IndexedDataset`, `tf.data.Dataset` and `keras.utils.PyDataset`, checked
-    before any step and wrapped into what the step consumes, and the input
-    preprocessing decided at the first `fit`.
+class InputPipeline:
+    """The input side of a `NoisyLabelTrainer`, held by it as `model.input_pipeline`.
+
+    Checks numpy arrays, `ImageFiles`, `IndexedDataset`, `tf.data.Dataset`
+    and `keras.utils.PyDataset` before any step, wraps them into what the
+    step consumes, and decides the model's input preprocessing at the first
+    `fit`. It reads the model's constructor settings (`num_classes`,
+    `image_shape`, `augment`, `seed`, `preprocessing`) and the method's
+    class attributes (`needs_sample_indices`, `method_name`).
+
+    Args:
+        model: the training wrapper it feeds.
+
+    Example:
+    >>> source = model.input_pipeline.training_source(x, y, 64, shuffle=True)
     """
+
+    def __init__(self, model):
+        self.model = model
+        # The last dataset read into an on-disk copy, and that copy.
+        self._held_cache = None
 
     def training_source(self, x, y, batch_size, shuffle, verbose=1):
         """Wraps `fit`'s input into what the step consumes, after checking it.
@@ -37,13 +52,13 @@ class TrainingInput:
         if isinstance(x, IndexedDataset):
             if y is not None:
                 raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")
-            check_class_count(x.num_classes, self.num_classes)
-            check_labels(x.labels, None, self.num_classes)
+            check_class_count(x.num_classes, self.model.num_classes)
+            check_labels(x.labels, None, self.model.num_classes)
         else:
             if is_dataset(x):
                 if y is not None:
                     raise ValueError("A dataset yields its own labels; do not pass `y`.")
-                if not self.needs_sample_indices:
+                if not self.model.needs_sample_indices:
                     self.decide_preprocessing(self.first_images(x))
                     return x
                 x, y, batch_size = self.identified_samples(x, verbose=verbose)
@@ -57,10 +72,10 @@ class TrainingInput:
                 raise ValueError("fit(x, y) needs labels `y` with numpy images.")
             # IndexedDataset checks the arrays (rank, NaN/Inf, labels) once.
             x = IndexedDataset(
-                x, y, batch_size or 32, num_classes=self.num_classes,
-                augment=self.augment, shuffle=shuffle, seed=self.seed,
+                x, y, batch_size or 32, num_classes=self.model.num_classes,
+                augment=self.model.augment, shuffle=shuffle, seed=self.model.seed,
             )
-        check_images(x.images[:1], self.image_shape)
+        check_images(x.images[:1], self.model.image_shape)
         self.decide_preprocessing(x.images)
         self.prepare_label_quality(x)
         return x
@@ -82,19 +97,17 @@ class TrainingInput:
         cached = self._held_cache
         if cached is not None and cached[0] is dataset:
             return cached[1]
-        inform(f"method={self.method_name!r} keeps per-sample state, so the training dataset "
+        inform(f"method={self.model.method_name!r} keeps per-sample state, so the training dataset "
                "is read once into an on-disk copy (sample i = the i-th image of this pass; "
                "keras_sanm.data.cache_dataset).")
-        images, labels = cache_dataset(dataset, image_shape=self.image_shape,
-                                       num_classes=self.num_classes,
+        images, labels = cache_dataset(dataset, image_shape=self.model.image_shape,
+                                       num_classes=self.model.num_classes,
                                        verbose=0 if verbose == 0 else 1)
         batch_size = min(images.source_batch_size, len(labels))
         inform(f"{len(labels)} training samples of shape {images.shape[1:]}, in batches of "
                f"{batch_size} (the dataset's).")
-        object.__setattr__(self, "_held_cache", (dataset, (images, labels, batch_size)))
+        self._held_cache = (dataset, (images, labels, batch_size))
         return images, labels, batch_size
-
-    _held_cache = None
 
     def decide_preprocessing(self, images) -> None:
         """Fixes the input preprocessing from training images at the first `fit`.
@@ -106,7 +119,7 @@ class TrainingInput:
         Args:
             images: `(N, H, W, C)` training images, or a sample of them.
         """
-        message = self.preprocessing.decide(images)
+        message = self.model.preprocessing.decide(images)
         if message:
             inform(message)
 
@@ -116,7 +129,7 @@ class TrainingInput:
         return leading_images(
             (images for images, _ in self.iterate_batches(dataset, checked=True)), count)
 
-    def check_inputs(self, x, what: str = "images") -> None:
+    def check_input_images(self, x, what: str = "images") -> None:
         """Refuses images (an array or the first batch of a dataset) of another scale
         than the model was trained on, before any step; a model used before any
         `fit` fixes its preprocessing from them instead."""
@@ -129,30 +142,24 @@ class TrainingInput:
         elif isinstance(x, IndexedDataset):
             x = x.images
         if hasattr(x, "shape") and len(x.shape) == 4:
-            if not self.preprocessing.decided:
+            if not self.model.preprocessing.decided:
                 # Used before any fit: these images fix it, as a first fit would.
                 self.decide_preprocessing(x)
                 return
-            self.preprocessing.check(x, what)
+            self.model.preprocessing.check(x, what)
 
     def decide_preprocessing_from_batch(self, batch) -> None:
         """Before any `fit`, the first image tensor of `batch` fixes the preprocessing."""
-        if not self.preprocessing.decided:
+        if not self.model.preprocessing.decided:
             images = next((np.asarray(t) for t in keras.tree.flatten(batch)
                            if len(np.shape(t)) >= 4), None)
             if images is not None:
                 self.decide_preprocessing(images.reshape((-1, *images.shape[-3:])))
 
-    def train_on_batch(self, x=None, y=None, *args, **kwargs):
-        """See `keras.Model.train_on_batch`; before any `fit`, the batch's images
-        fix the input preprocessing (as a first `fit` would)."""
-        self.decide_preprocessing_from_batch(x)
-        return super().train_on_batch(x, y, *args, **kwargs)
-
     def check_validation_data(self, validation_data) -> None:
-        """`check_inputs` for `fit`'s `validation_data` (arrays or a dataset)."""
+        """`check_input_images` for `fit`'s `validation_data` (arrays or a dataset)."""
         if validation_data is not None:
-            self.check_inputs(validation_data[0] if isinstance(validation_data, (tuple, list))
+            self.check_input_images(validation_data[0] if isinstance(validation_data, (tuple, list))
                               else validation_data, "validation images")
 
     def keras_readable(self, x, y=None, batch_size=None):
@@ -165,53 +172,15 @@ class TrainingInput:
         """
         if not is_lazy_images(x):
             return x, y, batch_size
-        labels = None if y is None else check_labels(y, len(x), self.num_classes)
+        labels = None if y is None else check_labels(y, len(x), self.model.num_classes)
         return ImageBatches(x, labels, batch_size), None, None
-
-    @reports_under_fit_verbosity
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        """See `keras.Model.evaluate`; takes images as `fit` does (raw, any pixel scale
-        the model was trained with)."""
-        self.check_inputs(x)
-        x, y, batch_size = self.keras_readable(x, y, kwargs.pop("batch_size", None))
-        if batch_size is not None:
-            kwargs["batch_size"] = batch_size
-        return super().evaluate(x, y, *args, **kwargs)
-
-    @reports_under_fit_verbosity
-    def predict(self, x, *args, **kwargs):
-        """The base model's class scores of raw images (see `keras.Model.predict`)."""
-        self.check_inputs(x)
-        x, _, batch_size = self.keras_readable(x, None, kwargs.pop("batch_size", None))
-        if batch_size is not None:
-            kwargs["batch_size"] = batch_size
-        return super().predict(x, *args, **kwargs)
-
-    def predict_proba(self, x, batch_size: int | None = None, verbose="auto") -> np.ndarray:
-        """Class probabilities of raw images (a softmax of logits, or the model's own).
-
-        Args:
-            x: images or a dataset of images, as for `predict`.
-            batch_size: prediction batch size for arrays.
-            verbose: as in `keras.Model.predict`.
-
-        Returns:
-            `(N, classes)` float32 probabilities.
-
-        Example:
-        >>> probabilities = model.predict_proba(x_test)
-        """
-        scores = self.predict(x, batch_size=batch_size, verbose=verbose)
-        if self.from_logits:
-            scores = keras.ops.convert_to_numpy(keras.ops.softmax(scores, axis=-1))
-        return np.asarray(scores, dtype=np.float32)
 
     def prepare_label_quality(self, source) -> None:
         """Gives an `IndexedDataset` one `label_quality` column per network (1 = clean).
 
         A step of a two-network method reads its peer's column.
         """
-        members = len(self.quality_members())
+        members = len(self.model.quality_members())
         if source.label_quality.shape[1] != members:
             source.label_quality = np.ones((len(source.images), members), np.float32)
 
@@ -224,7 +193,7 @@ class TrainingInput:
             batches = iter(dataset)
         for batch in batches:
             if checked:
-                yield check_dataset_batch(batch, self.image_shape, self.num_classes)
+                yield check_dataset_batch(batch, self.model.image_shape, self.model.num_classes)
             else:
                 images, labels = batch
                 yield keras.ops.convert_to_numpy(images), keras.ops.convert_to_numpy(labels)

@@ -1,4 +1,4 @@
-"""`LabelQualityEstimation`: each sample's estimated label quality (a GMM on losses)."""
+"""`LabelQualityEstimator`: each sample's estimated label quality (a GMM on losses)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,23 @@ from keras_sanm.data.validation import check_images, check_labels, is_dataset
 from keras_sanm.label_quality import clean_probability, per_sample_cross_entropy, split_statistics
 
 
-class LabelQualityEstimation:
-    """The label-quality part of `NoisyLabelTrainer`: per-sample losses of the
-    model's networks (eval pass), the two-component GMM fitted on them, and
-    each sample's clean probability `w`, which sizes SANM's boxes.
+class LabelQualityEstimator:
+    """The label-quality side of a `NoisyLabelTrainer`, held by it as
+    `model.label_quality_estimator`.
+
+    Per-sample losses of the model's networks (`model.quality_members()`,
+    eval pass), the two-component GMM fitted on them, and each sample's
+    clean probability `w`, which sizes SANM's boxes.
+
+    Args:
+        model: the training wrapper whose networks it reads.
+
+    Example:
+    >>> quality = model.label_quality_estimator.label_quality(x_train, y_noisy)
     """
 
-    def quality_members(self):
-        """Models whose per-sample losses estimate label quality (one per network)."""
-        return [self]
+    def __init__(self, model):
+        self.model = model
 
     def label_quality(self, x, y=None, batch_size: int = 256) -> np.ndarray:
         """Each sample's probability that its given label is correct.
@@ -44,29 +52,29 @@ class LabelQualityEstimation:
         Example:
         >>> quality = model.label_quality(x_train, y_noisy)
         """
-        members = self.quality_members()
+        members = self.model.quality_members()
         if is_dataset(x):
             if y is not None:
                 raise ValueError("A dataset yields its own labels; do not pass `y`.")
-            self.check_inputs(x)
+            self.model.input_pipeline.check_input_images(x)
             losses_ = self.dataset_member_losses(x, members)
         else:
-            images = check_images(x, self.image_shape)
-            self.check_inputs(images)
-            labels = check_labels(y, len(images), self.num_classes)
+            images = check_images(x, self.model.image_shape)
+            self.model.input_pipeline.check_input_images(images)
+            labels = check_labels(y, len(images), self.model.num_classes)
             losses_ = [self.member_losses(member, images, labels, batch_size)
                        for member in members]
-        qualities = [clean_probability(loss, seed=self.seed)[0] for loss in losses_]
+        qualities = [clean_probability(loss, seed=self.model.seed)[0] for loss in losses_]
         return np.mean(qualities, axis=0).astype(np.float32)
 
     def dataset_member_losses(self, dataset, members) -> list[np.ndarray]:
         """Each member's inference-mode cross-entropy of every sample of an
         `(images, labels)` dataset, in one pass (every batch checked)."""
         parts: list[list] = [[] for _ in members]
-        for images, labels in self.iterate_batches(dataset, checked=True):
+        for images, labels in self.model.input_pipeline.iterate_batches(dataset, checked=True):
             for part, member in zip(parts, members):
                 scores = keras.ops.convert_to_numpy(member.predict_on_batch(images))
-                part.append(per_sample_cross_entropy(scores, labels, self.from_logits))
+                part.append(per_sample_cross_entropy(scores, labels, self.model.from_logits))
         if not parts[0]:
             raise ValueError("The dataset yields no batches.")
         return [np.concatenate(part) for part in parts]
@@ -84,17 +92,18 @@ class LabelQualityEstimation:
         Returns:
             `(N,)` float64 losses.
         """
-        inputs, _, batch_size = self.keras_readable(inputs, None, batch_size)
+        inputs, _, batch_size = self.model.input_pipeline.keras_readable(inputs, None, batch_size)
         options = {} if batch_size is None else {"batch_size": batch_size}
         scores = member.predict(inputs, verbose=0, **options)
-        return per_sample_cross_entropy(scores, labels, self.from_logits)
+        return per_sample_cross_entropy(scores, labels, self.model.from_logits)
 
     def dataset_losses(self, source):
         """Cross-entropy of every sample of an `(x, y)` dataset, read once as it comes."""
-        parts = [(self.predict_on_batch(x), y) for x, y in self.iterate_batches(source)]
+        batches = self.model.input_pipeline.iterate_batches(source)
+        parts = [(self.model.predict_on_batch(x), y) for x, y in batches]
         scores = np.concatenate([keras.ops.convert_to_numpy(p[0]) for p in parts])
         labels = np.concatenate([p[1] for p in parts]).reshape(-1)
-        return per_sample_cross_entropy(scores, labels, self.from_logits), labels
+        return per_sample_cross_entropy(scores, labels, self.model.from_logits), labels
 
     def update_label_quality(self, source, seed: int | None = None) -> dict:
         """Refits the clean probabilities of `source` and returns split statistics.
@@ -104,7 +113,7 @@ class LabelQualityEstimation:
         reads its peer's column). The statistics are those of the mean over
         networks.
         """
-        members = self.quality_members()
+        members = self.model.quality_members()
         if isinstance(source, IndexedDataset):
             qualities = []
             for member in members:
@@ -115,7 +124,7 @@ class LabelQualityEstimation:
                                     source.clean_labels)
         losses_, _ = self.dataset_losses(source)
         quality, gmm = clean_probability(losses_, seed=seed)
-        self.store_loss_gmm(losses_, gmm)
+        self.model.store_loss_gmm(losses_, gmm)
         return split_statistics(quality)
 
     def training_label_quality(self, source) -> np.ndarray:
@@ -131,10 +140,4 @@ class LabelQualityEstimation:
         if isinstance(source, IndexedDataset):
             return self.label_quality(source.images, source.labels)
         losses_, _ = self.dataset_losses(source)
-        return clean_probability(losses_, seed=self.seed)[0].astype(np.float32)
-
-    def store_loss_gmm(self, losses_, gmm):
-        """Keeps a fitted GMM for methods that evaluate quality inside the step."""
-        raise NotImplementedError(
-            f"method={self.method_name!r} needs sample indices for label quality."
-        )
+        return clean_probability(losses_, seed=self.model.seed)[0].astype(np.float32)

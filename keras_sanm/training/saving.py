@@ -1,77 +1,68 @@
-"""`TrainerSaving`: how a training wrapper is saved, loaded and recompiled."""
+"""How a training wrapper is saved, loaded and recompiled.
+
+`keras.Model.save` and `keras.saving.load_model` call the model's
+`get_config`, `from_config`, `get_compile_config`, `compile_from_config`,
+`save_own_variables` and `load_own_variables`; `NoisyLabelTrainer` defines
+each once, as a call to these functions (and `seed_state`'s).
+"""
 
 from __future__ import annotations
 
 import keras
 
-from keras_sanm.training.seed_state import SeedStateSaving
 
+def base_config(model) -> dict:
+    """The constructor arguments every training wrapper has, networks serialized.
 
-class TrainerSaving(SeedStateSaving):
-    """The saving part of `NoisyLabelTrainer`: the constructor config, the
-    random-seed states saved with the variables (`SeedStateSaving`), and the
-    compile arguments.
+    Args:
+        model: a `NoisyLabelTrainer`; its `network_config()` names the
+            network argument(s) (`network`, or `networks` for two).
 
-    `keras.Model.save` and `keras.saving.load_model` call these; a method
-    class adds its own options to `get_config`.
+    Returns:
+        A dict of plain values; method classes add their own options.
     """
+    return {
+        "name": model.name,
+        "trainable": model.trainable,
+        "num_classes": model.num_classes,
+        "from_logits": model.from_logits,
+        "seed": model.seed,
+        "preprocessing": model.preprocessing.get_config(),
+        "augment": model.augment,
+        **model.network_config(),
+    }
 
-    def get_config(self) -> dict:
-        """The constructor arguments, with the network(s) serialized (for `model.save`).
 
-        Subclasses add their own options; `SANMBranch` adds SANM's.
-        """
-        config = {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
-            "from_logits": self.from_logits,
-            "seed": self.seed,
-            "preprocessing": self.preprocessing.get_config(),
-            "augment": self.augment,
-            **self.network_config(),
-        }
-        return config
+def constructor_arguments(config: dict, custom_objects=None) -> dict:
+    """A saved config as constructor arguments: its `network` / `networks` rebuilt as models.
 
-    def network_config(self) -> dict:
-        """The serialized network(s), under the constructor's argument name."""
-        return {"network": keras.saving.serialize_keras_object(self.network)}
+    Models saved before they owned their preprocessing took network inputs
+    as they were given (`preprocessing="none"`).
+    """
+    config = dict(config)
+    config.setdefault("preprocessing", "none")
 
-    @staticmethod
-    def deserialize_networks(config: dict, custom_objects=None) -> dict:
-        """`config` with its `network` / `networks` entries rebuilt as models."""
-        config = dict(config)
+    def load(item):
+        return keras.saving.deserialize_keras_object(item, custom_objects=custom_objects)
 
-        def load(item):
-            return keras.saving.deserialize_keras_object(item, custom_objects=custom_objects)
+    if "network" in config:
+        config["network"] = load(config["network"])
+    if "networks" in config:
+        config["networks"] = [load(item) for item in config["networks"]]
+    return config
 
-        if "network" in config:
-            config["network"] = load(config["network"])
-        if "networks" in config:
-            config["networks"] = [load(item) for item in config["networks"]]
-        return config
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        # Models saved before they owned their preprocessing took network
-        # inputs as they were given.
-        config.setdefault("preprocessing", "none")
-        return cls(**cls.deserialize_networks(config, custom_objects))
+def compile_like_saved(model, config: dict) -> None:
+    """Compiles a loaded model as it was compiled when saved, its optimizer state built.
 
-    def get_compile_config(self) -> dict | None:
-        """The arguments of the last `compile()` (`None` before it).
-
-        `optimizer=None` (the method's reference optimizer and schedule) is
-        kept as `None`, so a loaded model trains on with the same schedule.
-        """
-        return None if self._compile_arguments is None else dict(self._compile_arguments)
-
-    def compile_from_config(self, config) -> None:
-        """Compiles a loaded model as it was compiled when saved, optimizer state built."""
-        config = dict(config)
-        if config.get("optimizer") is not None:
-            config["optimizer"] = keras.saving.deserialize_keras_object(config["optimizer"])
-        self.compile(**config)
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
+    Args:
+        model: the loaded training wrapper.
+        config: what its `get_compile_config()` returned when it was saved
+            (`optimizer=None` stands for the method's reference optimizer).
+    """
+    config = dict(config)
+    if config.get("optimizer") is not None:
+        config["optimizer"] = keras.saving.deserialize_keras_object(config["optimizer"])
+    model.compile(**config)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)

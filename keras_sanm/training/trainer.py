@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_sanm import methods, protocols
@@ -10,13 +11,12 @@ from keras_sanm.backend import TrainStep
 from keras_sanm.data.preprocessing import ImagePreprocessing
 from keras_sanm.distribution import check_batch_size
 from keras_sanm.messages import reports_under_fit_verbosity
-from keras_sanm.training import losses
+from keras_sanm.training import losses, saving, seed_state
 from keras_sanm.training.callbacks import EpochLearningRate, LabelQualityUpdate, NonFiniteLossGuard
-from keras_sanm.training.input import TrainingInput
-from keras_sanm.training.label_quality import LabelQualityEstimation
+from keras_sanm.training.input import InputPipeline
+from keras_sanm.training.label_quality import LabelQualityEstimator
 from keras_sanm.training.loss_scaling import computes_in_float16, with_loss_scaling
 from keras_sanm.training.phases import TRAIN
-from keras_sanm.training.saving import TrainerSaving
 
 ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
 
@@ -28,17 +28,19 @@ class Untracked:
         self.__dict__.update(items)
 
 
-class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEstimation,
-                        keras.Model):
+class NoisyLabelTrainer(keras.Model):
     """Base class of the training wrappers returned by `keras_sanm.wrap`.
 
     A subclass implements `compute_train_loss(data, phase) -> (loss, logs)` with
-    `keras.ops` only; `TrainStep` (chosen for the current backend in
-    `keras_sanm.backend`) turns it into gradients and an optimizer update.
-    The class adds what every method shares: paper-default `compile()`,
-    epoch callbacks in `fit`, forward passes and tracked logs. Three parts
-    live in their own files: saving (`TrainerSaving`), input checking and
-    wrapping (`TrainingInput`) and label quality (`LabelQualityEstimation`).
+    `keras.ops` only. The class adds what every method shares: paper-default
+    `compile()`, `fit` with the method's epoch callbacks, forward passes and
+    tracked logs. It holds three parts as objects it calls, each in its own
+    file: `backend_step` (a `keras_sanm.backend.TrainStep` for the current
+    backend, which turns the loss into gradients and an optimizer update),
+    `input_pipeline` (an `InputPipeline`: checks and wraps what `fit`,
+    `evaluate` and `predict` take) and `label_quality_estimator` (a
+    `LabelQualityEstimator`: per-sample losses and their GMM). Saving calls
+    the functions of `training/saving.py` and `training/seed_state.py`.
 
     Args:
         network: the classifier (a Keras model whose call returns class
@@ -106,6 +108,9 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
         self._trackers = {name: keras.metrics.Mean(name=name) for name in self.log_names}
         shape = network.inputs[0].shape if getattr(network, "inputs", None) else None
         self.image_shape = tuple(shape[1:]) if shape is not None else None
+        self.backend_step = TrainStep(self)
+        self.input_pipeline = InputPipeline(self)
+        self.label_quality_estimator = LabelQualityEstimator(self)
         # Every sub-model is built when it is created (save_weights works before fit).
         self.built = True
 
@@ -122,6 +127,15 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
     def build(self, input_shape=None):
         # Every sub-model is built at construction.
         self.built = True
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, *args):
+        """Keras' step (`backend_step`): one training step of `default_phase`."""
+        return self.backend_step.train_step(*args)
+
+    def test_step(self, *args):
+        """Keras' evaluation step (`backend_step`): `compute_test_logs` of one batch."""
+        return self.backend_step.test_step(*args)
 
     # ----------------------------------------------------------------- forward
     def features_and_scores(self, images, training: bool = False):
@@ -267,6 +281,11 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
                 f"method={self.method_name!r} defines its own loss; call compile() "
                 "without `loss`."
             )
+        if self.one_step_per_call and kwargs.get("steps_per_execution", 1) != 1:
+            raise ValueError(
+                f"method={self.method_name!r} runs one step per call; "
+                "steps_per_execution must be 1."
+            )
         if protocol is not None:
             protocol = protocols.get(protocol)
             if optimizer is not None or lr_drop_epochs is not None:
@@ -325,6 +344,17 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
         if kwargs.pop("auto_scale_loss", True) and computes_in_float16(self):
             optimizer = with_loss_scaling(optimizer)
         super().compile(optimizer=optimizer, auto_scale_loss=False, **kwargs)
+        self.arrange_optimizer()
+
+    # Whether every step is its own call (methods that run their steps in turns).
+    one_step_per_call = False
+
+    def arrange_optimizer(self) -> None:
+        """Shapes the compiled optimizer for the steps; one optimizer for every weight here.
+
+        Two-network methods give each network its own copy
+        (`TwoNetworkTrainer`).
+        """
 
     # --------------------------------------------------------------------- fit
     # SANM methods refit each sample's label quality (GMM) every epoch from epoch 1
@@ -362,7 +392,7 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
         return objects
 
     @reports_under_fit_verbosity
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, callbacks=None,
+    def fit(self, x=None, y=None, batch_size=None, epochs=None, callbacks=None,
             shuffle=True, **kwargs):
         """Trains on noisy labels; see `keras.Model.fit`.
 
@@ -372,8 +402,11 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
                 an `IndexedDataset`, or a `tf.data.Dataset` /
                 `keras.utils.PyDataset` of `(x, y)`.
             y: integer (noisy) labels `(N,)` when `x` is an array.
-            batch_size: batch size for array input (default 32).
-            epochs: last epoch index (as in Keras).
+            batch_size: batch size for array input (default 32, or the
+                method's).
+            epochs: last epoch index (as in Keras); default `default_epochs`
+                (1, as Keras; the reference run for methods that run their
+                own epochs).
             callbacks: user callbacks, run after the method's own.
             shuffle: reshuffle array input every epoch.
             **kwargs: passed to `keras.Model.fit` (`validation_data`,
@@ -382,24 +415,191 @@ class NoisyLabelTrainer(TrainStep, TrainerSaving, TrainingInput, LabelQualityEst
         Returns:
             The Keras `History`.
         """
+        self.check_fit_options(shuffle, kwargs)
         if not self.compiled:
             self.compile()
-        if "sample_weight" in kwargs or "class_weight" in kwargs:
-            raise ValueError("sample_weight/class_weight are not supported by the wrappers.")
-        source = self.training_source(x, y, batch_size, shuffle,
-                                      verbose=kwargs.get("verbose", "auto"))
-        self.check_validation_data(kwargs.get("validation_data"))
-        validation = kwargs.get("validation_data")
-        if isinstance(validation, (tuple, list)) and len(validation) == 2:
-            x_val, y_val, kwargs["validation_batch_size"] = self.keras_readable(
-                *validation, kwargs.get("validation_batch_size"))
-            kwargs["validation_data"] = (x_val, y_val) if y_val is not None else x_val
-        check_batch_size(getattr(source, "batch_size", None))
+        epochs = self.default_epochs if epochs is None else int(epochs)
+        data = self.training_data(x, y, batch_size, shuffle,
+                                  verbose=kwargs.get("verbose", "auto"))
+        self.input_pipeline.check_validation_data(kwargs.get("validation_data"))
+        check_batch_size(getattr(data, "batch_size", None))
+        check_batch_size(getattr(data, "warmup_batch_size", None), "warmup_batch_size")
         self.fit_schedule_to_run(epochs)
-        method = self.method_callbacks(source)
-        self.start_fit(source, method)
-        return super().fit(source, epochs=epochs, callbacks=method + list(callbacks or []),
-                           shuffle=False, **kwargs)
+        method_callbacks = self.method_callbacks(data)
+        self.start_fit(data, method_callbacks)
+        return self.run_epochs(data, epochs, method_callbacks, list(callbacks or []), kwargs)
+
+    @property
+    def default_epochs(self) -> int:
+        """The epochs of a `fit` that names none: one, as in Keras."""
+        return 1
+
+    def check_fit_options(self, shuffle: bool, options: dict) -> None:
+        """Refuses `fit` options the method cannot honour, before any step."""
+        if "sample_weight" in options or "class_weight" in options:
+            raise ValueError("sample_weight/class_weight are not supported by the wrappers.")
+
+    def training_data(self, x, y, batch_size=None, shuffle: bool = True, verbose="auto"):
+        """`fit`'s input, checked and wrapped into what the steps consume (`input_pipeline`)."""
+        return self.input_pipeline.training_source(x, y, batch_size, shuffle, verbose=verbose)
+
+    def run_epochs(self, data, epochs: int, method_callbacks: list, callbacks: list,
+                   options: dict):
+        """Runs the epochs of a `fit`: Keras' own loop over `data`.
+
+        Args:
+            data: what `training_data` returned.
+            epochs: the last epoch index.
+            method_callbacks: the method's callbacks (`method_callbacks`).
+            callbacks: the user's callbacks, run after the method's.
+            options: the other `fit` arguments (`validation_data`, `verbose`, ...).
+
+        Returns:
+            The Keras `History`.
+        """
+        options = dict(options)
+        validation = options.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) == 2:
+            x_val, y_val, options["validation_batch_size"] = self.input_pipeline.keras_readable(
+                *validation, options.get("validation_batch_size"))
+            options["validation_data"] = (x_val, y_val) if y_val is not None else x_val
+        return super().fit(data, epochs=epochs, callbacks=method_callbacks + callbacks,
+                           shuffle=False, **options)
+
+    # ----------------------------------------------------------------- input
+    def train_on_batch(self, x=None, y=None, *args, **kwargs):
+        """See `keras.Model.train_on_batch`; before any `fit`, the batch's images
+        fix the input preprocessing (as a first `fit` would)."""
+        self.input_pipeline.decide_preprocessing_from_batch(x)
+        return super().train_on_batch(x, y, *args, **kwargs)
+
+    @reports_under_fit_verbosity
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """See `keras.Model.evaluate`; takes images as `fit` does (raw, any pixel scale
+        the model was trained with)."""
+        self.input_pipeline.check_input_images(x)
+        x, y, batch_size = self.input_pipeline.keras_readable(x, y, kwargs.pop("batch_size", None))
+        if batch_size is not None:
+            kwargs["batch_size"] = batch_size
+        return super().evaluate(x, y, *args, **kwargs)
+
+    @reports_under_fit_verbosity
+    def predict(self, x, *args, **kwargs):
+        """The base model's class scores of raw images (see `keras.Model.predict`)."""
+        self.input_pipeline.check_input_images(x)
+        x, _, batch_size = self.input_pipeline.keras_readable(x, None, kwargs.pop("batch_size", None))
+        if batch_size is not None:
+            kwargs["batch_size"] = batch_size
+        return super().predict(x, *args, **kwargs)
+
+    def predict_proba(self, x, batch_size: int | None = None, verbose="auto") -> np.ndarray:
+        """Class probabilities of raw images (a softmax of logits, or the model's own).
+
+        Args:
+            x: images or a dataset of images, as for `predict`.
+            batch_size: prediction batch size for arrays.
+            verbose: as in `keras.Model.predict`.
+
+        Returns:
+            `(N, classes)` float32 probabilities.
+
+        Example:
+        >>> probabilities = model.predict_proba(x_test)
+        """
+        scores = self.predict(x, batch_size=batch_size, verbose=verbose)
+        if self.from_logits:
+            scores = keras.ops.convert_to_numpy(keras.ops.softmax(scores, axis=-1))
+        return np.asarray(scores, dtype=np.float32)
+
+    # --------------------------------------------------------- label quality
+    def quality_members(self) -> list:
+        """Models whose per-sample losses estimate label quality (one per network)."""
+        return [self]
+
+    def label_quality(self, x, y=None, batch_size: int = 256) -> np.ndarray:
+        """Each sample's probability that its given label is correct.
+
+        Per-sample cross-entropy of the model's predictions (inference mode)
+        and the clean posterior of a two-component GMM fitted on them, as the
+        methods' own division (docs/algorithms.md, "Label quality"); with two
+        networks, the mean of both networks' posteriors
+        (`label_quality_estimator`).
+
+        Args:
+            x: `(N, H, W, C)` raw images, in the pixel scale the model was
+                trained on (preprocessed by the model, as in `fit`); or a
+                `tf.data.Dataset` / `keras.utils.PyDataset` of
+                `(images, labels)`, read once in its own order (the values
+                come in that order: iterate it unshuffled to match them
+                to samples).
+            y: `(N,)` given integer labels (with images only).
+            batch_size: prediction batch size for images.
+
+        Returns:
+            `(N,)` float32 clean probabilities.
+
+        Example:
+        >>> quality = model.label_quality(x_train, y_noisy)
+        """
+        return self.label_quality_estimator.label_quality(x, y, batch_size)
+
+    def update_label_quality(self, source, seed: int | None = None) -> dict:
+        """Refits the clean probabilities of `fit`'s data (an epoch callback's work).
+
+        Returns:
+            The split statistics of the fitted GMM.
+        """
+        return self.label_quality_estimator.update_label_quality(source, seed)
+
+    def training_label_quality(self, source) -> np.ndarray:
+        """Each training sample's clean probability under the model as it is now."""
+        return self.label_quality_estimator.training_label_quality(source)
+
+    def store_loss_gmm(self, losses_, gmm) -> None:
+        """Keeps a fitted GMM for methods that evaluate quality inside the step."""
+        raise NotImplementedError(
+            f"method={self.method_name!r} needs sample indices for label quality."
+        )
+
+    # ---------------------------------------------------------------- saving
+    def get_config(self) -> dict:
+        """The constructor arguments, the network(s) serialized (for `model.save`).
+
+        Method classes add their own options.
+        """
+        return saving.base_config(self)
+
+    def network_config(self) -> dict:
+        """The serialized network(s), under the constructor's argument name."""
+        return {"network": keras.saving.serialize_keras_object(self.network)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**saving.constructor_arguments(config, custom_objects))
+
+    def get_compile_config(self) -> dict | None:
+        """The arguments of the last `compile()` (`None` before it).
+
+        `optimizer=None` (the method's reference optimizer and schedule) is
+        kept as `None`, so a loaded model trains on with the same schedule.
+        """
+        return None if self._compile_arguments is None else dict(self._compile_arguments)
+
+    def compile_from_config(self, config) -> None:
+        """Compiles a loaded model as it was compiled when saved, optimizer state built."""
+        saving.compile_like_saved(self, config)
+
+    def save_own_variables(self, store) -> None:
+        """The model's own variables, then every random-seed state (`seed_<i>`)."""
+        super().save_own_variables(store)
+        seed_state.save_seed_states(self, store)
+
+    def load_own_variables(self, store) -> None:
+        """Inverse of `save_own_variables`; files without seed states load the variables only."""
+        variables, seeds = seed_state.split_seed_states(store)
+        super().load_own_variables(variables)
+        seed_state.load_seed_states(self, seeds)
+
 
 def _rank(tensor) -> int | None:
     """The rank of a tensor or array; `None` when unknown (or not a tensor)."""

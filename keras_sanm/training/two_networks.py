@@ -95,14 +95,13 @@ class TwoNetworkTrainer(NoisyLabelTrainer):
     # step trains both from one loss.
     steps_train_one_network = False
 
-    def compile(self, optimizer=None, weight_decay=None, loss=None, metrics=None, **kwargs):
-        """As `NoisyLabelTrainer.compile`; each network gets its own copy of the optimizer.
+    def arrange_optimizer(self) -> None:
+        """Each network gets its own copy of the compiled optimizer (`NetworkOptimizers`).
 
         With loss scaling (`mixed_float16`), every step optimizer scales:
         each network's optimizer when a step trains one network, else one
         `LossScaleOptimizer` around both networks' optimizers (one loss).
         """
-        super().compile(optimizer, weight_decay, loss, metrics, **kwargs)
         first = self.optimizer
         scaling = first if isinstance(first, LossScaleOptimizer) else None
         if scaling is not None and not self.steps_train_one_network:
@@ -119,7 +118,8 @@ class TwoNetworkTrainer(NoisyLabelTrainer):
     # ----------------------------------------------------------- label quality
     def network_losses(self, k: int, data) -> np.ndarray:
         """Eval-pass cross-entropy of every sample of `data` under network `k`."""
-        return self.member_losses(self._held.score_models[k], data.eval_view(), data.labels)
+        return self.label_quality_estimator.member_losses(
+            self._held.score_models[k], data.eval_view(), data.labels)
 
     def quality_members(self):
         return [self._held.score_models[0], self._held.score_models[1]]

@@ -88,7 +88,7 @@ def _checked(model, images) -> np.ndarray:
     preprocessing = getattr(model, "preprocessing", None)
     if preprocessing is None:
         return images.astype(np.float32)
-    model.check_inputs(images)  # (a model not yet trained fixes it from them)
+    model.input_pipeline.check_input_images(images)  # (a model not yet trained fixes it from them)
     return preprocessing.apply_numpy(images)
 
 

@@ -49,7 +49,7 @@ def critical_gradient_mask(gradients, values, noise_rate):
     ]
 
 
-class _CriticalParameters:
+class _CriticalParameters(CrossEntropyTrainer):
     """CDR's gradient rule applied to the classifier's conv/dense kernels.
 
     Biases and normalisation parameters keep their full gradient; so does
@@ -122,7 +122,7 @@ _CDR_OPTIMIZER = {
 
 
 @keras.saving.register_keras_serializable(package="keras_sanm")
-class CDRTrainer(_CriticalParameters, CrossEntropyTrainer):
+class CDRTrainer(_CriticalParameters):
     """CDR: cross-entropy where only critical parameters learn from the labels.
 
     Every step computes the cross-entropy gradient, ranks the network's conv

@@ -298,7 +298,7 @@ class DivideMixTrainer(AlternatingTrainer):
         return super().transform_gradients(gradients, values, phase)
 
     # --------------------------------------------------------------------- fit
-    def training_data(self, x, y, batch_size=None, verbose=1) -> CoDivideData:
+    def training_data(self, x, y, batch_size=None, shuffle=True, verbose=1) -> CoDivideData:
         """The `CoDivideData` to train on, from arrays or an indexed dataset."""
         if isinstance(x, CoDivideData):
             if y is not None or batch_size is not None:
@@ -307,7 +307,7 @@ class DivideMixTrainer(AlternatingTrainer):
             self.views_for(data.images)
         elif isinstance(x, IndexedDataset) or is_image_array(x) or is_dataset(x):
             if is_dataset(x) and not isinstance(x, IndexedDataset):
-                x, y, batch_size = self.identified_samples(x, y, batch_size, verbose)
+                x, y, batch_size = self.input_pipeline.identified_samples(x, y, batch_size, verbose)
             if isinstance(x, IndexedDataset):
                 if y is not None:
                     raise ValueError("Pass labels inside the IndexedDataset, not as `y`.")

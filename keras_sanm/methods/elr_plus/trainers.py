@@ -269,14 +269,14 @@ class ELRPlusTrainer(AlternatingTrainer):
             average.assign(decay * average.value + (1.0 - decay) * value)
 
     # --------------------------------------------------------------------- fit
-    def training_data(self, x, y, batch_size=None, verbose=1) -> IndexedDataset:
+    def training_data(self, x, y, batch_size=None, shuffle=True, verbose=1) -> IndexedDataset:
         if isinstance(x, IndexedDataset):
             if y is not None or batch_size is not None:
                 raise ValueError("An IndexedDataset carries its labels and batch size.")
             data = x
         elif is_image_array(x) or is_dataset(x):
             if is_dataset(x):
-                x, y, batch_size = self.identified_samples(x, y, batch_size, verbose)
+                x, y, batch_size = self.input_pipeline.identified_samples(x, y, batch_size, verbose)
             if y is None:
                 raise ValueError("fit(x, y) needs labels `y` with numpy images.")
             data = IndexedDataset(x, y, batch_size or self.batch_size,
@@ -307,7 +307,7 @@ class ELRPlusTrainer(AlternatingTrainer):
                 f"the data has {len(data.images)}."
             )
         self.check_training_data(data)
-        self.prepare_label_quality(data)
+        self.input_pipeline.prepare_label_quality(data)
         return data
 
     def make_batch(self, data: IndexedDataset, indices):

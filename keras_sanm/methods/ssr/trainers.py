@@ -193,7 +193,7 @@ class SSRTrainer(NoisyLabelTrainer):
         return np.asarray(features), np.asarray(probabilities)
 
     # ------------------------------------------------------------------ fit
-    def training_source(self, x, y, batch_size, shuffle, verbose=1):
+    def training_data(self, x, y, batch_size=None, shuffle=True, verbose=1):
         """`SSRData` from arrays, an `IndexedDataset`, a dataset, or an `SSRData`."""
         if isinstance(x, SSRData):
             if y is not None or batch_size is not None:
@@ -201,7 +201,7 @@ class SSRTrainer(NoisyLabelTrainer):
             data = x
         else:
             if is_dataset(x) and not isinstance(x, IndexedDataset):
-                x, y, batch_size = self.identified_samples(x, y, batch_size, verbose)
+                x, y, batch_size = self.input_pipeline.identified_samples(x, y, batch_size, verbose)
             clean_labels = None
             if isinstance(x, IndexedDataset):
                 if y is not None:
@@ -222,7 +222,7 @@ class SSRTrainer(NoisyLabelTrainer):
         if self.image_shape is not None and data.images.shape[1:] != self.image_shape:
             raise ValueError(f"Images have shape {data.images.shape[1:]}; the model expects "
                              f"{self.image_shape}.")
-        self.decide_preprocessing(data.images)
+        self.input_pipeline.decide_preprocessing(data.images)
         # Batches are dicts, which Keras cannot trace the model with; every
         # other sub-model is built already.
         self.preprocessing.build((None, *data.images.shape[1:]))
