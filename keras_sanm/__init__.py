@@ -54,11 +54,12 @@ _ATTRIBUTES = {
     "modulate_labels": "keras_sanm.sanm.masking",
     "find_label_issues": "keras_sanm.label_issues",
     "estimate_noise_rate": "keras_sanm.label_issues",
+    "cross_val_predict_proba": "keras_sanm.cross_validation",
     "pretrain": "keras_sanm.pretraining",
 }
 _SUBMODULES = (
     "backbones", "data", "datasets", "sanm", "training", "methods", "label_quality",
-    "label_issues", "presets", "protocols", "viz", "distribution", "pretraining",
+    "label_issues", "cross_validation", "presets", "protocols", "viz", "distribution", "pretraining",
 )
 # Public submodules that moved (`keras_sanm.masking` is `keras_sanm.sanm.masking`):
 # the old names still work, with a FutureWarning, for one release.
