@@ -6,14 +6,13 @@ import json
 import keras
 import matplotlib.image
 import numpy as np
+import pandas as pd
 import pytest
 
 import keras_sanm
 from keras_sanm import cli, viz
 
 from conftest import learnable_problem, small_cnn, write_jpeg_npz
-
-pd = pytest.importorskip("pandas")
 
 
 def test_issues_command_writes_the_table_figure_and_scores(tmp_path, capsys):

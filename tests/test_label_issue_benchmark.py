@@ -10,8 +10,6 @@ from benchmarks.harness import label_issues
 
 from conftest import HARNESS_ONLY, write_jpeg_npz
 
-pytest.importorskip("cleanlab")
-
 
 @pytest.mark.slow
 @HARNESS_ONLY

@@ -32,7 +32,7 @@ def test_cross_entropy_model_ranks_planted_errors_first():
 
 
 def test_label_issue_table_is_one_row_per_sample_worst_first():
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     x, y = learnable_problem(n=200)
     rng = np.random.default_rng(5)
     noisy = y.copy()
