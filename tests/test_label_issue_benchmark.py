@@ -33,6 +33,7 @@ def test_every_approach_is_scored_and_the_grid_resumes(tmp_path, capsys):
     # cleanlab on a method's model adds only its scoring to that method's training.
     assert float(rows["cleanlab_on_dividemix"]["train_s"]) == 0.0
     assert float(rows["dividemix"]["train_s"]) > 0
+    assert float(rows["ssr_selection"]["train_s"]) == 0.0 and float(rows["ssr"]["train_s"]) > 0
     # The cross-validation trained five folds of the same noisy labels.
     folds = out / "cleanlab_cv_ce_sym0.4_s0" / "folds"
     assert sorted(p for p in os.listdir(folds) if p.endswith(".npy")) == [

@@ -9,6 +9,10 @@ ranking are scored against the labels known to be flipped
 * `dividemix`, `sanm_dividemix`, `ssr`: one training run of the method (the
   accuracy harness's cell, shared with its grid); the issues are the samples
   whose `model.label_quality` (GMM on both networks' losses) is at most 0.5.
+* `ssr_selection`: the same SSR run judged as SSR judges labels while it
+  trains: a given label is an issue unless SSR keeps it (not relabelled,
+  and at least `select_threshold` times the top vote of its `k`
+  neighbours); the ranking is the given label's share of the top vote.
 * `cleanlab_on_dividemix`, `cleanlab_on_sanm_dividemix`: cleanlab's
   `find_label_issues` on that trained model's probabilities of its own
   training images (no extra training; in-sample probabilities).
@@ -42,9 +46,11 @@ from benchmarks.harness.accuracy import BUDGETS, Budget, Cell, run_cell, run_pro
 
 METHOD_APPROACHES = {"dividemix": ("dividemix", False), "sanm_dividemix": ("dividemix", True),
                      "ssr": ("ssr", False)}
+# SSR's own judgement of the same trained model: its relabelling and neighbour vote.
+SELECTION_OF = {"ssr_selection": "ssr"}
 CLEANLAB_ON = {"cleanlab_on_dividemix": "dividemix",
                "cleanlab_on_sanm_dividemix": "sanm_dividemix"}
-APPROACHES = (*METHOD_APPROACHES, *CLEANLAB_ON, "cleanlab_cv_ce")
+APPROACHES = (*METHOD_APPROACHES, *SELECTION_OF, *CLEANLAB_ON, "cleanlab_cv_ce")
 FOLDS = 5
 SCORES = "label_issue_scores.json"
 
@@ -83,12 +89,33 @@ def score_run(run_dir: str, data_dir: str) -> dict:
     predict_s = time.perf_counter() - start
     cleanlab = _cleanlab_scores(given, probabilities, wrong)
     cleanlab["score_s"] += predict_s
+    if summary["method"] == "ssr":
+        own_selection = ssr_selection(model, images, given, wrong)
     result = {"own": own, "cleanlab": cleanlab, "train_s": summary["wall_seconds"],
               "wrong": int(wrong.sum()), "samples": len(given),
               "best": summary["best_test_accuracy"], "last": summary["last_test_accuracy"]}
+    if summary["method"] == "ssr":
+        result["selection"] = own_selection
     with open(os.path.join(run_dir, SCORES), "w") as f:
         json.dump(result, f, indent=1)
     return result
+
+
+def ssr_selection(model, images, given, wrong) -> dict:
+    """SSR's own verdict on every given label, from the trained model (unaugmented images)."""
+    import numpy as np
+
+    from keras_sanm.label_issues import detection_scores
+    from keras_sanm.methods.ssr.knn_selection import knn_label_votes, relabel, select_clean
+
+    start = time.perf_counter()
+    features, probabilities = model.selection_outputs(images)
+    labels = relabel(probabilities, given, model.relabel_threshold)
+    votes = knn_label_votes(features, labels, model.num_classes, model.k, model.class_prior)
+    clean, _ = select_clean(votes, labels, model.select_threshold)
+    kept = clean & (labels == given)
+    share = votes[np.arange(len(given)), given] / np.maximum(votes.max(axis=1), 1e-12)
+    return {**detection_scores(~kept, share, wrong), "score_s": time.perf_counter() - start}
 
 
 def cross_validate(out_dir: str, budget: Budget, noise: str, seed: int, data_dir: str) -> dict:
@@ -174,7 +201,7 @@ def rows_of_cell(budget: Budget, budget_name: str, approaches, noise: str, seed:
                 found = json.load(f)
             scores, train_s, accuracy = found["cleanlab"], found["train_s"], {}
         else:
-            method_approach = CLEANLAB_ON.get(approach, approach)
+            method_approach = CLEANLAB_ON.get(approach, SELECTION_OF.get(approach, approach))
             method, sanm = METHOD_APPROACHES[method_approach]
             cell = Cell(method, sanm, noise, seed)
             run_cell(budget, cell, data_dir, out)
@@ -184,9 +211,12 @@ def rows_of_cell(budget: Budget, budget_name: str, approaches, noise: str, seed:
                             log=os.path.join(run_dir, "label_issues.log"))
             with open(os.path.join(run_dir, SCORES)) as f:
                 found = json.load(f)
-            scores = found["cleanlab" if approach in CLEANLAB_ON else "own"]
-            # The method's training is counted in its own row; cleanlab adds its scoring.
-            train_s = 0.0 if approach in CLEANLAB_ON else found["train_s"]
+            scores = found["cleanlab" if approach in CLEANLAB_ON else
+                           "selection" if approach in SELECTION_OF else "own"]
+            # The method's training is counted in its own row; cleanlab and SSR's
+            # selection add their scoring.
+            train_s = 0.0 if approach in CLEANLAB_ON or approach in SELECTION_OF else \
+                found["train_s"]
             accuracy = {"best": found["best"], "last": found["last"]}
         rows.append({**base, "approach": approach, **accuracy,
                      **{k: scores[k] for k in ("precision", "recall", "f1", "auroc", "flagged")},
