@@ -21,7 +21,9 @@ METHOD_OPTIONS["dividemix"]["history_length"] = 2
 
 def training_inputs(method):
     x, y = learnable_problem(n=32)
-    if method == "dividemix":  # its SANM views (AutoAugment, RandAugment) work on uint8 images
+    # DivideMix's SANM views and SSR's strong views (AutoAugment, RandAugment) are 8-bit
+    # operations: they refuse standardised floats such as these.
+    if method in ("dividemix", "ssr"):
         x = np.clip(x * 40 + 128, 0, 255).astype("uint8")
     batch_size = None if methods.get(method).batch_size_option else 8
     return x, y, batch_size
