@@ -280,7 +280,7 @@ def nearest_preset(noise: str) -> str:
              if dataset == "cifar10" and kind.startswith(f"{mode}-")]
     if not rates:
         raise ValueError(f"No CIFAR-10 preset has {mode} noise.")
-    chosen = min(rates, key=lambda r: (abs(r - float(rate)), -r))
+    chosen = min(rates, key=lambda r: (round(abs(r - float(rate)), 9), -r))
     return f"cifar10-{mode}-{chosen}"
 
 
