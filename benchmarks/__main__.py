@@ -21,6 +21,7 @@ BENCHMARKS = {
     "keras-baseline": "benchmarks.harness.keras_baseline",
     "mechanism": "benchmarks.harness.mechanism",
     "classes": "benchmarks.harness.predicted_classes",
+    "label-issues": "benchmarks.harness.label_issues",
 }
 
 
@@ -29,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks",
         description="speed (step time and memory per method and backend), accuracy (CIFAR-10 "
                     "grid), regime (CE runs that memorise wrong labels), keras-baseline (plain "
-                    "Keras fit), mechanism (what SANM's masked copies do) or classes (which "
-                    "classes a finished run predicts). `python -m benchmarks speed --help` "
+                    "Keras fit), mechanism (what SANM's masked copies do), classes (which "
+                    "classes a finished run predicts) or label-issues (how well each approach "
+                    "finds flipped labels, against cleanlab). `python -m benchmarks speed --help` "
                     "lists a benchmark's options.")
     parser.add_argument("kind", choices=BENCHMARKS, help="which benchmark")
     parser.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")

@@ -6,7 +6,11 @@ Public API (loaded on first use, so `KERAS_BACKEND` can still be chosen after
 * `wrap(base_model, method="ce" | "coteaching" | "cdr" | "dividemix" |
   "elr_plus" | "ssr", sanm=True, ...)`: the training wrapper;
   `model.label_quality(x, y)` gives each sample's clean
-  probability and `find_label_issues(model, x, y)` the likely mislabeled ones.
+  probability and `find_label_issues(model, x, y)` the likely mislabeled ones
+  (`return_table=True`: a DataFrame, worst first).
+* `cross_val_predict_proba(make_model, x, y, folds=5)`: out-of-sample class
+  probabilities of every sample (K-fold, resumable), for
+  `cleanlab.filter.find_label_issues`.
 * `ImagePreprocessing`: how the model scales and standardises raw images
   (inferred at the first `fit`, saved with the model, applied everywhere).
 * `load_model(path)`: a wrapped model saved with `model.save("m.keras")`,
@@ -54,11 +58,12 @@ _ATTRIBUTES = {
     "modulate_labels": "keras_sanm.sanm.masking",
     "find_label_issues": "keras_sanm.label_issues",
     "estimate_noise_rate": "keras_sanm.label_issues",
+    "cross_val_predict_proba": "keras_sanm.cross_validation",
     "pretrain": "keras_sanm.pretraining",
 }
 _SUBMODULES = (
     "backbones", "data", "datasets", "sanm", "training", "methods", "label_quality",
-    "label_issues", "presets", "protocols", "viz", "distribution", "pretraining",
+    "label_issues", "cross_validation", "presets", "protocols", "viz", "distribution", "pretraining",
 )
 # Public submodules that moved (`keras_sanm.masking` is `keras_sanm.sanm.masking`):
 # the old names still work, with a FutureWarning, for one release.

@@ -118,6 +118,9 @@ def test_train_arguments_of_each_cell_kind(tmp_path):
     dm = accuracy.train_arguments(budget, accuracy.Cell("dividemix", True, "sym:0.8", 0), data, "O")
     assert "--no-sanm" not in dm and dm[dm.index("--preset") + 1] == "cifar10-sym-0.8"
     assert dm[dm.index("--warmup-epochs") + 1] == "4" and dm[dm.index("--epochs") + 1] == "7"
+    # A rate without a published cell takes the nearest one of its kind.
+    assert [accuracy.nearest_preset(n) for n in ("sym:0.4", "sym:0.3", "asym:0.4", "sym:0.85")] \
+        == ["cifar10-sym-0.5", "cifar10-sym-0.2", "cifar10-asym-0.4", "cifar10-sym-0.9"]
     gpu = accuracy.train_arguments(accuracy.BUDGETS["gpu"], accuracy.Cell("ce", True, "sym:0.5", 0),
                                    data, "O")
     assert gpu[gpu.index("--dtype-policy") + 1] == "mixed_bfloat16" and "--train-size" not in gpu

@@ -29,3 +29,47 @@ def test_cross_entropy_model_ranks_planted_errors_first():
         keras_sanm.find_label_issues(small_cnn(), x, noisy)
     with pytest.raises(ValueError):
         model.label_quality(x[..., 0], noisy)
+
+
+def test_label_issue_table_is_one_row_per_sample_worst_first():
+    import pandas as pd
+    x, y = learnable_problem(n=200)
+    rng = np.random.default_rng(5)
+    noisy = y.copy()
+    planted = rng.choice(len(y), 30, replace=False)
+    noisy[planted] = (y[planted] + 1 + rng.integers(0, 3, 30)) % 4
+    model = keras_sanm.wrap(small_cnn(), method="ce", sanm=False, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    model.fit(x, noisy, batch_size=32, epochs=6, verbose=0)
+    names = ["red", "green", "blue", "dark"]
+    table = keras_sanm.find_label_issues(model, x, noisy, return_table=True, class_names=names)
+    assert isinstance(table, pd.DataFrame) and len(table) == 200
+    assert list(table.columns) == ["index", "given_label", "suggested_label", "label_quality",
+                                   "is_label_issue", "given_name", "suggested_name"]
+    assert sorted(table["index"]) == list(range(200))
+    quality = table["label_quality"].to_numpy()
+    assert np.all(np.diff(quality) >= 0)  # worst first
+    np.testing.assert_allclose(quality, model.label_quality(x, noisy)[table["index"]], atol=1e-6)
+    np.testing.assert_array_equal(table["given_label"], noisy[table["index"]])
+    suggested = model.predict_proba(x).argmax(1)
+    np.testing.assert_array_equal(table["suggested_label"], suggested[table["index"]])
+    np.testing.assert_array_equal(table["is_label_issue"], quality <= 0.5)
+    assert table["given_name"].iloc[0] == names[table["given_label"].iloc[0]]
+    # The issues are the index API's answer, and the worst rows are mostly planted errors
+    # whose suggested label is the true one.
+    issues = keras_sanm.find_label_issues(model, x, noisy)
+    np.testing.assert_array_equal(table["index"][table["is_label_issue"]], issues)
+    worst = table.head(20)
+    assert np.isin(worst["index"], planted).mean() > 0.8
+    assert (worst["suggested_label"].to_numpy() == y[worst["index"]]).mean() > 0.7
+    # A dataset gives the same table (read once, in its order).
+    tf = pytest.importorskip("tensorflow")
+    dataset = tf.data.Dataset.from_tensor_slices((x, noisy)).batch(50)
+    from_dataset = keras_sanm.find_label_issues(model, dataset, return_table=True)
+    np.testing.assert_array_equal(from_dataset["index"], table["index"])
+    with pytest.raises(ValueError, match="threshold"):
+        keras_sanm.find_label_issues(model, x, noisy, threshold=None, return_table=True)
+    with pytest.raises(ValueError, match="4 classes"):
+        keras_sanm.find_label_issues(model, x, noisy, return_table=True, class_names=["a"])
+    with pytest.raises(ValueError, match="return_table"):
+        keras_sanm.find_label_issues(model, x, noisy, class_names=names)

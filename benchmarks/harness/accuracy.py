@@ -256,8 +256,7 @@ def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str,
     if cell.method in budget.warmup_epochs:
         args += ["--warmup-epochs", str(budget.warmup_epochs[cell.method])]
     if method_specs.get(cell.method).preset_by_noise:  # DivideMix's lambda_u, ...
-        mode, rate = cell.noise.split(":")
-        args += ["--preset", f"cifar10-{mode}-{float(rate)}"]
+        args += ["--preset", nearest_preset(cell.noise)]
     for flag, value in (("--train-size", budget.train_size), ("--test-size", budget.test_size),
                         ("--dtype-policy", budget.dtype_policy), ("--width", budget.width),
                         ("--lr-drop-epochs", budget.drop_epoch(cell.method)),
@@ -265,6 +264,24 @@ def train_arguments(budget: Budget, cell: Cell, data_dir: str, out_dir: str,
         if value is not None:
             args += [flag, str(value)]
     return args
+
+
+def nearest_preset(noise: str) -> str:
+    """The CIFAR-10 preset of a noise setting (`sym:0.5` -> `cifar10-sym-0.5`).
+
+    A rate without a published cell takes the nearest one of the same kind
+    (the larger rate on a tie): `sym:0.4` runs with `cifar10-sym-0.5`, whose
+    `lambda_u` (25) also serves the paper's 50% and 80% cells.
+    """
+    from keras_sanm.presets import CELLS
+
+    mode, rate = noise.split(":")
+    rates = [float(kind.split("-")[1]) for dataset, kind in CELLS
+             if dataset == "cifar10" and kind.startswith(f"{mode}-")]
+    if not rates:
+        raise ValueError(f"No CIFAR-10 preset has {mode} noise.")
+    chosen = min(rates, key=lambda r: (round(abs(r - float(rate)), 9), -r))
+    return f"cifar10-{mode}-{chosen}"
 
 
 def _summary_targets(cell: Cell, summary: dict) -> str:

@@ -1,8 +1,9 @@
-"""Command line: `keras-sanm train`, `keras-sanm pretrain`, `keras-sanm demo`
-and `keras-sanm plot` (the research harness is `python -m benchmarks` in the
+"""Command line: `keras-sanm train`, `keras-sanm pretrain`, `keras-sanm demo`,
+`keras-sanm plot` and `keras-sanm issues` (the research harness is `python -m benchmarks` in the
 repository, not part of the installed package).
 
-One module per subcommand (`train.py`, `pretrain.py`, `demo.py`, `plot.py`);
+One module per subcommand (`train.py`, `pretrain.py`, `demo.py`, `plot.py`,
+`issues.py`);
 `arguments.py` builds the parser. Nothing here imports Keras before the
 backend is chosen.
 """
@@ -23,6 +24,7 @@ from keras_sanm.cli.arguments import (
     build_parser,
 )
 from keras_sanm.cli.demo import demo_command, demo_verdict
+from keras_sanm.cli.issues import issues_command
 from keras_sanm.cli.plot import _require_matplotlib, plot_command
 from keras_sanm.cli.train import RUN_SETTINGS, train_command
 
@@ -71,6 +73,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "plot":
         _require_matplotlib()
+    if args.command == "issues":
+        _require_pandas()
     if args.backend:
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
             raise SystemExit("--backend must be chosen before Keras is imported.")
@@ -80,7 +84,7 @@ def main(argv=None) -> int:
         if backend:
             os.environ["KERAS_BACKEND"] = backend
     commands = {"train": train_command, "pretrain": pretrain_cli.pretrain_command,
-                "demo": demo_command, "plot": plot_command}
+                "demo": demo_command, "plot": plot_command, "issues": issues_command}
     if args.command in ("train", "pretrain") and args.verbose == 0:
         # Silent fits; what they decide (preprocessing, estimated rates) is
         # still part of the run's report.
@@ -91,6 +95,14 @@ def main(argv=None) -> int:
     else:
         commands[args.command](args)
     return 0
+
+
+def _require_pandas() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("pandas") is None:
+        raise SystemExit("keras-sanm issues writes a pandas table: pip install "
+                         "'keras-sanm[cleanlab]' (or pip install pandas).")
 
 
 if __name__ == "__main__":

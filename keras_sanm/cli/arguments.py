@@ -218,4 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--seed", type=int, default=0, help="seed of the sample draw (default: 0)")
     plot.add_argument("--backend", choices=BACKENDS, default=None, help=BACKEND_HELP)
 
+    issues = sub.add_parser(
+        "issues", help="a run's likely wrong training labels: a CSV table (worst first) and "
+                       "a figure of the worst")
+    issues.add_argument("run_dir", help="a `keras-sanm train` output folder")
+    issues.add_argument("--data-dir", default=None,
+                        help="the run's dataset folder (default: the one recorded in "
+                             "summary.json)")
+    issues.add_argument("--output", default=None,
+                        help="folder of label_issues.csv and label_issues.png (default RUN_DIR)")
+    issues.add_argument("--threshold", type=_rate, default=0.5,
+                        help="a label is an issue when its label quality is at most this "
+                             "(default: 0.5)")
+    issues.add_argument("--show", type=_non_negative_int, default=24,
+                        help="issues drawn in label_issues.png, worst first (0: no figure; "
+                             "default: 24)")
+    issues.add_argument("--backend", choices=BACKENDS, default=None, help=BACKEND_HELP)
+
     return parser

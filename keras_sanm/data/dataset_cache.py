@@ -55,6 +55,8 @@ class CachedImages:
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
         self._row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        # A subset (`subset`) reads its rows through the images it was taken from.
+        self._parent, self._file_rows = None, None
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -64,6 +66,11 @@ class CachedImages:
         return np.frombuffer(data, self.dtype).reshape((count, *self.shape[1:]))
 
     def __getitem__(self, key) -> np.ndarray:
+        if self._file_rows is not None:  # a subset: every row read where it lies
+            if isinstance(key, (int, np.integer)):
+                return self._parent[int(self._file_rows[row_indices([key], len(self),
+                                                                    "CachedImages")[0]])]
+            return self._parent[self._file_rows[row_indices(key, len(self), "CachedImages")]]
         if isinstance(key, (int, np.integer)):
             index = int(key) + (len(self) if key < 0 else 0)
             if not 0 <= index < len(self):
@@ -77,6 +84,22 @@ class CachedImages:
         for i, index in enumerate(indices):
             out[i] = self._rows(int(index), 1)[0]
         return out
+
+    def subset(self, indices) -> CachedImages:
+        """The images at `indices` (an index array, mask or slice), still in the file.
+
+        Example:
+        >>> held_out = images.subset(np.arange(0, len(images), 5))
+        """
+        rows = row_indices(indices, len(self), "CachedImages")
+        if len(rows) == 0:
+            raise ValueError("CachedImages.subset needs at least one index.")
+        parent = self if self._file_rows is None else self._parent
+        chosen = rows if self._file_rows is None else self._file_rows[rows]
+        subset = CachedImages(self._file, (len(chosen), *self.shape[1:]), self.dtype,
+                              self.source_batch_size)
+        subset._parent, subset._file_rows = parent, chosen
+        return subset
 
     def load(self) -> np.ndarray:
         """Every image as one in-memory array."""

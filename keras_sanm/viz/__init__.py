@@ -8,6 +8,7 @@ Example:
 >>> viz.plot_activation_maps({"CE": ce, "SANM(CE)": sanm}, x[:6], y_noisy[:6], y[:6])
 >>> viz.plot_reconstructions(sanm, x[:4])
 >>> viz.plot_training_curves("runs/my_run/log.csv")
+>>> viz.plot_label_issues(x, keras_sanm.find_label_issues(model, x, y, return_table=True))
 """
 
 from keras_sanm.viz.curves import curve_panels, plot_training_curves, read_log
@@ -17,6 +18,7 @@ from keras_sanm.viz.figures import (
     plot_reconstructions,
     reconstruction_figure,
 )
+from keras_sanm.viz.label_issues import plot_label_issues
 from keras_sanm.viz.model_views import (
     MaskView,
     ReconstructionView,
@@ -36,6 +38,7 @@ __all__ = [
     "feature_network",
     "mask_view",
     "plot_activation_maps",
+    "plot_label_issues",
     "plot_reconstructions",
     "plot_run",
     "plot_training_curves",

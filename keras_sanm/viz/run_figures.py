@@ -40,25 +40,21 @@ def _load_model(run_dir: str):
     return load_model(path)
 
 
-def run_samples(summary: dict, run_dir: str, data_dir: str | None, per_group: int,
-                seed: int = 0) -> dict:
-    """Training samples of a run with a correct and with a wrong label.
+def run_training_data(summary: dict, run_dir: str, data_dir: str | None = None) -> dict:
+    """A finished run's training images and the labels it was given.
 
     Reloads the run's training subset (`dataset`, `train_size`, `seed` of
     `summary.json`) and its noisy labels (the noise file beside the log, or
-    the human labels of CIFAR-N), and draws `per_group` samples of each kind.
+    the dataset's own noisy labels). Nothing is downloaded.
 
     Returns:
-        `{"images"` (raw, as the run's model takes them), `"given"`, `"true"`, `"clean"` (bool),
-        `"mean"`, `"std"}`: correctly labelled samples first.
+        `{"images"` (raw, as the run's model takes them), `"given"`, `"true"`
+        (`None` where unknown: real label noise), `"class_names"`, `"mean"`,
+        `"std"}`.
     """
     from keras_sanm import datasets
     from keras_sanm.data import load_noise_file, noise_file_name
 
-    if summary.get("noise") == "real" and summary.get("actual_noise_rate") is None:
-        raise ValueError(f"{summary['dataset']} has real label noise: which training labels "
-                         "are wrong is unknown, so samples cannot be drawn by it.")
-    # Figures never download: the data must be where the run read it (or `data_dir`).
     data = datasets.load(summary["dataset"], data_dir, summary.get("train_size"),
                          summary.get("test_size"), seed=summary.get("seed", 0), download=False)
     if data.noisy_train is not None:
@@ -69,16 +65,36 @@ def run_samples(summary: dict, run_dir: str, data_dir: str | None, per_group: in
         if not os.path.exists(path):
             raise FileNotFoundError(f"The run's noise file {path} is missing.")
         noisy = load_noise_file(path, len(data.y_train), data.num_classes)
+    return {"images": data.x_train, "given": np.asarray(noisy), "true": data.y_train,
+            "class_names": getattr(data, "class_names", None), "mean": data.mean,
+            "std": data.std}
+
+
+def run_samples(summary: dict, run_dir: str, data_dir: str | None, per_group: int,
+                seed: int = 0) -> dict:
+    """Training samples of a run with a correct and with a wrong label.
+
+    Draws `per_group` samples of each kind from `run_training_data`.
+
+    Returns:
+        `{"images"` (raw, as the run's model takes them), `"given"`, `"true"`, `"clean"` (bool),
+        `"mean"`, `"std"}`: correctly labelled samples first.
+    """
+    if summary.get("noise") == "real" and summary.get("actual_noise_rate") is None:
+        raise ValueError(f"{summary['dataset']} has real label noise: which training labels "
+                         "are wrong is unknown, so samples cannot be drawn by it.")
+    data = run_training_data(summary, run_dir, data_dir)
+    noisy, true = data["given"], data["true"]
     rng = np.random.default_rng(seed)
-    clean = np.flatnonzero(noisy == data.y_train)
-    wrong = np.flatnonzero(noisy != data.y_train)
+    clean = np.flatnonzero(noisy == true)
+    wrong = np.flatnonzero(noisy != true)
     picked = [rng.choice(group, min(per_group, len(group)), replace=False)
               for group in (clean, wrong) if len(group)]
     index = np.concatenate(picked)
     return {
-        "images": data.x_train[index],
-        "given": noisy[index], "true": data.y_train[index],
-        "clean": noisy[index] == data.y_train[index], "mean": data.mean, "std": data.std,
+        "images": data["images"][index],
+        "given": noisy[index], "true": true[index],
+        "clean": noisy[index] == true[index], "mean": data["mean"], "std": data["std"],
     }
 
 
