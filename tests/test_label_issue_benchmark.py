@@ -16,12 +16,15 @@ from conftest import HARNESS_ONLY, write_jpeg_npz
 def test_every_approach_is_scored_and_the_grid_resumes(tmp_path, capsys):
     write_jpeg_npz(tmp_path / "cifar10_jpeg.npz", n_train=96, n_test=40)
     out = tmp_path / "issues"
+    # Every kind of approach (SANM(DivideMix) and cleanlab on it take the same paths as
+    # DivideMix's rows, so the test leaves them out to stay short).
+    approaches = [a for a in label_issues.APPROACHES if "sanm" not in a]
     argv = ["--budget", "smoke", "--noises", "sym:0.4", "--seeds", "0",
-            "--data-dir", str(tmp_path), "--out", str(out)]
+            "--approaches", ",".join(approaches), "--data-dir", str(tmp_path), "--out", str(out)]
     assert label_issues.main(argv) == 0
     with open(out / "runs.csv") as f:
         rows = {row["approach"]: row for row in csv.DictReader(f)}
-    assert set(rows) == set(label_issues.APPROACHES)
+    assert list(rows) == approaches
     # 38 of 96 labels redrawn at 40% symmetric noise (a redraw may land on the true
     # class); every approach is scored against the same wrong labels.
     assert len({row["wrong"] for row in rows.values()}) == 1
@@ -39,10 +42,10 @@ def test_every_approach_is_scored_and_the_grid_resumes(tmp_path, capsys):
     assert sorted(p for p in os.listdir(folds) if p.endswith(".npy")) == [
         f"fold_{k}.npy" for k in range(5)]
     table = (out / "results.md").read_text()
-    assert table.count("| sym:0.4 |") == len(label_issues.APPROACHES) and "**" in table
+    assert table.count("| sym:0.4 |") == len(approaches) and "**" in table
     # A second call trains and scores nothing again.
     stamp = os.path.getmtime(out / "dividemix_sym0.4_s0" / label_issues.SCORES)
     assert label_issues.main(argv) == 0
     assert os.path.getmtime(out / "dividemix_sym0.4_s0" / label_issues.SCORES) == stamp
     with pytest.raises(SystemExit, match="unknown"):
-        label_issues.main(argv + ["--approaches", "knn"])
+        label_issues.main(argv[:6] + ["--approaches", "knn"] + argv[8:])
