@@ -9,15 +9,22 @@ import keras_sanm
 from conftest import learnable_problem, small_cnn
 
 
-def test_cross_entropy_model_ranks_planted_errors_first():
-    x, y = learnable_problem(n=256)
-    rng = np.random.default_rng(3)
+def planted_errors(n, count, seed):
+    """A learnable problem with `count` labels moved to another class, and a CE model
+    trained six epochs on them."""
+    x, y = learnable_problem(n=n)
+    rng = np.random.default_rng(seed)
     noisy = y.copy()
-    planted = rng.choice(len(y), 40, replace=False)
-    noisy[planted] = (y[planted] + 1 + rng.integers(0, 3, 40)) % 4
+    planted = rng.choice(len(y), count, replace=False)
+    noisy[planted] = (y[planted] + 1 + rng.integers(0, 3, count)) % 4
     model = keras_sanm.wrap(small_cnn(), method="ce", sanm=False, seed=0)
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
     model.fit(x, noisy, batch_size=32, epochs=6, verbose=0)
+    return x, y, noisy, planted, model
+
+
+def test_cross_entropy_model_ranks_planted_errors_first():
+    x, y, noisy, planted, model = planted_errors(256, 40, seed=3)
     quality = model.label_quality(x, noisy)
     assert quality.shape == (256,) and np.all((0 <= quality) & (quality <= 1))
     ranked = keras_sanm.find_label_issues(model, x, noisy, threshold=None)
@@ -33,14 +40,7 @@ def test_cross_entropy_model_ranks_planted_errors_first():
 
 def test_label_issue_table_is_one_row_per_sample_worst_first():
     import pandas as pd
-    x, y = learnable_problem(n=200)
-    rng = np.random.default_rng(5)
-    noisy = y.copy()
-    planted = rng.choice(len(y), 30, replace=False)
-    noisy[planted] = (y[planted] + 1 + rng.integers(0, 3, 30)) % 4
-    model = keras_sanm.wrap(small_cnn(), method="ce", sanm=False, seed=0)
-    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
-    model.fit(x, noisy, batch_size=32, epochs=6, verbose=0)
+    x, y, noisy, planted, model = planted_errors(200, 30, seed=5)
     names = ["red", "green", "blue", "dark"]
     table = keras_sanm.find_label_issues(model, x, noisy, return_table=True, class_names=names)
     assert isinstance(table, pd.DataFrame) and len(table) == 200

@@ -34,7 +34,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -42,7 +41,14 @@ import subprocess
 import sys
 import time
 
-from benchmarks.harness.accuracy import BUDGETS, Budget, Cell, run_cell, run_provenance
+from benchmarks.harness.accuracy import (
+    BUDGETS,
+    Budget,
+    Cell,
+    _write_csv,
+    run_cell,
+    run_provenance,
+)
 
 METHOD_APPROACHES = {"dividemix": ("dividemix", False), "sanm_dividemix": ("dividemix", True),
                      "ssr": ("ssr", False)}
@@ -255,14 +261,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _write_rows(path: str, rows: list[dict]) -> None:
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks label-issues",
                                      description=__doc__.split("\n\n")[0])
@@ -296,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in (int(s) for s in args.seeds.split(",")):
             rows += rows_of_cell(budget, args.budget, approaches, noise, seed, args.data_dir,
                                  args.out)
-            _write_rows(os.path.join(args.out, "runs.csv"), rows)
+            _write_csv(os.path.join(args.out, "runs.csv"), rows)
     markdown = table(rows)
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(markdown + "\n")

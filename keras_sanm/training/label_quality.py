@@ -29,29 +29,8 @@ class LabelQualityEstimator:
         self.model = model
 
     def label_quality(self, x, y=None, batch_size: int = 256) -> np.ndarray:
-        """Each sample's probability that its given label is correct.
-
-        Per-sample cross-entropy of the model's predictions (inference mode)
-        and the clean posterior of a two-component GMM fitted on them, as the
-        methods' own division (docs/algorithms.md, "Label quality"); with two networks, the
-        mean of both networks' posteriors.
-
-        Args:
-            x: `(N, H, W, C)` raw images, in the pixel scale the model was
-                trained on (preprocessed by the model, as in `fit`); or a
-                `tf.data.Dataset` / `keras.utils.PyDataset` of
-                `(images, labels)`, read once in its own order (the values
-                come in that order: iterate it unshuffled to match them
-                to samples).
-            y: `(N,)` given integer labels (with images only).
-            batch_size: prediction batch size for images.
-
-        Returns:
-            `(N,)` float32 clean probabilities.
-
-        Example:
-        >>> quality = model.label_quality(x_train, y_noisy)
-        """
+        """`NoisyLabelTrainer.label_quality` (its docstring gives the arguments): the mean
+        over the quality members of the GMM clean posterior of their per-sample losses."""
         members = self.model.quality_members()
         if is_dataset(x):
             if y is not None:
